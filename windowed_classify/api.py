@@ -1,0 +1,231 @@
+"""The Python API the CLI wraps: ``run(config) -> report``.
+
+Config -> Stack -> Stats (pass 1) -> for each window: read, classify, write (pass 2) -> Report.
+Every check that can fail on user input happens before any pixel work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from tqdm.auto import tqdm
+
+from .classify import ClassifyJob
+from .config import Config, load_config
+from .errors import InputError
+from .executor import make_executor
+from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
+from .output import CodeWriter, check_writable, write_json_atomic
+from .report import build_report
+from .stack import Grid, Layer, discover, open_layers, plan_windows
+from .stats import LayerStats, compute_stats
+from .statscache import StatsCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """Everything known before any pixel is read: the run can start."""
+
+    config: Config
+    grid: Grid
+    layers: list[Layer]  # the model's layers, in the model's order
+    ignored: list[str]
+    schema: Schema
+    legend: Legend
+    model: Any
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Discover, load the model, match features to layers, check the grid and the codes."""
+    check_writable(cfg.output, [cfg.report_path])
+    named = discover(cfg.rasters)
+    model = load_model(cfg.model.path)
+    schema = resolve_schema(model, cfg.model)
+    legend = resolve_legend(model, cfg.model)
+    check_codes_fit(legend, cfg.output.dtype, cfg.output.nodata)
+
+    paths = dict(named)
+    missing = [f for f in schema.features if f not in paths]
+    if missing:
+        raise InputError(
+            f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
+            f"under {cfg.rasters.folder}: " + ", ".join(missing)
+        )
+    ignored = [name for name, _ in named if name not in set(schema.features)]
+    if ignored:
+        log.warning(
+            "ignoring %d layer(s) the model does not use: %s", len(ignored), ", ".join(ignored)
+        )
+    # Every raster shares the first one's grid; the output takes that grid.
+    grid, all_layers = open_layers(named, cfg.nodata)
+    by_name = {layer.name: layer for layer in all_layers}
+    layers = [by_name[f] for f in schema.features]
+    return Prepared(cfg, grid, layers, ignored, schema, legend, model)
+
+
+def budget(cfg: Config, n_layers: int, n_classes: int, workers: int) -> tuple[int, int]:
+    """(max pixels per window, GDAL cache MB per process) from processing.memory_mb.
+
+    A window costs per pixel: the float32 stack, its nodata mask, the filled copy and the
+    model's frame (about 14 bytes a layer), plus the model's per-row work (class scores).
+    60% of the budget goes to windows (shared by the workers), 20% to GDAL's block caches.
+    """
+    total = cfg.processing.memory_mb * 2**20
+    per_pixel = 14 * n_layers + 16 * n_classes + 64
+    max_pixels = int(0.6 * total / max(workers, 1) / per_pixel)
+    cache_mb = max(8, int(0.2 * cfg.processing.memory_mb / (workers + 1)))
+    return max_pixels, cache_mb
+
+
+def run(
+    config: str | os.PathLike | Mapping | Config,
+    *,
+    quiet: bool = True,
+    workers: int | None = None,
+    recompute_stats: bool = False,
+    overwrite: bool | None = None,
+) -> dict:
+    """Classify the stack described by ``config``; returns the report (also written as JSON)."""
+    t_start = time.perf_counter()
+    cfg = load_config(config)
+    if overwrite is not None:
+        cfg = replace(cfg, output=replace(cfg.output, overwrite=overwrite))
+    n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
+
+    prep = prepare(cfg)
+    max_pixels, cache_mb = budget(cfg, len(prep.layers), len(prep.legend.labels), n_workers)
+    # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
+    os.environ["GDAL_CACHEMAX"] = str(cache_mb)
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb):
+        t1 = time.perf_counter()
+        stats, cache_state = pass1(prep, n_workers, recompute_stats, quiet)
+        t2 = time.perf_counter()
+        windows = plan_windows(prep.grid, [lay.block_shape for lay in prep.layers], max_pixels)
+        counts = pass2(prep, stats, windows, n_workers, quiet)
+        t3 = time.perf_counter()
+
+    report = build_report(
+        prep,
+        stats,
+        counts,
+        timing={
+            "prepare_seconds": t1 - t_start,
+            "pass1_seconds": t2 - t1,
+            "pass2_seconds": t3 - t2,
+            "total_seconds": time.perf_counter() - t_start,
+        },
+        extra={
+            "stats_cache": cache_state,
+            "windows": len(windows),
+            "workers": n_workers,
+            "engine": cfg.processing.engine if n_workers > 1 else "serial",
+            "memory_mb": cfg.processing.memory_mb,
+            "gdal_cache_mb": cache_mb,
+        },
+    )
+    write_json_atomic(cfg.report_path, report)
+    log.info("wrote %s and %s", cfg.output.path, cfg.report_path)
+    return report
+
+
+def pass1(
+    prep: Prepared, workers: int, recompute: bool, quiet: bool
+) -> tuple[dict[str, LayerStats], str]:
+    """Per-layer statistics, from the cache where it holds them."""
+    cache = (
+        StatsCache(prep.config.processing.cache_dir) if prep.config.processing.stats_cache else None
+    )
+    found: dict[str, LayerStats] = {}
+    if cache is not None and not recompute:
+        for layer in prep.layers:
+            hit = cache.get(layer)
+            if hit is not None:
+                found[layer.name] = hit
+    todo = [layer for layer in prep.layers if layer.name not in found]
+    if todo:
+        with tqdm(
+            total=prep.grid.pixels * len(todo),
+            unit="px",
+            unit_scale=True,
+            desc="pass 1: statistics",
+            disable=quiet,
+        ) as bar:
+            fresh = compute_stats(todo, prep.grid, workers, progress=bar.update)
+        if cache is not None:
+            for layer in todo:
+                cache.put(layer, fresh[layer.name])
+        found.update(fresh)
+    state = (
+        "disabled"
+        if cache is None
+        else (
+            "used" if not todo else "computed" if len(todo) == len(prep.layers) else "partly used"
+        )
+    )
+    for layer in prep.layers:
+        s = found[layer.name]
+        log.info(
+            "layer %s: median %s, min %s, max %s, %d valid, %d nodata",
+            layer.name,
+            s.median,
+            s.min,
+            s.max,
+            s.valid_count,
+            s.nodata_count,
+        )
+    return {layer.name: found[layer.name] for layer in prep.layers}, state
+
+
+def pass2(
+    prep: Prepared, stats: dict[str, LayerStats], windows: list, workers: int, quiet: bool
+) -> dict[str, int]:
+    """Classify every window into the temporary output; rename it into place when complete."""
+    cfg = prep.config
+    job = ClassifyJob(
+        layers=tuple(prep.layers),
+        int_columns=tuple(
+            prep.schema.dtypes.get(layer.name, "").startswith(("int", "uint"))
+            for layer in prep.layers
+        ),
+        medians=np.array([stats[layer.name].median for layer in prep.layers], dtype=np.float32),
+        threshold=cfg.nodata.threshold,
+        legend=prep.legend,
+        out_dtype=cfg.output.dtype,
+        out_nodata=cfg.output.nodata,
+        model_path=cfg.model.path,
+    )
+    writer = CodeWriter(prep.grid, cfg.output, len(prep.legend.labels))
+    try:
+        engine = cfg.processing.engine
+        with (
+            make_executor(job, workers, engine, model=prep.model) as executor,
+            tqdm(
+                total=prep.grid.pixels,
+                unit="px",
+                unit_scale=True,
+                desc="pass 2: classify",
+                disable=quiet,
+            ) as bar,
+        ):
+            for window, codes in executor.imap(windows):
+                writer.write(window, codes)
+                bar.update(int(window.width * window.height))
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.pixel_counts()
+
+
+def output_paths(cfg: Config) -> list[Path]:
+    return [cfg.output.path, cfg.report_path]

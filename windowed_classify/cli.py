@@ -1,0 +1,111 @@
+"""Command line: ``python -m windowed_classify CONFIG.yaml`` and ``... demo [DIR]``.
+
+User errors print one ``error: ...`` line and exit 2, without a traceback (``--debug`` shows
+one). Ctrl-C exits 130 and leaves nothing under the output's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+COMMANDS = ("run", "demo")
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("windowed_classify")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument("--debug", action="store_true", help="debug logging; tracebacks on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m windowed_classify",
+        description="Apply a trained classifier to a stack of covariate rasters, window by "
+        "window, and write one classified GeoTIFF.",
+        epilog="Shortcut: 'python -m windowed_classify CONFIG.yaml' is 'run CONFIG.yaml'.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="classify the stack described by a YAML config")
+    run.add_argument("config", type=Path, help="the YAML config (see configs/example.yaml)")
+    run.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    run.add_argument(
+        "--recompute-stats", action="store_true", help="ignore the pass-1 statistics cache"
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output (output.overwrite)"
+    )
+    _common(run)
+
+    demo = sub.add_parser("demo", help="make a synthetic stack and model, then classify it")
+    demo.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=Path("windowed_classify_demo"),
+        help="folder for the demo (default: ./windowed_classify_demo)",
+    )
+    demo.add_argument("--size", type=int, default=1500, help="raster width and height")
+    demo.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    _common(demo)
+    return parser
+
+
+def setup_logging(quiet: bool, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args_in if not a.startswith("-")), None)
+    if first is not None and first not in COMMANDS:
+        args_in.insert(args_in.index(first), "run")
+    args = build_parser().parse_args(args_in)
+    setup_logging(args.quiet, args.debug)
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        print("error: --workers must be 1 or more", file=sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            run_demo(args.dir, size=args.size, workers=args.workers, quiet=args.quiet)
+        else:
+            from .api import run
+
+            report = run(
+                args.config,
+                quiet=args.quiet,
+                workers=args.workers,
+                recompute_stats=args.recompute_stats,
+                overwrite=True if args.overwrite else None,
+            )
+            if not args.quiet:
+                print(f"classified: {report['output']}")
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted: nothing was written under the output's name", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

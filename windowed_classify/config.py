@@ -1,0 +1,308 @@
+"""YAML -> one typed, validated Config: paths resolved, unknown keys rejected.
+
+Every problem is a ConfigError whose message names the key (``section.key``) at fault.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import ConfigError
+
+ARCGIS_FLOAT32_NODATA = -3.3999999521443642e38
+CODE_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32")
+COMPRESSIONS = ("lzw", "deflate", "zstd", "lzma", "packbits", "none")
+
+
+@dataclass(frozen=True)
+class RastersConfig:
+    folder: Path
+    extensions: tuple[str, ...] = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class NodataConfig:
+    values: tuple[float, ...] = (ARCGIS_FLOAT32_NODATA,)
+    use_file_nodata: bool = True
+    threshold: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: Path
+    scoring_file: Path | None = None
+    features: tuple[str, ...] | None = None
+    classes: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: Path
+    dtype: str = "uint8"
+    nodata: int = 255
+    compress: str = "lzw"
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    memory_mb: int = 512
+    workers: int | None = None  # None: all cores
+    engine: str = "processes"  # how workers > 1 run: processes or threads
+    stats_cache: bool = True
+    cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/windowed_classify (~/.cache/...)
+
+
+@dataclass(frozen=True)
+class Config:
+    rasters: RastersConfig
+    nodata: NodataConfig
+    model: ModelConfig
+    output: OutputConfig
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    source: Path | None = None  # the YAML file, when there is one
+
+    @property
+    def report_path(self) -> Path:
+        return sibling(self.output.path, ".report.json")
+
+
+def sibling(path: Path, suffix: str) -> Path:
+    """prediction.tif -> prediction<suffix> in the same folder."""
+    return path.with_name(path.stem + suffix)
+
+
+# ----------------------------------------------------------------------------- validators
+# Each validator takes (value, key, base_dir) and returns the typed value or raises.
+
+Validator = Callable[[Any, str, Path], Any]
+
+
+def _fail(key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
+
+
+def _path(value: Any, key: str, base: Path) -> Path:
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
+        raise _fail(key, "a path (text)", value)
+    p = Path(os.path.expanduser(str(value)))
+    return p if p.is_absolute() else (base / p)
+
+
+def _opt_path(value: Any, key: str, base: Path) -> Path | None:
+    return None if value is None else _path(value, key, base)
+
+
+def _bool(value: Any, key: str, base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, "true or false", value)
+    return value
+
+
+def _int(minimum: int, maximum: int | None = None) -> Validator:
+    def check(value: Any, key: str, base: Path) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise _fail(key, "a whole number", value)
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise _fail(key, f"a whole number {bound}", value)
+        return int(value)
+
+    return check
+
+
+def _opt_int(minimum: int) -> Validator:
+    inner = _int(minimum)
+    return lambda value, key, base: None if value is None else inner(value, key, base)
+
+
+def _choice(options: tuple[str, ...]) -> Validator:
+    def check(value: Any, key: str, base: Path) -> str:
+        text = str(value).lower() if isinstance(value, str) else None
+        if text not in options:
+            raise _fail(key, "one of " + ", ".join(options), value)
+        return text
+
+    return check
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        if isinstance(value, str):
+            try:
+                return float(value)  # "nan", "-inf", "-9999"
+            except ValueError:
+                pass
+        raise _fail(key, "a number", value)
+    return float(value)
+
+
+def _numbers(value: Any, key: str, base: Path) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    return tuple(_number(v, f"{key}[{i}]") for i, v in enumerate(items))
+
+
+def _extensions(value: Any, key: str, base: Path) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    out = []
+    for i, v in enumerate(items):
+        if not isinstance(v, str) or not v.strip(".").strip():
+            raise _fail(f"{key}[{i}]", "a file extension such as .tif", v)
+        out.append("." + v.strip().lstrip(".").lower())
+    if not out:
+        raise _fail(key, "at least one extension", value)
+    return tuple(out)
+
+
+def _names(value: Any, key: str, base: Path) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise _fail(key, "a non-empty list of feature names", value)
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not v:
+            raise _fail(f"{key}[{i}]", "a feature name (text)", v)
+    _no_repeats(value, key)
+    return tuple(value)
+
+
+def _labels(value: Any, key: str, base: Path) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise _fail(key, "a non-empty list of class labels", value)
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise _fail(f"{key}[{i}]", "a class label (text or number)", v)
+    _no_repeats(value, key)
+    return tuple(value)
+
+
+def _no_repeats(values: list | tuple, key: str) -> None:
+    seen: set = set()
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"config key '{key}': {v!r} is listed twice")
+        seen.add(v)
+
+
+_REQUIRED = object()
+
+SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
+    "rasters": {
+        "folder": (_path, _REQUIRED),
+        "extensions": (_extensions, [".tif", ".tiff"]),
+    },
+    "nodata": {
+        "values": (_numbers, [ARCGIS_FLOAT32_NODATA]),
+        "use_file_nodata": (_bool, True),
+        "threshold": (_int(0), 0),
+    },
+    "model": {
+        "path": (_path, _REQUIRED),
+        "scoring_file": (_opt_path, None),
+        "features": (_names, None),
+        "classes": (_labels, None),
+    },
+    "output": {
+        "path": (_path, _REQUIRED),
+        "dtype": (_choice(CODE_DTYPES), "uint8"),
+        "nodata": (_int(-(2**31)), 255),
+        "compress": (_choice(COMPRESSIONS), "lzw"),
+        "overwrite": (_bool, False),
+    },
+    "processing": {
+        "memory_mb": (_int(1), 512),
+        "workers": (_opt_int(1), None),
+        "engine": (_choice(("processes", "threads")), "processes"),
+        "stats_cache": (_bool, True),
+        "cache_dir": (_opt_path, None),
+    },
+}
+SECTIONS = {
+    "rasters": RastersConfig,
+    "nodata": NodataConfig,
+    "model": ModelConfig,
+    "output": OutputConfig,
+    "processing": ProcessingConfig,
+}
+
+
+def _section(raw: Any, name: str, base: Path) -> Any:
+    spec = SCHEMA[name]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise _fail(name, "a mapping of keys", raw)
+    unknown = [k for k in raw if k not in spec]
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{name}.{unknown[0]}'; allowed in '{name}': " + ", ".join(spec)
+        )
+    values = {}
+    for key, (check, default) in spec.items():
+        if key in raw:
+            values[key] = check(raw[key], f"{name}.{key}", base)
+        elif default is _REQUIRED:
+            raise ConfigError(f"missing required config key '{name}.{key}'")
+        else:
+            values[key] = check(default, f"{name}.{key}", base)
+    return SECTIONS[name](**values)
+
+
+def _check_output(out: OutputConfig) -> None:
+    info = np.iinfo(out.dtype)
+    if not info.min <= out.nodata <= info.max:
+        raise ConfigError(
+            f"config key 'output.nodata': {out.nodata} does not fit output.dtype {out.dtype} "
+            f"({info.min}..{info.max})"
+        )
+    if out.path.suffix.lower() not in (".tif", ".tiff"):
+        raise ConfigError(f"config key 'output.path': expected a .tif file, got {str(out.path)!r}")
+
+
+def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config:
+    """Validate a parsed YAML mapping; relative paths resolve against ``base_dir``."""
+    if not isinstance(raw, Mapping):
+        where = f" in {source}" if source else ""
+        raise ConfigError(f"the config{where} must be a mapping with sections " + ", ".join(SCHEMA))
+    unknown = [k for k in raw if k not in SCHEMA]
+    if unknown:
+        raise ConfigError(
+            f"unknown config section '{unknown[0]}'; allowed sections: " + ", ".join(SCHEMA)
+        )
+    base = base_dir.resolve()
+    parts = {name: _section(raw.get(name), name, base) for name in SCHEMA}
+    _check_output(parts["output"])
+    return Config(**parts, source=source)
+
+
+def load_config(
+    source: str | os.PathLike | Mapping | Config, base_dir: Path | None = None
+) -> Config:
+    """A YAML path, a mapping (paths relative to ``base_dir`` or the cwd), or a Config."""
+    if isinstance(source, Config):
+        return source
+    if isinstance(source, Mapping):
+        return parse_config(source, Path(base_dir) if base_dir else Path.cwd())
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return parse_config(raw, Path(base_dir) if base_dir else path.parent, source=path.resolve())

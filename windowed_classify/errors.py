@@ -1,0 +1,27 @@
+"""User-facing errors: the message is what the user reads, so it names the culprit."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's config or inputs; printed as one line, no traceback."""
+
+
+class ConfigError(UserError):
+    """A config key is missing, unknown, or has a bad value."""
+
+
+class InputError(UserError):
+    """A covariate raster is missing, unreadable, or does not match the grid."""
+
+
+class ModelError(UserError):
+    """The model cannot be loaded, has no schema, or predicts an unknown label."""
+
+
+class OutputError(UserError):
+    """The output cannot be written (exists, bad dtype/nodata, write failure)."""
+
+
+class Interrupted(UserError):
+    """The run was stopped by a signal; nothing was written under the output name."""

@@ -1,0 +1,285 @@
+"""The covariate stack: discover, open, check the grid, plan windows, read windows.
+
+A window is read as a ``(layers, pixels)`` float32 array plus a boolean nodata array of the
+same shape. Nothing here holds more than one window of the stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from .config import NodataConfig, RastersConfig
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Grid:
+    crs: object
+    transform: object
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One covariate: a single-band raster and its nodata rule (float32 values)."""
+
+    name: str
+    path: Path
+    dtype: str
+    block_shape: tuple[int, int]  # (rows, cols) of band 1's internal blocks
+    nodata_values: tuple[float, ...]  # float32-cast values that mean nodata (NaN/inf always do)
+
+
+def discover(rasters: RastersConfig) -> list[tuple[str, Path]]:
+    """Every file under the folder (recursive) with a listed extension, sorted by relative path.
+
+    Returns (feature name, path) pairs; two files with the same feature name is an error.
+    """
+    folder = rasters.folder
+    if not folder.is_dir():
+        raise InputError(f"rasters.folder does not exist or is not a folder: {folder}")
+    found = []
+    for path in folder.rglob("*"):
+        lower = path.name.lower()
+        ext = next((e for e in rasters.extensions if lower.endswith(e)), None)
+        if ext is not None and path.is_file():
+            found.append((path.relative_to(folder).as_posix(), path, path.name[: -len(ext)]))
+    found.sort(key=lambda item: item[0])
+    by_name: dict[str, Path] = {}
+    for _, path, name in found:
+        if name in by_name:
+            raise InputError(
+                f"two rasters have the feature name '{name}': {by_name[name]} and {path}"
+            )
+        by_name[name] = path
+    if not found:
+        raise InputError(
+            f"no rasters with extension {', '.join(rasters.extensions)} found under "
+            f"rasters.folder {folder}"
+        )
+    return [(name, path) for _, path, name in found]
+
+
+def _float32_values(values: Sequence[float]) -> tuple[float, ...]:
+    """Cast nodata values to float32 the way pixel values are; NaN and inf need no entry."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = np.asarray(values, dtype=np.float64).astype(np.float32)
+    return tuple(sorted({float(v) for v in cast if np.isfinite(v)}))
+
+
+def open_layers(
+    named_paths: Sequence[tuple[str, Path]], nodata: NodataConfig
+) -> tuple[Grid, list[Layer]]:
+    """Open each raster's header, check it shares the first one's grid, build its nodata rule."""
+    grid: Grid | None = None
+    first: Path | None = None
+    layers = []
+    for name, path in named_paths:
+        try:
+            with rasterio.open(path) as ds:
+                this = Grid(ds.crs, ds.transform, ds.width, ds.height)
+                dtype = ds.dtypes[0]
+                block = tuple(ds.block_shapes[0])
+                file_nodata = ds.nodatavals[0]
+        except RasterioError as exc:
+            raise InputError(f"cannot open raster {path}: {exc}") from None
+        if grid is None:
+            grid, first = this, path
+        else:
+            _check_same_grid(grid, this, path, first)
+        values = list(nodata.values)
+        if nodata.use_file_nodata and file_nodata is not None:
+            values.append(file_nodata)
+        layers.append(Layer(name, path, dtype, block, _float32_values(values)))
+    assert grid is not None
+    return grid, layers
+
+
+def _check_same_grid(ref: Grid, this: Grid, path: Path, first: Path | None) -> None:
+    diffs = []
+    if (ref.width, ref.height) != (this.width, this.height):
+        diffs.append(f"size {this.width}x{this.height} (expected {ref.width}x{ref.height})")
+    if ref.crs != this.crs:
+        diffs.append(f"CRS {_crs_text(this.crs)} (expected {_crs_text(ref.crs)})")
+    if not this.transform.almost_equals(ref.transform, precision=1e-9):
+        diffs.append(f"transform {tuple(this.transform)[:6]} (expected {tuple(ref.transform)[:6]})")
+    if diffs:
+        raise InputError(f"raster {path} is not on the grid of {first}: " + "; ".join(diffs))
+
+
+def _crs_text(crs: object) -> str:
+    if crs is None:
+        return "none"
+    try:
+        return crs.to_string()  # type: ignore[attr-defined]
+    except Exception:  # pragma: no cover - exotic CRS objects
+        return str(crs)
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def lcm(*values: int) -> int:
+    out = 1
+    for v in values:
+        out = out * v // math.gcd(out, v)
+    return out
+
+
+def plan_windows(
+    grid: Grid,
+    block_shapes: Sequence[tuple[int, int]],
+    max_pixels: int,
+    out_block: int = 256,
+) -> list[Window]:
+    """Windows over the grid so that no input block is decoded twice and memory stays bounded.
+
+    Heights are a multiple of the output's tile size and of every input's block height (when
+    that least common multiple is reasonable); widths are the full width when any input is
+    striped (so each strip is decoded once), else a multiple of the inputs' common tile width.
+    ``max_pixels`` bounds a window's pixel count; windows never go below one output tile.
+    """
+    heights = [b[0] for b in block_shapes]
+    tiled_widths = [b[1] for b in block_shapes if b[1] < grid.width]
+    any_striped = len(tiled_widths) < len(block_shapes)
+
+    height = lcm(out_block, *heights)
+    if height > 4 * out_block:
+        height = out_block  # incompatible tilings: rely on GDAL's block cache instead
+    unit_w = lcm(out_block, *tiled_widths)
+    if unit_w > 4 * out_block:
+        unit_w = out_block
+
+    max_pixels = max(max_pixels, out_block * out_block)
+    if any_striped or grid.width <= unit_w:
+        width = grid.width
+        if width * height > max_pixels:
+            width = max(unit_w, (max_pixels // height) // unit_w * unit_w)
+    else:
+        width = max(unit_w, (max_pixels // height) // unit_w * unit_w)
+    width = min(width, grid.width)
+    # Grow tall when a full-width band is small (small rasters, few layers).
+    if width >= grid.width:
+        rows = max(1, max_pixels // (height * grid.width))
+        height = min(height * rows, max(grid.height, 1))
+    return [
+        Window(col, row, min(width, grid.width - col), min(height, grid.height - row))
+        for row in range(0, grid.height, height)
+        for col in range(0, grid.width, width)
+    ]
+
+
+def layer_windows(grid: Grid, block: tuple[int, int], min_pixels: int = 1 << 16) -> list[Window]:
+    """Windows for reading one layer alone (pass 1): whole blocks of at least ``min_pixels``.
+
+    Small windows (a tile, or a few strips) let pass 1 draw a sample spread over the whole
+    grid; each block is still decoded exactly once.
+    """
+    bh, bw = max(block[0], 1), max(block[1], 1)
+    if bw >= grid.width:  # striped: bands of whole strips
+        rows = bh * max(1, -(-min_pixels // (bh * max(grid.width, 1))))
+        return [
+            Window(0, r, grid.width, min(rows, grid.height - r))
+            for r in range(0, grid.height, rows)
+        ]
+    cols = bw * max(1, -(-min_pixels // (bh * bw)))  # tiny tiles: several side by side
+    return [
+        Window(c, r, min(cols, grid.width - c), min(bh, grid.height - r))
+        for r in range(0, grid.height, bh)
+        for c in range(0, grid.width, cols)
+    ]
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def nodata_mask(values: np.ndarray, nodata_values: Sequence[float]) -> np.ndarray:
+    """True where a float32 value is NaN, +-inf, or one of the layer's nodata values."""
+    invalid = ~np.isfinite(values)
+    for v in nodata_values:
+        invalid |= values == np.float32(v)
+    return invalid
+
+
+class StackReader:
+    """Open datasets for a list of layers; read windows as float32 (layers, pixels)."""
+
+    def __init__(self, layers: Sequence[Layer]):
+        self.layers = list(layers)
+        self._datasets: list = []
+        try:
+            for layer in self.layers:
+                self._datasets.append(rasterio.open(layer.path))
+        except RasterioError as exc:
+            self.close()
+            raise InputError(f"cannot open raster {layer.path}: {exc}") from None
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        h, w = int(window.height), int(window.width)
+        values = np.empty((len(self.layers), h, w), dtype=np.float32)
+        for i, (layer, ds) in enumerate(zip(self.layers, self._datasets, strict=True)):
+            values[i] = read_band(ds, layer, window)
+        values = values.reshape(len(self.layers), h * w)
+        invalid = np.empty(values.shape, dtype=bool)
+        for i, layer in enumerate(self.layers):
+            invalid[i] = nodata_mask(values[i], layer.nodata_values)
+        return values, invalid
+
+    def close(self) -> None:
+        for ds in self._datasets:
+            ds.close()
+        self._datasets = []
+
+    def __enter__(self) -> StackReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_band(ds: rasterio.io.DatasetReader, layer: Layer, window: Window) -> np.ndarray:
+    """Band 1 in ``window``, cast to float32 exactly as numpy's astype does."""
+    try:
+        data = ds.read(1, window=window)
+    except RasterioError as exc:
+        raise InputError(
+            f"cannot read raster {layer.path} (layer '{layer.name}') in window "
+            f"rows {window.row_off}-{window.row_off + window.height - 1}, "
+            f"cols {window.col_off}-{window.col_off + window.width - 1}: {exc}"
+        ) from None
+    if data.dtype != np.float32:
+        with np.errstate(over="ignore", invalid="ignore"):
+            data = data.astype(np.float32)
+    return data
+
+
+def iter_layer_values(
+    layer: Layer, windows: Sequence[Window]
+) -> Iterator[tuple[int, np.ndarray, int]]:
+    """(window index, valid float32 values, nodata count) for each window of one layer."""
+    try:
+        ds = rasterio.open(layer.path)
+    except RasterioError as exc:
+        raise InputError(f"cannot open raster {layer.path}: {exc}") from None
+    with ds:
+        for i, window in enumerate(windows):
+            data = read_band(ds, layer, window).ravel()
+            invalid = nodata_mask(data, layer.nodata_values)
+            n_invalid = int(np.count_nonzero(invalid))
+            yield i, (data[~invalid] if n_invalid else data), n_invalid

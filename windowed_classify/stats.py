@@ -1,0 +1,269 @@
+"""Pass 1: exact per-layer median, min, max and counts, streamed in bounded memory.
+
+Each float32 maps to an order-preserving uint32 key. Every valid value is counted by the top
+16 bits of its key (65,536 bins). A spread-out sample of the layer's windows is read first and
+kept; it predicts which bins the middle rank(s) fall in ("candidate" bins), and for values in
+those bins the low 16 bits are counted too. When the middle ranks land in candidate bins (the
+common case) the median is exact after one read; otherwise only the missing bins are counted
+in a second read of that layer. The two middle values are averaged in float64, as pandas does,
+then cast to float32.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .stack import Grid, Layer, iter_layer_values, layer_windows
+
+log = logging.getLogger(__name__)
+
+BINS = 1 << 16
+SIGN = np.uint32(0x80000000)
+MAX_CANDIDATES = 24  # low-bit counters kept per layer: 24 x 65,536 x 8 bytes = 12 MB
+SAMPLE_PIXELS = 1 << 22  # about 4 million values held while candidates are chosen
+SAMPLE_WINDOWS = 64
+MARGIN = 0.03  # sample quantiles 0.5 +- MARGIN (at least) become candidates
+
+
+def to_keys(values: np.ndarray) -> np.ndarray:
+    """float32 -> uint32 keys whose unsigned order is the float order (-0.0 just below +0.0)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return np.where(bits & SIGN, ~bits, bits | SIGN)
+
+
+def from_key(key: int) -> np.float32:
+    k = np.uint32(key)
+    bits = k & ~SIGN if k & SIGN else ~k
+    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+
+
+class MedianCounter:
+    """Counts keys by their high 16 bits, and by all 32 bits inside candidate bins."""
+
+    def __init__(self, candidates: Iterable[int] = ()):
+        self.high = np.zeros(BINS, dtype=np.int64)
+        self.slot = np.full(BINS, -1, dtype=np.int64)
+        self.candidates = sorted(set(int(c) for c in candidates))
+        self.slot[self.candidates] = np.arange(len(self.candidates))
+        self.low = np.zeros((len(self.candidates), BINS), dtype=np.int64)
+
+    @property
+    def count(self) -> int:
+        return int(self.high.sum())
+
+    def add(self, keys: np.ndarray, count_high: bool = True) -> None:
+        hi = (keys >> 16).astype(np.intp)
+        if count_high:
+            self.high += np.bincount(hi, minlength=BINS)
+        if self.candidates:
+            slot = self.slot[hi]
+            inside = slot >= 0
+            if inside.any():
+                flat = slot[inside] * BINS + (keys[inside] & 0xFFFF)
+                self.low += np.bincount(flat, minlength=self.low.size).reshape(self.low.shape)
+
+    def middle_bins(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(bin, rank inside bin) of the lower and upper middle values."""
+        n = self.count
+        if n == 0:
+            raise ValueError("no valid values")
+        cum = np.cumsum(self.high)
+        out = []
+        for rank in ((n - 1) // 2, n // 2):
+            b = int(np.searchsorted(cum, rank, side="right"))
+            before = int(cum[b - 1]) if b else 0
+            out.append((b, rank - before))
+        return out[0], out[1]
+
+    def missing(self) -> list[int]:
+        return sorted({b for b, _ in self.middle_bins()} - set(self.candidates))
+
+    def median(self) -> np.float32:
+        values = []
+        for b, rank in self.middle_bins():
+            if b not in self.candidates:
+                raise RuntimeError(f"bin {b} was not counted in full")
+            cum = np.cumsum(self.low[self.slot[b]])
+            low = int(np.searchsorted(cum, rank, side="right"))
+            values.append(from_key((b << 16) | low))
+        # pandas (np.median) ends with np.mean of the middle value(s) in float64: that turns
+        # -0.0 into +0.0, so use the same call rather than (a + b) / 2.
+        middle = values[:1] if self.count % 2 else values
+        return np.float32(np.mean(np.asarray(middle, dtype=np.float64)))
+
+
+def choose_candidates(sample_keys: np.ndarray) -> list[int]:
+    """High-16 bins likely to hold the median: those of the sample's quantiles 0.5 +- margin.
+
+    The band is centred on the sample median in rank and narrowed until it spans at most
+    MAX_CANDIDATES bins, so the bins nearest the median (in rank) are always kept.
+    """
+    if sample_keys.size == 0:
+        return []
+    bins = np.sort(sample_keys) >> 16
+    n = bins.size
+    margin = max(MARGIN, 4.0 / np.sqrt(n))
+    while True:
+        lo = bins[max(0, int(np.floor((0.5 - margin) * n)))]
+        hi = bins[min(n - 1, int(np.ceil((0.5 + margin) * n)))]
+        inside = np.unique(bins[np.searchsorted(bins, lo) : np.searchsorted(bins, hi, "right")])
+        if inside.size <= MAX_CANDIDATES or margin < 1e-4:
+            break
+        margin /= 1.5
+    if inside.size > MAX_CANDIDATES:  # extremely spread: keep those nearest the median bin
+        mid = int(bins[n // 2])
+        inside = inside[np.argsort(np.abs(inside.astype(np.int64) - mid), kind="stable")]
+    return [int(b) for b in inside[:MAX_CANDIDATES]]
+
+
+def streaming_median(
+    chunks: Callable[[], Iterable[np.ndarray]], sample: Sequence[np.ndarray] = ()
+) -> tuple[np.float32, bool]:
+    """Exact median of float32 values given as chunks (the sample is part of the data).
+
+    ``chunks()`` yields the non-sample values; it is called again only when the sample's
+    guess missed. Returns (median, needed_second_read).
+    """
+    sample_keys = [to_keys(s) for s in sample]
+    counter = MedianCounter(choose_candidates(np.concatenate(sample_keys)) if sample_keys else [])
+    for keys in sample_keys:
+        counter.add(keys)
+    del sample_keys
+    for chunk in chunks():
+        counter.add(to_keys(chunk))
+    if counter.count == 0:
+        raise ValueError("no valid values")
+    missing = counter.missing()
+    if not missing:
+        return counter.median(), False
+    second = MedianCounter(missing)
+    for keys in (to_keys(s) for s in sample):
+        second.add(keys, count_high=False)
+    for chunk in chunks():
+        second.add(to_keys(chunk), count_high=False)
+    for b in missing:
+        slot = len(counter.candidates)
+        counter.candidates.append(b)
+        counter.slot[b] = slot
+        counter.low = np.vstack([counter.low, second.low[second.slot[b]][None, :]])
+    return counter.median(), True
+
+
+def exact_median(values: np.ndarray, chunk: int = 65536) -> np.float32:
+    """The streaming algorithm over an in-memory array of valid values (for tests and tools)."""
+    values = np.asarray(values, dtype=np.float32).ravel()
+    if values.size == 0:
+        raise ValueError("no valid values")
+    pieces = [values[i : i + chunk] for i in range(0, values.size, chunk)]
+    step = max(1, len(pieces) // SAMPLE_WINDOWS)
+    picked = set(range(0, len(pieces), step)[:SAMPLE_WINDOWS])
+    sample = [pieces[i] for i in sorted(picked)]
+    rest = [p for i, p in enumerate(pieces) if i not in picked]
+    median, _ = streaming_median(lambda: iter(rest), sample)
+    return median
+
+
+# ----------------------------------------------------------------------------- per layer
+
+
+@dataclass
+class LayerStats:
+    median: float
+    min: float | None
+    max: float | None
+    valid_count: int
+    nodata_count: int
+    second_read: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_order(n: int, max_windows: int, max_pixels: int, pixels_per_window: int) -> list[int]:
+    """Indices of windows spread evenly over the layer, to read (and keep) first."""
+    k = max(1, min(n, max_windows, max(1, max_pixels // max(pixels_per_window, 1))))
+    return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
+
+
+def layer_stats(layer: Layer, grid: Grid) -> LayerStats:
+    """Median, min, max and counts of one layer, in one read in the common case."""
+    windows = layer_windows(grid, layer.block_shape)
+    per_window = int(windows[0].width * windows[0].height)
+    first = sample_order(len(windows), SAMPLE_WINDOWS, SAMPLE_PIXELS, per_window)
+    ordered = [windows[i] for i in first] + [
+        w for i, w in enumerate(windows) if i not in set(first)
+    ]
+    n_sample = len(first)
+
+    totals = {"valid": 0, "nodata": 0, "min": np.inf, "max": -np.inf}
+    sample: list[np.ndarray] = []
+
+    def account(values: np.ndarray, n_invalid: int) -> None:
+        totals["nodata"] += n_invalid
+        totals["valid"] += values.size
+        if values.size:
+            totals["min"] = min(totals["min"], float(values.min()))
+            totals["max"] = max(totals["max"], float(values.max()))
+
+    reader = iter_layer_values(layer, ordered)
+    for i, values, n_invalid in reader:
+        account(values, n_invalid)
+        sample.append(values)
+        if i + 1 >= n_sample:
+            break
+    rest_first_time = [True]
+
+    def rest() -> Iterable[np.ndarray]:
+        if rest_first_time[0]:
+            rest_first_time[0] = False
+            for _, values, n_invalid in reader:
+                account(values, n_invalid)
+                yield values
+        else:  # second read, only when the sample's guess missed
+            for _, values, _ in iter_layer_values(layer, ordered[n_sample:]):
+                yield values
+
+    try:
+        median, second = streaming_median(rest, sample)
+    except ValueError:
+        raise InputError(
+            f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is nodata"
+        ) from None
+    return LayerStats(
+        median=float(median),
+        min=totals["min"],
+        max=totals["max"],
+        valid_count=int(totals["valid"]),
+        nodata_count=int(totals["nodata"]),
+        second_read=second,
+    )
+
+
+def compute_stats(
+    layers: Sequence[Layer],
+    grid: Grid,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, LayerStats]:
+    """Stats for every layer; layers run in parallel threads (GDAL reads release the GIL)."""
+
+    def one(layer: Layer) -> LayerStats:
+        result = layer_stats(layer, grid)
+        if result.second_read:
+            log.info("layer '%s': median needed a second read", layer.name)
+        if progress is not None:
+            progress(grid.pixels)
+        return result
+
+    if workers <= 1 or len(layers) <= 1:
+        results = [one(layer) for layer in layers]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(one, layers))
+    return {layer.name: r for layer, r in zip(layers, results, strict=True)}

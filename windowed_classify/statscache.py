@@ -1,0 +1,64 @@
+"""Pass-1 statistics cache: one small JSON per layer, keyed by what the statistics depend on.
+
+The key is the file's resolved path, size and modification time (ns) plus its nodata rule, so
+a second run over the same covariates (with another model, say) skips pass 1, and touching a
+file invalidates its entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from .stack import Layer
+from .stats import LayerStats
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "windowed_classify" / "stats"
+
+
+def layer_key(layer: Layer) -> str:
+    st = layer.path.stat()
+    ident = {
+        "version": VERSION,
+        "path": str(layer.path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "nodata": [repr(v) for v in layer.nodata_values],
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class StatsCache:
+    def __init__(self, folder: Path | None):
+        self.folder = folder or default_cache_dir()
+
+    def _file(self, layer: Layer) -> Path:
+        return self.folder / f"{layer_key(layer)}.json"
+
+    def get(self, layer: Layer) -> LayerStats | None:
+        try:
+            data = json.loads(self._file(layer).read_text(encoding="utf-8"))
+            return LayerStats(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, layer: Layer, stats: LayerStats) -> None:
+        """Best effort: a cache that cannot be written only costs time next run."""
+        target = self._file(layer)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+            temp.write_text(json.dumps(stats.to_dict()), encoding="utf-8")
+            os.replace(temp, target)
+        except OSError as exc:
+            log.warning("could not write the statistics cache %s: %s", target, exc)
