@@ -47,7 +47,7 @@ class Prepared:
 
 def prepare(cfg: Config) -> Prepared:
     """Discover, load the model, match features to layers, check the grid and the codes."""
-    check_writable(cfg.output, [cfg.report_path])
+    check_writable(cfg.output)
     named = discover(cfg.rasters)
     model = load_model(cfg.model.path)
     schema = resolve_schema(model, cfg.model)

@@ -158,26 +158,27 @@ def plan_windows(
     heights = [b[0] for b in block_shapes]
     tiled_widths = [b[1] for b in block_shapes if b[1] < grid.width]
     any_striped = len(tiled_widths) < len(block_shapes)
-
-    height = lcm(out_block, *heights)
-    if height > 4 * out_block:
-        height = out_block  # incompatible tilings: rely on GDAL's block cache instead
-    unit_w = lcm(out_block, *tiled_widths)
-    if unit_w > 4 * out_block:
-        unit_w = out_block
-
     max_pixels = max(max_pixels, out_block * out_block)
+
+    # The aligned unit: a multiple of every block; fall back to the output tile (and GDAL's
+    # block cache) when that unit is unreasonable or does not fit the budget.
+    height = lcm(out_block, *heights)
+    unit_w = lcm(out_block, *tiled_widths)
+    if unit_w > 4 * out_block or out_block * unit_w > max_pixels:
+        unit_w = out_block
+    if height > 4 * out_block or height * min(unit_w, grid.width) > max_pixels:
+        height = out_block
+
     if any_striped or grid.width <= unit_w:
-        width = grid.width
+        width = grid.width  # whole strips: each decoded once
         if width * height > max_pixels:
             width = max(unit_w, (max_pixels // height) // unit_w * unit_w)
     else:
         width = max(unit_w, (max_pixels // height) // unit_w * unit_w)
     width = min(width, grid.width)
-    # Grow tall when a full-width band is small (small rasters, few layers).
-    if width >= grid.width:
-        rows = max(1, max_pixels // (height * grid.width))
-        height = min(height * rows, max(grid.height, 1))
+    if width >= grid.width:  # a full-width band fits: grow it taller, in whole units
+        height *= max(1, max_pixels // (height * grid.width))
+        height = min(height, max(grid.height, 1))
     return [
         Window(col, row, min(width, grid.width - col), min(height, grid.height - row))
         for row in range(0, grid.height, height)
