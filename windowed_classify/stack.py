@@ -169,10 +169,12 @@ def plan_windows(
     if height > 4 * out_block or height * min(unit_w, grid.width) > max_pixels:
         height = out_block
 
+    height = min(height, max(grid.height, 1))
     if any_striped or grid.width <= unit_w:
-        width = grid.width  # whole strips: each decoded once
+        width = grid.width  # whole strips, each decoded once: lower the band, never split it
         if width * height > max_pixels:
-            width = max(unit_w, (max_pixels // height) // unit_w * unit_w)
+            unit_h = min(lcm(*heights), out_block)
+            height = max(unit_h, (max_pixels // width) // unit_h * unit_h)
     else:
         width = max(unit_w, (max_pixels // height) // unit_w * unit_w)
     width = min(width, grid.width)

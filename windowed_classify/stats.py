@@ -99,27 +99,27 @@ class MedianCounter:
 
 
 def choose_candidates(sample_keys: np.ndarray) -> list[int]:
-    """High-16 bins likely to hold the median: those of the sample's quantiles 0.5 +- margin.
+    """High-16 bins likely to hold the median: those between the sample's quantiles 0.5 +- m.
 
-    The band is centred on the sample median in rank and narrowed until it spans at most
-    MAX_CANDIDATES bins, so the bins nearest the median (in rank) are always kept.
+    Read off the sample's own high-bit histogram (no sort). The band is centred on the sample
+    median in rank and narrowed until it spans at most MAX_CANDIDATES bins.
     """
-    if sample_keys.size == 0:
+    n = sample_keys.size
+    if n == 0:
         return []
-    bins = np.sort(sample_keys) >> 16
-    n = bins.size
+    cum = np.cumsum(np.bincount((sample_keys >> 16).astype(np.intp), minlength=BINS))
     margin = max(MARGIN, 4.0 / np.sqrt(n))
     while True:
-        lo = bins[max(0, int(np.floor((0.5 - margin) * n)))]
-        hi = bins[min(n - 1, int(np.ceil((0.5 + margin) * n)))]
-        inside = np.unique(bins[np.searchsorted(bins, lo) : np.searchsorted(bins, hi, "right")])
-        if inside.size <= MAX_CANDIDATES or margin < 1e-4:
+        lo = int(np.searchsorted(cum, max(0, int((0.5 - margin) * n)), side="right"))
+        hi = int(np.searchsorted(cum, min(n - 1, int((0.5 + margin) * n)), side="right"))
+        if hi - lo + 1 <= MAX_CANDIDATES or margin < 1e-4:
             break
         margin /= 1.5
-    if inside.size > MAX_CANDIDATES:  # extremely spread: keep those nearest the median bin
-        mid = int(bins[n // 2])
-        inside = inside[np.argsort(np.abs(inside.astype(np.int64) - mid), kind="stable")]
-    return [int(b) for b in inside[:MAX_CANDIDATES]]
+    if hi - lo + 1 > MAX_CANDIDATES:  # extremely spread: the bins nearest the median bin
+        mid = int(np.searchsorted(cum, n // 2, side="right"))
+        lo = max(lo, mid - MAX_CANDIDATES // 2)
+        hi = lo + MAX_CANDIDATES - 1
+    return list(range(lo, min(hi, BINS - 1) + 1))
 
 
 def streaming_median(
