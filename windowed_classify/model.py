@@ -253,15 +253,35 @@ class CodeMapper:
 
     def __call__(self, predicted: Sequence[Any] | np.ndarray) -> np.ndarray:
         pred = np.asarray(predicted).reshape(-1)
+        if pred.dtype.kind == "O" and self.sorted.dtype.kind == "U":
+            # sklearn returns text labels as objects: search them as fixed-width text, then
+            # check one pixel of each code really held text (an int 1 must not match "1").
+            try:
+                codes = self._search(pred.astype(str))
+            except ModelError:  # report the label as the model gave it
+                return self._by_dict(pred)
+            if codes is not None and all(
+                isinstance(pred[int(np.argmax(codes == c))], str) for c in np.unique(codes)
+            ):
+                return codes
+            return self._by_dict(pred)
         if pred.dtype.kind == self.sorted.dtype.kind or (
             pred.dtype.kind in "iuf" and self.sorted.dtype.kind in "iuf"
         ):
+            codes = self._search(pred)
+            return codes if codes is not None else self._by_dict(pred)
+        return self._by_dict(pred)
+
+    def _search(self, pred: np.ndarray) -> np.ndarray | None:
+        """Codes by binary search; an unknown label raises; None when types do not compare."""
+        try:
             pos = np.searchsorted(self.sorted, pred).clip(0, len(self.sorted) - 1)
             hit = self.sorted[pos] == pred
-            if hit.all():
-                return self.order[pos]
+        except TypeError:
+            return None
+        if not hit.all():
             self._unknown(pred[~hit][0])
-        return self._by_dict(pred)
+        return self.order[pos]
 
     def _by_dict(self, pred: np.ndarray) -> np.ndarray:
         uniques, inverse = np.unique(pred.astype(object), return_inverse=True)
