@@ -7,7 +7,9 @@ one). Ctrl-C exits 130 and leaves nothing under the output's name.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,7 +73,18 @@ def setup_logging(quiet: bool, debug: bool) -> None:
     log.propagate = False
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops like Ctrl-C: the temporary output is removed, nothing is left behind."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    with contextlib.suppress(ValueError):  # not the main thread (embedded): leave signals be
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _stop_on_sigterm()
     args_in = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in args_in if not a.startswith("-")), None)
     if first is not None and first not in COMMANDS:

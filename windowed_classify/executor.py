@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -57,6 +58,8 @@ _WORKER: WindowClassifier | None = None
 
 def _init_worker(job: ClassifyJob) -> None:
     global _WORKER
+    # Ctrl-C reaches the whole process group: the main process alone decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER = WindowClassifier(job)  # the model is loaded here, once per worker process
 
 
