@@ -11,7 +11,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from tqdm.auto import tqdm
 from .classify import ClassifyJob
 from .config import Config, load_config
 from .errors import InputError
-from .executor import make_executor
+from .executor import Executor, make_executor
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
 from .output import CodeWriter, check_writable, write_json_atomic
 from .report import build_report
@@ -106,12 +105,19 @@ def run(
     max_pixels, cache_mb = budget(cfg, len(prep.layers), len(prep.legend.labels), n_workers)
     # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
     os.environ["GDAL_CACHEMAX"] = str(cache_mb)
-    with rasterio.Env(GDAL_CACHEMAX=cache_mb):
+    engine = cfg.processing.engine
+    if n_workers > 1 and engine == "processes":
+        prep.model = None  # each worker loads its own: do not hold another copy here
+    # Built before pass 1: worker processes start and load the model meanwhile.
+    with (
+        rasterio.Env(GDAL_CACHEMAX=cache_mb),
+        make_executor(cfg.model.path, n_workers, engine, prep.model) as executor,
+    ):
         t1 = time.perf_counter()
         stats, cache_state = pass1(prep, n_workers, recompute_stats, quiet)
         t2 = time.perf_counter()
         windows = plan_windows(prep.grid, [lay.block_shape for lay in prep.layers], max_pixels)
-        counts = pass2(prep, stats, windows, n_workers, quiet)
+        counts = pass2(prep, stats, windows, executor, quiet)
         t3 = time.perf_counter()
 
     report = build_report(
@@ -187,7 +193,7 @@ def pass1(
 
 
 def pass2(
-    prep: Prepared, stats: dict[str, LayerStats], windows: list, workers: int, quiet: bool
+    prep: Prepared, stats: dict[str, LayerStats], windows: list, executor: Executor, quiet: bool
 ) -> dict[str, int]:
     """Classify every window into the temporary output; rename it into place when complete."""
     cfg = prep.config
@@ -206,18 +212,14 @@ def pass2(
     )
     writer = CodeWriter(prep.grid, cfg.output, len(prep.legend.labels))
     try:
-        engine = cfg.processing.engine
-        with (
-            make_executor(job, workers, engine, model=prep.model) as executor,
-            tqdm(
-                total=prep.grid.pixels,
-                unit="px",
-                unit_scale=True,
-                desc="pass 2: classify",
-                disable=quiet,
-            ) as bar,
-        ):
-            for window, codes in executor.imap(windows):
+        with tqdm(
+            total=prep.grid.pixels,
+            unit="px",
+            unit_scale=True,
+            desc="pass 2: classify",
+            disable=quiet,
+        ) as bar:
+            for window, codes in executor.imap(job, windows):
                 writer.write(window, codes)
                 bar.update(int(window.width * window.height))
         writer.commit()
@@ -225,7 +227,3 @@ def pass2(
         writer.abort()
         raise
     return writer.pixel_counts()
-
-
-def output_paths(cfg: Config) -> list[Path]:
-    return [cfg.output.path, cfg.report_path]

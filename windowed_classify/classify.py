@@ -7,7 +7,8 @@ picklable: workers load the model themselves, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,13 @@ def model_frame(x: np.ndarray, features: tuple[str, ...], int_columns: tuple[boo
     return pd.DataFrame(data, columns=list(features), copy=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClassifyJob:
-    """What a worker needs for pass 2; no model object inside (workers load it once)."""
+    """What a worker needs for pass 2; no model object inside (workers load it once).
+
+    Small (a few KB) and picklable: it travels with each task. ``token`` tells a worker
+    whether a task belongs to the job whose rasters it already has open.
+    """
 
     layers: tuple[Layer, ...]  # the model's layers, in the model's order
     int_columns: tuple[bool, ...]
@@ -69,6 +74,7 @@ class ClassifyJob:
     out_dtype: str
     out_nodata: int
     model_path: Path
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def features(self) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
-"""Executors run ``ClassifyJob`` over windows and yield (window, codes) in any order.
+"""Executors run a ``ClassifyJob`` over windows and yield (window, codes) in any order.
 
-The pipeline only sees ``Executor.imap``; an engine (serial, thread pool, process pool, and
-later Dask) plugs in here without touching it. In-flight windows are bounded so memory stays
-flat however many windows there are.
+The pipeline only sees ``Executor.imap(job, windows)``; an engine (serial, thread pool,
+process pool, and later Dask) plugs in here without touching it. An executor is built from
+the model's path before pass 1, so worker processes start and load the model (once each)
+while the statistics are computed. The job (layers, medians, legend: a few KB) travels with
+each task; the model never does. In-flight windows are bounded so memory stays flat.
 """
 
 from __future__ import annotations
@@ -13,19 +15,23 @@ import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
 from .classify import ClassifyJob, WindowClassifier
+from .model import load_model
+
+Result = tuple[Window, np.ndarray]
 
 
 class Executor(ABC):
     """Classifies windows; results come back in any order."""
 
     @abstractmethod
-    def imap(self, windows: Iterable[Window]) -> Iterator[tuple[Window, np.ndarray]]: ...
+    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -37,35 +43,56 @@ class Executor(ABC):
         self.close()
 
 
+class _Classifiers:
+    """One WindowClassifier per job (open rasters are reused across that job's windows)."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.job: ClassifyJob | None = None
+        self.classifier: WindowClassifier | None = None
+
+    def get(self, job: ClassifyJob) -> WindowClassifier:
+        if self.classifier is None or self.job is None or self.job.token != job.token:
+            self.close()
+            self.classifier, self.job = WindowClassifier(job, self.model), job
+        return self.classifier
+
+    def close(self) -> None:
+        if self.classifier is not None:
+            self.classifier.close()
+            self.classifier = None
+
+
 class SerialExecutor(Executor):
     """In this process and thread; the simplest and the reference for the others."""
 
-    def __init__(self, job: ClassifyJob, model: Any | None = None):
-        self.classifier = WindowClassifier(job, model)
+    def __init__(self, model: Any):
+        self.classifiers = _Classifiers(model)
 
-    def imap(self, windows: Iterable[Window]) -> Iterator[tuple[Window, np.ndarray]]:
+    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]:
+        classifier = self.classifiers.get(job)
         for window in windows:
-            yield window, self.classifier(window)
+            yield window, classifier(window)
 
     def close(self) -> None:
-        self.classifier.close()
+        self.classifiers.close()
 
 
 # --------------------------------------------------------------------- process pool workers
 
-_WORKER: WindowClassifier | None = None
+_WORKER: _Classifiers | None = None
 
 
-def _init_worker(job: ClassifyJob) -> None:
+def _init_worker(model_path: Path) -> None:
     global _WORKER
     # Ctrl-C reaches the whole process group: the main process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER = WindowClassifier(job)  # the model is loaded here, once per worker process
+    _WORKER = _Classifiers(load_model(model_path))  # the model is loaded here, once
 
 
-def _classify_in_worker(window: tuple[int, int, int, int]) -> tuple[tuple, np.ndarray]:
+def _classify_in_worker(job: ClassifyJob, window: tuple[int, int, int, int]) -> np.ndarray:
     assert _WORKER is not None
-    return window, _WORKER(Window(*window))
+    return _WORKER.get(job)(Window(*window))
 
 
 class _BoundedPool(Executor):
@@ -74,21 +101,20 @@ class _BoundedPool(Executor):
     pool: cf.Executor
     inflight: int
 
-    def _submit(self, window: Window) -> cf.Future:
+    def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
         raise NotImplementedError
 
-    def imap(self, windows: Iterable[Window]) -> Iterator[tuple[Window, np.ndarray]]:
-        pending: set[cf.Future] = set()
-        source = iter(windows)
+    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]:
+        pending: dict[cf.Future, Window] = {}
         try:
-            for window in source:
-                pending.add(self._submit(window))
+            for window in windows:
+                pending[self._submit(job, window)] = window
                 if len(pending) >= self.inflight:
-                    done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    yield from (f.result() for f in done)
+                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    yield from ((pending.pop(f), f.result()) for f in done)
             while pending:
-                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                yield from (f.result() for f in done)
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                yield from ((pending.pop(f), f.result()) for f in done)
         finally:
             for f in pending:
                 f.cancel()
@@ -100,65 +126,57 @@ class _BoundedPool(Executor):
 class ProcessExecutor(_BoundedPool):
     """Worker processes read and predict; only codes (1 byte a pixel) come back."""
 
-    def __init__(self, job: ClassifyJob, workers: int):
-        context = multiprocessing.get_context("spawn")
+    def __init__(self, model_path: Path, workers: int):
         self.pool = cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(job,)
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(model_path,),
         )
         self.inflight = 2 * workers
+        # Start every worker now, so imports and model loading overlap pass 1.
+        for _ in range(workers):
+            self.pool.submit(int)
 
-    def _submit(self, window: Window) -> cf.Future:
+    def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
         key = (int(window.col_off), int(window.row_off), int(window.width), int(window.height))
-        future = self.pool.submit(_classify_in_worker, key)
-        outer: cf.Future = cf.Future()
-
-        def relay(f: cf.Future) -> None:
-            if f.cancelled():
-                outer.cancel()
-            elif f.exception() is not None:
-                outer.set_exception(f.exception())
-            else:
-                _, codes = f.result()
-                outer.set_result((window, codes))
-
-        future.add_done_callback(relay)
-        return outer
+        return self.pool.submit(_classify_in_worker, job, key)
 
 
 class ThreadExecutor(_BoundedPool):
     """Threads share one model; each thread has its own open rasters."""
 
-    def __init__(self, job: ClassifyJob, workers: int, model: Any):
-        self.job, self.model = job, model
+    def __init__(self, model: Any, workers: int):
+        self.model = model
         self.local = threading.local()
-        self.classifiers: list[WindowClassifier] = []
+        self.all: list[_Classifiers] = []
         self.lock = threading.Lock()
         self.pool = cf.ThreadPoolExecutor(max_workers=workers)
         self.inflight = 2 * workers
 
-    def _classifier(self) -> WindowClassifier:
-        classifier = getattr(self.local, "classifier", None)
-        if classifier is None:
-            classifier = WindowClassifier(self.job, self.model)
-            self.local.classifier = classifier
+    def _classifier(self, job: ClassifyJob) -> WindowClassifier:
+        classifiers = getattr(self.local, "classifiers", None)
+        if classifiers is None:
+            classifiers = self.local.classifiers = _Classifiers(self.model)
             with self.lock:
-                self.classifiers.append(classifier)
-        return classifier
+                self.all.append(classifiers)
+        return classifiers.get(job)
 
-    def _submit(self, window: Window) -> cf.Future:
-        return self.pool.submit(lambda: (window, self._classifier()(window)))
+    def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
+        return self.pool.submit(lambda: self._classifier(job)(window))
 
     def close(self) -> None:
         super().close()
-        for classifier in self.classifiers:
-            classifier.close()
+        for classifiers in self.all:
+            classifiers.close()
 
 
 def make_executor(
-    job: ClassifyJob, workers: int, engine: str = "processes", model: Any | None = None
+    model_path: Path, workers: int, engine: str = "processes", model: Any | None = None
 ) -> Executor:
+    """The engine for ``workers``: serial for 1; ``model`` is reused where it can be."""
     if workers <= 1:
-        return SerialExecutor(job, model)
+        return SerialExecutor(model if model is not None else load_model(model_path))
     if engine == "threads":
-        return ThreadExecutor(job, workers, model)
-    return ProcessExecutor(job, workers)
+        return ThreadExecutor(model if model is not None else load_model(model_path), workers)
+    return ProcessExecutor(model_path, workers)

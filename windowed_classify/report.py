@@ -65,6 +65,7 @@ def build_report(
             }
             for layer in prep.layers
         },
+        "median_second_reads": [name for name, s in stats.items() if s.second_read],
         "legend": prep.legend.as_dict(),
         "legend_source": prep.legend.source,
         "output_nodata": cfg.output.nodata,

@@ -191,7 +191,9 @@ def sample_order(n: int, max_windows: int, max_pixels: int, pixels_per_window: i
     return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
 
 
-def layer_stats(layer: Layer, grid: Grid) -> LayerStats:
+def layer_stats(
+    layer: Layer, grid: Grid, progress: Callable[[int], None] | None = None
+) -> LayerStats:
     """Median, min, max and counts of one layer, in one read in the common case."""
     windows = layer_windows(grid, layer.block_shape)
     per_window = int(windows[0].width * windows[0].height)
@@ -205,6 +207,8 @@ def layer_stats(layer: Layer, grid: Grid) -> LayerStats:
     sample: list[np.ndarray] = []
 
     def account(values: np.ndarray, n_invalid: int) -> None:
+        if progress is not None:
+            progress(values.size + n_invalid)
         totals["nodata"] += n_invalid
         totals["valid"] += values.size
         if values.size:
@@ -254,11 +258,9 @@ def compute_stats(
     """Stats for every layer; layers run in parallel threads (GDAL reads release the GIL)."""
 
     def one(layer: Layer) -> LayerStats:
-        result = layer_stats(layer, grid)
+        result = layer_stats(layer, grid, progress)
         if result.second_read:
-            log.info("layer '%s': median needed a second read", layer.name)
-        if progress is not None:
-            progress(grid.pixels)
+            log.info("layer '%s': the median needed a second read", layer.name)
         return result
 
     if workers <= 1 or len(layers) <= 1:
