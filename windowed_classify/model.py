@@ -57,6 +57,10 @@ def load_model(path: Path) -> Any:
 
     if not path.is_file():
         raise ModelError(f"model.path: model file not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        from .onnxmodel import load_onnx
+
+        return load_onnx(path)
     _patch_azureml_for_py311()
     try:
         return joblib.load(path)
