@@ -21,6 +21,7 @@ from .classify import ClassifyJob
 from .config import Config, load_config
 from .errors import InputError
 from .executor import Executor, make_executor
+from .memory import TreeMemoryMonitor
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
 from .output import CodeWriter, check_writable, write_json_atomic
 from .report import build_report
@@ -110,6 +111,7 @@ def run(
         prep.model = None  # each worker loads its own: do not hold another copy here
     # Built before pass 1: worker processes start and load the model meanwhile.
     with (
+        TreeMemoryMonitor() as memory,
         rasterio.Env(GDAL_CACHEMAX=cache_mb),
         make_executor(cfg.model.path, n_workers, engine, prep.model) as executor,
     ):
@@ -138,6 +140,7 @@ def run(
             "memory_mb": cfg.processing.memory_mb,
             "gdal_cache_mb": cache_mb,
         },
+        tree_peak_mb=memory.peak_mb,
     )
     write_json_atomic(cfg.report_path, report)
     log.info("wrote %s and %s", cfg.output.path, cfg.report_path)

@@ -55,7 +55,7 @@ class OutputConfig:
 class ProcessingConfig:
     memory_mb: int = 512
     workers: int | None = None  # None: all cores
-    engine: str = "processes"  # how workers > 1 run: processes or threads
+    engine: str = "threads"  # how workers > 1 run: threads (one model) or processes
     stats_cache: bool = True
     cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/windowed_classify (~/.cache/...)
 
@@ -223,7 +223,7 @@ SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
     "processing": {
         "memory_mb": (_int(1), 512),
         "workers": (_opt_int(1), None),
-        "engine": (_choice(("processes", "threads")), "processes"),
+        "engine": (_choice(("threads", "processes")), "threads"),
         "stats_cache": (_bool, True),
         "cache_dir": (_opt_path, None),
     },

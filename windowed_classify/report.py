@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .memory import rusage_peaks_mb
 
 if TYPE_CHECKING:
     from .api import Prepared
     from .stats import LayerStats
-
-
-def peak_memory_mb() -> dict[str, float | None]:
-    """Peak resident memory of this process and of its largest child (worker), in MB."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return {"process": None, "largest_worker": None}
-    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale / 2**20
-    return {"process": round(own, 1), "largest_worker": round(kids, 1) if kids else None}
 
 
 def build_report(
@@ -30,9 +18,12 @@ def build_report(
     pixel_counts: dict[str, int],
     timing: dict[str, float],
     extra: dict[str, Any],
+    tree_peak_mb: float | None = None,
 ) -> dict[str, Any]:
+    """The report; ``peak_memory_mb`` is the process tree's (workers included) when known."""
     cfg, grid = prep.config, prep.grid
-    memory = peak_memory_mb()
+    own, worker = rusage_peaks_mb()
+    peaks = [v for v in (own, tree_peak_mb) if v is not None]
     return {
         "tool": "windowed_classify",
         "version": __version__,
@@ -72,7 +63,8 @@ def build_report(
         "pixel_counts": pixel_counts,
         "masked_pixels": pixel_counts[str(cfg.output.nodata)],
         "timing": {k: round(v, 3) for k, v in timing.items()},
-        "peak_memory_mb": memory["process"],
-        "peak_memory_worker_mb": memory["largest_worker"],
+        "peak_memory_mb": max(peaks) if peaks else None,
+        "peak_memory_process_mb": own,
+        "peak_memory_largest_worker_mb": worker,
         **extra,
     }
