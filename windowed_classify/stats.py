@@ -12,7 +12,7 @@ then cast to float32.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -26,15 +26,20 @@ log = logging.getLogger(__name__)
 BINS = 1 << 16
 SIGN = np.uint32(0x80000000)
 MAX_CANDIDATES = 24  # low-bit counters kept per layer: 24 x 65,536 x 8 bytes = 12 MB
-SAMPLE_PIXELS = 1 << 22  # about 4 million values held while candidates are chosen
+SAMPLE_PIXELS = 1 << 21  # about 2 million values held while candidates are chosen
 SAMPLE_WINDOWS = 64
 MARGIN = 0.03  # sample quantiles 0.5 +- MARGIN (at least) become candidates
+BATCH = 1 << 20  # values per histogram update
 
 
 def to_keys(values: np.ndarray) -> np.ndarray:
-    """float32 -> uint32 keys whose unsigned order is the float order (-0.0 just below +0.0)."""
+    """float32 -> uint32 keys whose unsigned order is the float order (-0.0 just below +0.0).
+
+    Non-negative floats get their sign bit set; negative ones have every bit flipped.
+    """
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    return np.where(bits & SIGN, ~bits, bits | SIGN)
+    flip = (bits.view(np.int32) >> 31).view(np.uint32)  # all ones where negative
+    return bits ^ (flip | SIGN)
 
 
 def from_key(key: int) -> np.float32:
@@ -44,29 +49,38 @@ def from_key(key: int) -> np.float32:
 
 
 class MedianCounter:
-    """Counts keys by their high 16 bits, and by all 32 bits inside candidate bins."""
+    """Counts keys by their high 16 bits, and in full inside one run of candidate bins.
 
-    def __init__(self, candidates: Iterable[int] = ()):
+    The run is ``n`` contiguous high-16 bins starting at ``first``: a key is inside when
+    ``key - (first << 16)`` (wrapping below) is less than ``n << 16``, one comparison.
+    Bins counted later by a second read are kept in ``extra``.
+    """
+
+    def __init__(self, first: int = 0, n: int = 0):
         self.high = np.zeros(BINS, dtype=np.int64)
-        self.slot = np.full(BINS, -1, dtype=np.int64)
-        self.candidates = sorted(set(int(c) for c in candidates))
-        self.slot[self.candidates] = np.arange(len(self.candidates))
-        self.low = np.zeros((len(self.candidates), BINS), dtype=np.int64)
+        self.first, self.n = first, n
+        self.base = np.uint32(first << 16)
+        self.low = np.zeros(n * BINS, dtype=np.int64)
+        self.extra: dict[int, np.ndarray] = {}
 
     @property
     def count(self) -> int:
         return int(self.high.sum())
 
     def add(self, keys: np.ndarray, count_high: bool = True) -> None:
-        hi = (keys >> 16).astype(np.intp)
         if count_high:
-            self.high += np.bincount(hi, minlength=BINS)
-        if self.candidates:
-            slot = self.slot[hi]
-            inside = slot >= 0
-            if inside.any():
-                flat = slot[inside] * BINS + (keys[inside] & 0xFFFF)
-                self.low += np.bincount(flat, minlength=self.low.size).reshape(self.low.shape)
+            self.high += np.bincount(keys >> 16, minlength=BINS)
+        if self.n:
+            offset = keys - self.base
+            offset = offset[offset < self.low.size]
+            if offset.size:
+                self.low += np.bincount(offset, minlength=self.low.size)
+
+    def low_counts(self, b: int) -> np.ndarray | None:
+        if self.first <= b < self.first + self.n:
+            i = b - self.first
+            return self.low[i * BINS : (i + 1) * BINS]
+        return self.extra.get(b)
 
     def middle_bins(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """(bin, rank inside bin) of the lower and upper middle values."""
@@ -82,15 +96,15 @@ class MedianCounter:
         return out[0], out[1]
 
     def missing(self) -> list[int]:
-        return sorted({b for b, _ in self.middle_bins()} - set(self.candidates))
+        return sorted({b for b, _ in self.middle_bins() if self.low_counts(b) is None})
 
     def median(self) -> np.float32:
         values = []
         for b, rank in self.middle_bins():
-            if b not in self.candidates:
+            counts = self.low_counts(b)
+            if counts is None:
                 raise RuntimeError(f"bin {b} was not counted in full")
-            cum = np.cumsum(self.low[self.slot[b]])
-            low = int(np.searchsorted(cum, rank, side="right"))
+            low = int(np.searchsorted(np.cumsum(counts), rank, side="right"))
             values.append(from_key((b << 16) | low))
         # pandas (np.median) ends with np.mean of the middle value(s) in float64: that turns
         # -0.0 into +0.0, so use the same call rather than (a + b) / 2.
@@ -98,16 +112,15 @@ class MedianCounter:
         return np.float32(np.mean(np.asarray(middle, dtype=np.float64)))
 
 
-def choose_candidates(sample_keys: np.ndarray) -> list[int]:
-    """High-16 bins likely to hold the median: those between the sample's quantiles 0.5 +- m.
-
-    Read off the sample's own high-bit histogram (no sort). The band is centred on the sample
-    median in rank and narrowed until it spans at most MAX_CANDIDATES bins.
+def choose_candidates(sample_keys: np.ndarray) -> tuple[int, int]:
+    """(first bin, count) of high-16 bins likely to hold the median: the sample's quantiles
+    0.5 +- m, read off the sample's own high-bit histogram (no sort), with the band centred
+    on the sample median in rank and narrowed until it spans at most MAX_CANDIDATES bins.
     """
     n = sample_keys.size
     if n == 0:
-        return []
-    cum = np.cumsum(np.bincount((sample_keys >> 16).astype(np.intp), minlength=BINS))
+        return 0, 0
+    cum = np.cumsum(np.bincount(sample_keys >> 16, minlength=BINS))
     margin = max(MARGIN, 4.0 / np.sqrt(n))
     while True:
         lo = int(np.searchsorted(cum, max(0, int((0.5 - margin) * n)), side="right"))
@@ -119,7 +132,22 @@ def choose_candidates(sample_keys: np.ndarray) -> list[int]:
         mid = int(np.searchsorted(cum, n // 2, side="right"))
         lo = max(lo, mid - MAX_CANDIDATES // 2)
         hi = lo + MAX_CANDIDATES - 1
-    return list(range(lo, min(hi, BINS - 1) + 1))
+    hi = min(hi, BINS - 1)
+    return lo, hi - lo + 1
+
+
+def _batched(arrays: Iterable[np.ndarray], size: int = BATCH) -> Iterator[np.ndarray]:
+    """Concatenate small arrays into about ``size`` values: one histogram update per batch."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for a in arrays:
+        pending.append(a)
+        held += a.size
+        if held >= size:
+            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+            pending, held = [], 0
+    if pending:
+        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
 
 
 def streaming_median(
@@ -128,30 +156,26 @@ def streaming_median(
     """Exact median of float32 values given as chunks (the sample is part of the data).
 
     ``chunks()`` yields the non-sample values; it is called again only when the sample's
-    guess missed. Returns (median, needed_second_read).
+    guess missed, and then only the missing bins are counted. Returns (median, second read).
     """
-    sample_keys = [to_keys(s) for s in sample]
-    counter = MedianCounter(choose_candidates(np.concatenate(sample_keys)) if sample_keys else [])
-    for keys in sample_keys:
-        counter.add(keys)
+    sample_keys = to_keys(np.concatenate(sample)) if len(sample) else np.empty(0, np.uint32)
+    counter = MedianCounter(*choose_candidates(sample_keys))
+    counter.add(sample_keys)
     del sample_keys
-    for chunk in chunks():
-        counter.add(to_keys(chunk))
+    for keys in _batched(to_keys(c) for c in chunks()):
+        counter.add(keys)
     if counter.count == 0:
         raise ValueError("no valid values")
     missing = counter.missing()
     if not missing:
         return counter.median(), False
-    second = MedianCounter(missing)
-    for keys in (to_keys(s) for s in sample):
-        second.add(keys, count_high=False)
-    for chunk in chunks():
-        second.add(to_keys(chunk), count_high=False)
-    for b in missing:
-        slot = len(counter.candidates)
-        counter.candidates.append(b)
-        counter.slot[b] = slot
-        counter.low = np.vstack([counter.low, second.low[second.slot[b]][None, :]])
+    # The two middle bins may be far apart: one single-bin counter each, in one more read.
+    seconds = [MedianCounter(b, 1) for b in missing]
+    for keys in _batched(to_keys(c) for c in (*sample, *chunks())):
+        for second in seconds:
+            second.add(keys, count_high=False)
+    for b, second in zip(missing, seconds, strict=True):
+        counter.extra[b] = second.low
     return counter.median(), True
 
 
