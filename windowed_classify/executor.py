@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -83,10 +85,22 @@ class SerialExecutor(Executor):
 _WORKER: _Classifiers | None = None
 
 
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """A worker never outlives the main process (killed with SIGKILL, say)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _init_worker(model_path: Path) -> None:
     global _WORKER
     # Ctrl-C reaches the whole process group: the main process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(os.getppid())
     _WORKER = _Classifiers(load_model(model_path))  # the model is loaded here, once
 
 
