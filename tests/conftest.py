@@ -1,0 +1,46 @@
+"""Shared fixtures. Builders live in helpers.py, the oracle in reference.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import Case, build_case
+from hypothesis import HealthCheck, Phase, settings
+
+# Keep the worker processes the tool may start from oversubscribing the 2 cores.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.register_profile(
+    "ci",
+    parent=settings.get_profile("default"),
+    derandomize=True,
+)
+# no shrinking: report the first failing example found (quicker on expensive examples)
+settings.register_profile(
+    "noshrink",
+    parent=settings.get_profile("default"),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep anything the tool caches per user (e.g. pass-1 statistics) out of the real home;
+    CLI subprocesses inherit the variable."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> Case:
+    """Three float32 layers (elev, slope, ndvi), a DecisionTree on string labels."""
+    return build_case(tmp_path)

@@ -1,0 +1,440 @@
+"""Every user error of SPEC.md through the CLI: exit 2, one clear message, no traceback,
+nothing left under the output's name."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from checks import assert_run_matches
+from helpers import (
+    Case,
+    build_case,
+    load_report,
+    package_root,
+    run_cli,
+    save_model,
+    threshold_model,
+    train_model,
+    write_raster,
+    write_yaml,
+)
+from rasterio.transform import from_origin
+from reference import reference_from_config
+
+
+def assert_user_error(
+    proc: subprocess.CompletedProcess[str],
+    *needles: str,
+    output: Path | None = None,
+    out_dir_empty: bool = False,
+) -> str:
+    """Exit 2, no traceback, an `error:` line naming every needle; no output file."""
+    err = proc.stderr
+    assert proc.returncode == 2, f"exit {proc.returncode}; stderr: {err!r}"
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, f"expected one 'error:' line, got: {err!r}"
+    message = lines[0]
+    for needle in needles:
+        assert needle in message, f"{needle!r} not named in {message!r}"
+    if output is not None:
+        assert not output.exists(), f"{output} exists after a failed run"
+        leftovers = sorted(p.name for p in output.parent.iterdir())
+        if out_dir_empty:
+            assert leftovers == [], f"files left beside the output: {leftovers}"
+        else:  # a statistics cache may stay; no partial raster, no report
+            litter = [n for n in leftovers if output.name in n and not n.endswith(".stats.json")]
+            litter += [n for n in leftovers if n.endswith((".tif", ".tiff", ".report.json"))]
+            assert not litter, f"a failed run left {litter} beside the output"
+    return message
+
+
+def cli(
+    case: Case, config: dict[str, Any] | None = None, *args: str
+) -> subprocess.CompletedProcess:
+    cfg = case.write_config("config.yaml", config)
+    return run_cli(cfg, *args, cwd=case.root)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("section", "key"), [("rasters", "folder"), ("model", "path"), ("output", "path")]
+)
+def test_missing_required_key(case: Case, section: str, key: str) -> None:
+    del case.config[section][key]
+    assert_user_error(cli(case), section, key, output=case.output, out_dir_empty=True)
+
+
+def test_missing_required_section(case: Case) -> None:
+    del case.config["model"]
+    assert_user_error(cli(case), "model", output=case.output, out_dir_empty=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "bad", "allowed"),
+    [
+        ((), "outptu", ["rasters", "nodata", "model", "output"]),
+        (("rasters",), "recursive", ["folder", "extensions"]),
+        (("nodata",), "treshold", ["values", "use_file_nodata", "threshold"]),
+        (("model",), "labels", ["path", "scoring_file", "features", "classes"]),
+        (("output",), "format", ["path", "dtype", "nodata", "compress", "overwrite"]),
+    ],
+)
+def test_unknown_key_named_with_allowed_keys(
+    case: Case, path: tuple[str, ...], bad: str, allowed: list[str]
+) -> None:
+    section = case.config
+    for part in path:
+        section = section.setdefault(part, {})
+    section[bad] = 1
+    assert_user_error(cli(case), bad, *allowed, output=case.output, out_dir_empty=True)
+
+
+def test_bad_value_type_names_key(case: Case) -> None:
+    case.config["nodata"]["threshold"] = "lots"
+    assert_user_error(cli(case), "threshold", output=case.output, out_dir_empty=True)
+
+
+def test_config_file_missing(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path / "nope.yaml", cwd=tmp_path)
+    assert_user_error(proc, "nope.yaml")
+
+
+def test_config_not_yaml_mapping(tmp_path: Path) -> None:
+    cfg = tmp_path / "broken.yaml"
+    cfg.write_text("rasters: [unclosed\n  - : :\n")
+    assert_user_error(run_cli(cfg, cwd=tmp_path), "broken.yaml")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_raster_folder_missing(case: Case) -> None:
+    case.config["rasters"]["folder"] = str(case.root / "no_such_folder")
+    assert_user_error(cli(case), "no_such_folder", output=case.output, out_dir_empty=True)
+
+
+def test_unreadable_raster_named(case: Case) -> None:
+    (case.folder / "broken_layer.tif").write_bytes(b"II*\x00 definitely not a GeoTIFF")
+    assert_user_error(cli(case), "broken_layer.tif", output=case.output, out_dir_empty=True)
+
+
+def test_duplicate_feature_names_both_files(case: Case) -> None:
+    data = case.stack.layers[0].data
+    write_raster(case.folder / "a" / "dup.tif", data, nodata=-9999.0)
+    write_raster(case.folder / "b" / "dup.TIFF", data, nodata=-9999.0)
+    assert_user_error(
+        cli(case),
+        os.path.join("a", "dup.tif"),
+        os.path.join("b", "dup.TIFF"),
+        output=case.output,
+        out_dir_empty=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("what", "words"),
+    [
+        ("crs", ["crs"]),
+        ("transform", ["transform"]),
+        ("size", ["width", "height", "size", "shape"]),
+    ],
+)
+def test_grid_mismatch(case: Case, what: str, words: list[str]) -> None:
+    spec = case.stack.layers[1]  # slope: sorted after elev, which comes first
+    data = spec.data
+    kwargs: dict[str, Any] = {"nodata": -9999.0}
+    if what == "crs":
+        kwargs["crs"] = "EPSG:32634"
+    elif what == "transform":
+        kwargs["transform"] = from_origin(500080.0, 6000000.0, 80.0, 80.0)
+    else:
+        data = data[:-1, :]
+    write_raster(case.folder / "slope.tif", data, **kwargs)
+    msg = assert_user_error(cli(case), "slope", output=case.output, out_dir_empty=True)
+    assert any(w in msg.lower() for w in words), f"{msg!r} does not say what differs ({what})"
+
+
+def test_missing_features_listed_together(tmp_path: Path) -> None:
+    case = build_case(tmp_path, names=("elev", "slope"))
+    feats = ["elev", "clay_pct", "slope", "twi_index"]
+    pools = {n: np.array([1.0, 2.0, 3.0], np.float32) for n in feats}
+    save_model(train_model(feats, pools, ["a", "b"]), case.model_path)
+    assert_user_error(cli(case), "clay_pct", "twi_index", output=case.output, out_dir_empty=True)
+
+
+@pytest.mark.parametrize("how", ["tag", "nan", "config_value"])
+def test_layer_without_valid_pixel(case: Case, how: str) -> None:
+    spec = case.stack.layers[2]  # ndvi
+    h, w = spec.data.shape
+    if how == "tag":
+        write_raster(case.folder / "ndvi.tif", np.full((h, w), -9999.0, np.float32), nodata=-9999.0)
+    elif how == "nan":
+        write_raster(case.folder / "ndvi.tif", np.full((h, w), np.nan, np.float32))
+    else:
+        write_raster(case.folder / "ndvi.tif", np.full((h, w), -7, np.int16))
+        case.config["nodata"]["values"] = [-7.0]
+    assert_user_error(cli(case), "ndvi", output=case.output)
+
+
+# --------------------------------------------------------------------------- model / labels
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_predicted_label_not_in_classes(tmp_path: Path, workers: int) -> None:
+    case = build_case(tmp_path, names=("elev", "slope"))
+    case.config["processing"] = {"workers": workers, "memory_mb": 1}
+    # elev ~ N(100, 30): both labels are predicted
+    model = threshold_model("elev", ["elev", "slope"], [(100.0, "wetland"), (np.inf, "meadow")])
+    save_model(model, case.model_path)
+    case.config["model"]["classes"] = ["meadow", "orchard"]
+    assert_user_error(cli(case), "wetland", "meadow", "orchard", output=case.output)
+    assert not (case.output.with_name("prediction.report.json")).exists()
+
+
+def test_class_count_does_not_fit_dtype(case: Case) -> None:
+    classes = ["forest", "water", "urban"] + [f"c{i}" for i in range(253)]  # 256 classes
+    case.config["model"]["classes"] = classes
+    msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
+    assert re.search(r"uint8|256|255|dtype|nodata", msg, re.I), msg
+
+
+def test_class_code_collides_with_output_nodata(case: Case) -> None:
+    case.config["output"]["nodata"] = 1  # codes 0, 1, 2 for three classes
+    msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
+    assert "nodata" in msg.lower(), msg
+
+
+def test_output_nodata_outside_dtype(case: Case) -> None:
+    case.config["output"].update(dtype="uint8", nodata=300)
+    msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
+    assert "300" in msg or "nodata" in msg.lower(), msg
+
+
+def test_existing_output_untouched(case: Case) -> None:
+    case.output.write_bytes(b"precious bytes")
+    os.utime(case.output, (1_000_000_000, 1_000_000_000))
+    before = case.output.stat().st_mtime_ns
+    proc = cli(case)
+    msg = assert_user_error(proc)
+    assert "prediction.tif" in msg, msg
+    assert case.output.read_bytes() == b"precious bytes"
+    assert case.output.stat().st_mtime_ns == before
+    assert not case.output.with_name("prediction.report.json").exists()
+
+
+def test_no_schema_available(tmp_path: Path) -> None:
+    case = build_case(tmp_path, with_names=False)
+    assert not hasattr(case.model, "feature_names_in_")
+    msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
+    assert "features" in msg or "scoring_file" in msg, msg
+
+
+def test_model_file_missing(case: Case) -> None:
+    case.config["model"]["path"] = str(case.root / "absent_model.pkl")
+    assert_user_error(cli(case), "absent_model.pkl", output=case.output, out_dir_empty=True)
+
+
+def test_model_file_unreadable(case: Case) -> None:
+    bad = case.root / "garbage_model.pkl"
+    bad.write_bytes(b"this is not a pickle\x00\x01")
+    case.config["model"]["path"] = str(bad)
+    assert_user_error(cli(case), "garbage_model.pkl", output=case.output, out_dir_empty=True)
+
+
+def test_scoring_file_missing(case: Case) -> None:
+    case.config["model"]["scoring_file"] = str(case.root / "scoring_file_v_1_0_0.py")
+    assert_user_error(cli(case), "scoring_file_v_1_0_0.py", output=case.output, out_dir_empty=True)
+
+
+# --------------------------------------------------------------------------- scoring file
+
+SCORING_V1 = """\
+# ---------------------------------------------------------
+# Copyright (c) Microsoft Corporation. All rights reserved.
+# ---------------------------------------------------------
+{prelude}
+import json
+import logging
+import os
+import pickle
+import numpy as np
+import pandas as pd
+import joblib
+
+import azureml.automl.core
+from azureml.automl.core.shared import logging_utilities, log_server
+from azureml.telemetry import INSTRUMENTATION_KEY
+
+from inference_schema.schema_decorators import input_schema, output_schema
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
+
+input_sample = pd.DataFrame({{{columns}}})
+output_sample = np.array([0])
+try:
+    log_server.enable_telemetry(INSTRUMENTATION_KEY)
+    log_server.set_verbosity('INFO')
+    logger = logging.getLogger('azureml.automl.core.scoring_script')
+except:
+    pass
+
+
+def init():
+    global model
+    model_path = os.path.join(os.getenv('AZUREML_MODEL_DIR'), 'model.pkl')
+    model = joblib.load(model_path)
+
+
+@input_schema('data', PandasParameterType(input_sample))
+@output_schema(NumpyParameterType(output_sample))
+def run(data):
+    result = model.predict(data)
+    return json.dumps({{"result": result.tolist()}})
+"""
+
+
+def write_scoring_file(path: Path, features: list[str], prelude: str = "") -> Path:
+    cols = ", ".join(f'"{f}": pd.Series([0.0], dtype="float64")' for f in features)
+    path.write_text(SCORING_V1.format(prelude=prelude, columns=cols))
+    return path
+
+
+@pytest.mark.parametrize("hostile", [False, True], ids=["plain", "raises_if_executed"])
+def test_scoring_file_schema_is_parsed_not_executed(tmp_path: Path, hostile: bool) -> None:
+    order = ["ndvi", "elev", "slope"]
+    case = build_case(tmp_path, model_features_=order, with_names=False)
+    assert not hasattr(case.model, "feature_names_in_")
+    marker = tmp_path / "executed.marker"
+    prelude = f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n" if hostile else ""
+    scoring = write_scoring_file(tmp_path / "scoring_file_v_1_0_0.py", order, prelude)
+    case.config["model"]["scoring_file"] = str(scoring)
+    proc = cli(case, None, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists(), "the scoring file was executed"
+    ref = reference_from_config(case.config)
+    assert ref.features == order
+    report = load_report(case.output)
+    assert report["features"] == order
+    assert_run_matches(report, ref, case.output)
+
+
+def test_scoring_file_relative_to_yaml(tmp_path: Path) -> None:
+    order = ["slope", "elev"]
+    case = build_case(tmp_path, names=("elev", "slope"), model_features_=order, with_names=False)
+    write_scoring_file(tmp_path / "scoring_file_v_1_0_0.py", order)
+    rel = {
+        "rasters": {"folder": "covariates"},
+        "nodata": case.config["nodata"],
+        "model": {"path": "model.pkl", "scoring_file": "scoring_file_v_1_0_0.py"},
+        "output": {"path": "out/prediction.tif"},
+    }
+    cfg = write_yaml(tmp_path / "config.yaml", rel)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_cli(cfg, "--quiet", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    case.config["model"]["scoring_file"] = str(tmp_path / "scoring_file_v_1_0_0.py")
+    assert_run_matches(load_report(case.output), reference_from_config(case.config), case.output)
+
+
+SCORING_V2 = """\
+import json
+import os
+import numpy as np
+import pandas as pd
+import joblib
+from azureml.automl.core.shared import logging_utilities
+from inference_schema.schema_decorators import input_schema, output_schema
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
+from inference_schema.parameter_types.standard_py_parameter_type import (
+    StandardPythonParameterType,
+)
+
+raise SystemExit("never executed")
+
+data_sample = PandasParameterType(pd.DataFrame({{{columns}}}))
+input_sample = StandardPythonParameterType({{'data': data_sample}})
+method_sample = StandardPythonParameterType("predict")
+sample_global_params = StandardPythonParameterType({{"method": method_sample}})
+result_sample = NumpyParameterType(np.array([0]))
+output_sample = StandardPythonParameterType({{'Results': result_sample}})
+"""
+
+
+def test_scoring_file_v2_data_sample(tmp_path: Path) -> None:
+    """AutoML scoring_file_v_2_0_0.py: the DataFrame is `data_sample`; an int64 column too."""
+    order = ["slope", "landuse", "elev"]
+    case = build_case(tmp_path, names=("elev", "slope"), model_features_=None, with_names=False)
+    h, w = case.stack.layers[0].data.shape
+    rng = np.random.default_rng(0)
+    landuse = rng.integers(1, 6, (h, w)).astype(np.int16)
+    landuse[rng.random((h, w)) < 0.1] = -1
+    write_raster(case.folder / "landuse.tif", landuse, nodata=-1, layout=("striped", 3))
+    pools = {
+        "slope": case.stack.layers[1].data.ravel(),
+        "elev": case.stack.layers[0].data.ravel(),
+        "landuse": np.arange(1.0, 6.0),
+    }
+    pools = {k: v[np.isfinite(v) & (v != -9999.0)] for k, v in pools.items()}
+    save_model(train_model(order, pools, ["a", "b", "c"], with_names=False), case.model_path)
+    cols = ", ".join(
+        f'"{f}": pd.Series([0], dtype="{"int64" if f == "landuse" else "float64"}")' for f in order
+    )
+    scoring = tmp_path / "scoring_file_v_2_0_0.py"
+    scoring.write_text(SCORING_V2.format(columns=cols))
+    case.config["model"]["scoring_file"] = str(scoring)
+    case.config["nodata"]["threshold"] = 1  # fill single nodata values with the median
+    proc = cli(case, None, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    ref = reference_from_config(case.config)
+    assert ref.features == order
+    assert ref.n_filled > 0
+    assert_run_matches(load_report(case.output), ref, case.output)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
+    """Stop the CLI while it is writing: no output, no partial raster, no report."""
+    case = build_case(tmp_path, height=2000, width=2000, names=("elev", "slope"))
+    case.config["processing"] = {"workers": 1, "memory_mb": 1}
+    cfg = case.write_config()
+    env = dict(os.environ, PYTHONPATH=str(package_root()))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "windowed_classify", str(cfg), "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # wait until something appears beside the output (the raster being written)
+        while proc.poll() is None and not any(case.output.parent.iterdir()):
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            pytest.skip("the run finished before it could be interrupted")
+        time.sleep(0.2)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0, "an interrupted run reported success"
+    assert "Traceback" not in err, err
+    assert not case.output.exists()
+    leftovers = sorted(p.name for p in case.output.parent.iterdir())
+    assert not [n for n in leftovers if not n.endswith(".stats.json")], leftovers
