@@ -21,7 +21,3 @@ class ModelError(UserError):
 
 class OutputError(UserError):
     """The output cannot be written (exists, bad dtype/nodata, write failure)."""
-
-
-class Interrupted(UserError):
-    """The run was stopped by a signal; nothing was written under the output name."""

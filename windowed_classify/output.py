@@ -28,16 +28,13 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def check_writable(out: OutputConfig, extra: list[Path] | None = None) -> None:
+def check_writable(out: OutputConfig) -> None:
     """Before any work: refuse an existing output (unless overwrite), make the folder."""
-    targets = [out.path, *(extra or [])]
-    if not out.overwrite:
-        for target in targets:
-            if target.exists():
-                raise OutputError(
-                    f"output {target} already exists; set output.overwrite: true "
-                    "(or pass --overwrite) to replace it"
-                )
+    if out.path.exists() and not out.overwrite:
+        raise OutputError(
+            f"output {out.path} already exists; set output.overwrite: true "
+            "(or pass --overwrite) to replace it"
+        )
     try:
         out.path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
