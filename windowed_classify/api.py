@@ -23,7 +23,7 @@ from .errors import InputError
 from .executor import Executor, make_executor
 from .memory import TreeMemoryMonitor
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
-from .output import CodeWriter, check_writable, write_json_atomic
+from .output import CodeWriter, check_writable, partial_path, write_json_atomic
 from .report import build_report
 from .stack import Grid, Layer, discover, open_layers, plan_windows
 from .stats import LayerStats, compute_stats
@@ -48,7 +48,8 @@ class Prepared:
 def prepare(cfg: Config) -> Prepared:
     """Discover, load the model, match features to layers, check the grid and the codes."""
     check_writable(cfg.output)
-    named = discover(cfg.rasters)
+    out = cfg.output.path
+    named = discover(cfg.rasters, exclude=[out, partial_path(out)])
     model = load_model(cfg.model.path)
     schema = resolve_schema(model, cfg.model)
     legend = resolve_legend(model, cfg.model)

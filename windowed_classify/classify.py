@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from rasterio.windows import Window
 
+from .errors import ModelError
 from .model import CodeMapper, Legend, load_model
 from .stack import Layer, StackReader
 
@@ -109,6 +110,11 @@ def classify_values(
     if not keep.any():
         return codes  # all masked: the model is not called
     x = filled(values, invalid, job.medians, keep)
-    predicted = model.predict(model_frame(x, job.features, job.int_columns))
+    try:
+        predicted = model.predict(model_frame(x, job.features, job.int_columns))
+    except Exception as exc:  # the model's own error: name the model; --debug shows the cause
+        raise ModelError(
+            f"the model {job.model_path} failed to predict: {type(exc).__name__}: {exc}"
+        ) from exc
     codes[keep] = to_codes(predicted)
     return codes

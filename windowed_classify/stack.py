@@ -46,19 +46,24 @@ class Layer:
     nodata_values: tuple[float, ...]  # float32-cast values that mean nodata (NaN/inf always do)
 
 
-def discover(rasters: RastersConfig) -> list[tuple[str, Path]]:
+def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple[str, Path]]:
     """Every file under the folder (recursive) with a listed extension, sorted by relative path.
 
     Returns (feature name, path) pairs; two files with the same feature name is an error.
+    ``exclude`` (the tool's own output, when it lies in the folder) is never a layer.
     """
     folder = rasters.folder
     if not folder.is_dir():
         raise InputError(f"rasters.folder does not exist or is not a folder: {folder}")
+    skip = {p.resolve() for p in exclude}
     found = []
     for path in folder.rglob("*"):
         lower = path.name.lower()
         ext = next((e for e in rasters.extensions if lower.endswith(e)), None)
         if ext is not None and path.is_file():
+            if path.resolve() in skip:
+                log.info("not a layer: %s is this run's output", path)
+                continue
             found.append((path.relative_to(folder).as_posix(), path, path.name[: -len(ext)]))
     found.sort(key=lambda item: item[0])
     by_name: dict[str, Path] = {}
