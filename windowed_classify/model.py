@@ -6,6 +6,7 @@ Loading a pickle runs code from it: only load models you trust.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 AZUREML_HINT = (
     "this model needs the Azure AutoML runtime (package azureml-automl-runtime); "
     "pip cannot install it as declared: build a venv with scripts/install-azureml.sh "
-    "(see the README, section 'Azure AutoML models')"
+    "(README section 'Azure AutoML models')"
 )
 
 
@@ -51,6 +52,13 @@ def _patch_azureml_for_py311() -> None:
         )
 
 
+def _automl_runtime_installed() -> bool:
+    try:
+        return importlib.util.find_spec("azureml.automl.runtime") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def load_model(path: Path) -> Any:
     """joblib.load with clear errors; applies the AutoML Python 3.11 fix first."""
     import joblib
@@ -66,6 +74,12 @@ def load_model(path: Path) -> Any:
         return joblib.load(path)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] == "azureml":
+            if _automl_runtime_installed():
+                raise ModelError(
+                    f"cannot load model {path}: it needs the module '{exc.name}', which the "
+                    "installed Azure AutoML runtime does not have (was the model saved with "
+                    "another release of azureml-automl-runtime?)"
+                ) from None
             raise ModelError(f"cannot load model {path}: {AZUREML_HINT}") from None
         raise ModelError(
             f"cannot load model {path}: it needs the Python package '{exc.name}', "
