@@ -43,9 +43,26 @@ TRAIN_SAMPLES = 60_000
 LAYOUTS = ("tiled", "striped")
 
 BASE_NAMES = (
-    "elevation", "slope", "aspect_cos", "twi", "ndvi_mean", "ndvi_sd", "rain_annual",
-    "temp_mean", "temp_range", "clay", "sand", "soc", "ph", "landsat_b2", "landsat_b3",
-    "landsat_b4", "landsat_b5", "landsat_b6", "landsat_b7", "night_lights",
+    "elevation",
+    "slope",
+    "aspect_cos",
+    "twi",
+    "ndvi_mean",
+    "ndvi_sd",
+    "rain_annual",
+    "temp_mean",
+    "temp_range",
+    "clay",
+    "sand",
+    "soc",
+    "ph",
+    "landsat_b2",
+    "landsat_b3",
+    "landsat_b4",
+    "landsat_b5",
+    "landsat_b6",
+    "landsat_b7",
+    "night_lights",
 )
 
 
@@ -95,8 +112,9 @@ class _Smooth:
         self.octaves = tuple(octaves)
         self._bases = {k: _basis(size, k) for k in self.octaves}
 
-    def field(self, rng: np.random.Generator, amplitudes: Iterable[float] = (1.0, 0.5, 0.25)
-              ) -> np.ndarray:
+    def field(
+        self, rng: np.random.Generator, amplitudes: Iterable[float] = (1.0, 0.5, 0.25)
+    ) -> np.ndarray:
         out = np.zeros((self.size, self.size), dtype=np.float32)
         for k, amp in zip(self.octaves, amplitudes, strict=True):
             w = rng.standard_normal((k, k)).astype(np.float32) * np.float32(amp)
@@ -158,8 +176,9 @@ def _profile(size: int, layout: str, nan_nodata: bool) -> dict:
 Log = Callable[[str], None]
 
 
-def ensure_datasets(data_dir: Path, size: int, layers: int, layouts: Iterable[str],
-                    log: Log = print) -> dict[str, Dataset]:
+def ensure_datasets(
+    data_dir: Path, size: int, layers: int, layouts: Iterable[str], log: Log = print
+) -> dict[str, Dataset]:
     """Return the cached datasets for ``layouts``, generating whatever is missing."""
     layouts = list(layouts)
     for layout in layouts:
@@ -177,18 +196,22 @@ def ensure_datasets(data_dir: Path, size: int, layers: int, layouts: Iterable[st
     for layout in layouts:
         manifest = _read_manifest(_manifest_path(root, layout))
         assert manifest is not None
-        result[layout] = Dataset(size, layers, layout, root, root / f"layers_{layout}",
-                                 model_path, manifest)
+        result[layout] = Dataset(
+            size, layers, layout, root, root / f"layers_{layout}", model_path, manifest
+        )
     return result
 
 
-def _generate(root: Path, size: int, layers: int, layouts: list[str], need_model: bool,
-              log: Log) -> None:
+def _generate(
+    root: Path, size: int, layers: int, layouts: list[str], need_model: bool, log: Log
+) -> None:
     import rasterio
 
     t0 = time.perf_counter()
-    log(f"generating {size}x{size}x{layers} stack "
-        f"(layouts: {', '.join(layouts) or 'none'}; model: {'yes' if need_model else 'cached'})")
+    log(
+        f"generating {size}x{size}x{layers} stack "
+        f"(layouts: {', '.join(layouts) or 'none'}; model: {'yes' if need_model else 'cached'})"
+    )
     names = feature_names(layers)
     params = _layer_params(layers)
     smooth = _Smooth(size)
@@ -200,8 +223,7 @@ def _generate(root: Path, size: int, layers: int, layouts: list[str], need_model
         lat /= np.float32(lat.std() + 1e-6)
 
     region_seed = 7
-    region = smooth.field(np.random.default_rng(region_seed)) > _region_threshold(
-        region_seed, 0.85)
+    region = smooth.field(np.random.default_rng(region_seed)) > _region_threshold(region_seed, 0.85)
 
     sample_rng = np.random.default_rng(99)
     sample_idx = np.unique(sample_rng.integers(0, n, size=min(n, TRAIN_SAMPLES * 3)))
@@ -219,8 +241,7 @@ def _generate(root: Path, size: int, layers: int, layouts: list[str], need_model
         arr = smooth.field(np.random.default_rng(500 + i)) * np.float32(params["own"][i])
         for j in range(N_LATENTS):
             arr += latents[j] * np.float32(params["mix"][i, j])
-        arr += rng.standard_normal((size, size), dtype=np.float32) * np.float32(
-            params["noise"][i])
+        arr += rng.standard_normal((size, size), dtype=np.float32) * np.float32(params["noise"][i])
         arr *= np.float32(params["scale"][i])
         arr += np.float32(params["offset"][i])
 
@@ -275,9 +296,15 @@ def _generate(root: Path, size: int, layers: int, layouts: list[str], need_model
     log(f"generated in {time.perf_counter() - t0:.0f} s")
 
 
-def _train_model(root: Path, names: list[str], latents: list[np.ndarray],
-                 sample_idx: np.ndarray, samples: np.ndarray, sample_valid: np.ndarray,
-                 log: Log) -> None:
+def _train_model(
+    root: Path,
+    names: list[str],
+    latents: list[np.ndarray],
+    sample_idx: np.ndarray,
+    samples: np.ndarray,
+    sample_valid: np.ndarray,
+    log: Log,
+) -> None:
     import pandas as pd
     from sklearn.ensemble import RandomForestClassifier
 
@@ -325,12 +352,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=20)
     ap.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
     args = ap.parse_args(argv)
-    datasets = ensure_datasets(args.data, args.size, args.layers, args.layouts,
-                               log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(json.dumps({layout: {"size": ds.size, "layers": ds.layers, "layout": ds.layout,
-                               "root": str(ds.root), "layer_dir": str(ds.layer_dir),
-                               "model_path": str(ds.model_path), "manifest": ds.manifest}
-                      for layout, ds in datasets.items()}))
+    datasets = ensure_datasets(
+        args.data,
+        args.size,
+        args.layers,
+        args.layouts,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(
+        json.dumps(
+            {
+                layout: {
+                    "size": ds.size,
+                    "layers": ds.layers,
+                    "layout": ds.layout,
+                    "root": str(ds.root),
+                    "layer_dir": str(ds.layer_dir),
+                    "model_path": str(ds.model_path),
+                    "manifest": ds.manifest,
+                }
+                for layout, ds in datasets.items()
+            }
+        )
+    )
     return 0
 
 

@@ -67,11 +67,14 @@ def floor_predict(config: Path, chunk_rows: int) -> dict:
     t0 = time.perf_counter()
     n = 0
     for i in range(0, len(rows), chunk_rows):
-        n += len(model.predict(rows.iloc[i:i + chunk_rows]))
+        n += len(model.predict(rows.iloc[i : i + chunk_rows]))
     elapsed = time.perf_counter() - t0
-    return {"timed_seconds": round(elapsed, 3), "predicted_rows": n,
-            "load_seconds": round(load_seconds, 3),
-            "rows_per_second": round(n / elapsed) if elapsed > 0 else None}
+    return {
+        "timed_seconds": round(elapsed, 3),
+        "predicted_rows": n,
+        "load_seconds": round(load_seconds, 3),
+        "rows_per_second": round(n / elapsed) if elapsed > 0 else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,8 +47,10 @@ def discover(cfg: dict[str, Any]) -> dict[str, Path]:
     """Feature name -> raster path, sorted by relative path (as the spec says)."""
     folder = Path(cfg["rasters"]["folder"])
     exts = tuple(e.lower() for e in cfg["rasters"].get("extensions") or DEFAULT_EXTENSIONS)
-    files = sorted((p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(exts)),
-                   key=lambda p: p.relative_to(folder).as_posix())
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(exts)),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
     layers: dict[str, Path] = {}
     for p in files:
         name = next(p.name[: -len(e)] for e in exts if p.name.lower().endswith(e))
@@ -102,8 +104,12 @@ def load_frame(cfg: dict[str, Any], features: list[str]) -> tuple[pd.DataFrame, 
     if missing:
         raise SystemExit(f"error: missing features: {', '.join(missing)}")
     with rasterio.open(layers[features[0]]) as src:
-        profile = {"crs": src.crs, "transform": src.transform,
-                   "width": src.width, "height": src.height}
+        profile = {
+            "crs": src.crs,
+            "transform": src.transform,
+            "width": src.width,
+            "height": src.height,
+        }
     df = pd.DataFrame({name: read_layer(layers[name], cfg) for name in features})
     return df, profile
 
@@ -120,8 +126,12 @@ def mask_and_fill(df: pd.DataFrame, threshold: int) -> tuple[np.ndarray, pd.Data
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", type=Path)
-    ap.add_argument("--chunk-rows", type=int, default=1_000_000,
-                    help="rows per model.predict call (default 1,000,000)")
+    ap.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=1_000_000,
+        help="rows per model.predict call (default 1,000,000)",
+    )
     ap.add_argument("--result", type=Path, help="write phase timings here (JSON)")
     args = ap.parse_args(argv)
 
@@ -151,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     masked, rows, _medians = mask_and_fill(df, threshold)
     lap("mask_fill")
 
-    preds = [model.predict(rows.iloc[i:i + args.chunk_rows])
-             for i in range(0, len(rows), args.chunk_rows)]
+    preds = [
+        model.predict(rows.iloc[i : i + args.chunk_rows])
+        for i in range(0, len(rows), args.chunk_rows)
+    ]
     labels = np.concatenate(preds) if preds else np.empty(0, dtype=object)
     lap("predict")
 
@@ -168,9 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     out = out.reshape(grid["height"], grid["width"])
     lap("map_codes")
 
-    profile = {"driver": "GTiff", "count": 1, "dtype": dtype, "nodata": nodata,
-               "compress": out_cfg.get("compress", "lzw"), "tiled": True,
-               "blockxsize": 256, "blockysize": 256, **grid}
+    profile = {
+        "driver": "GTiff",
+        "count": 1,
+        "dtype": dtype,
+        "nodata": nodata,
+        "compress": out_cfg.get("compress", "lzw"),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        **grid,
+    }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(out_path, "w", **profile) as dst:
         dst.write(out, 1)
@@ -178,10 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     timing["total"] = round(time.perf_counter() - t0, 3)
 
     if args.result:
-        args.result.write_text(json.dumps({
-            "timing": timing, "pixels": len(df), "layers": len(features),
-            "masked_pixels": int(masked.sum()), "predicted_rows": len(rows),
-        }, indent=1))
+        args.result.write_text(
+            json.dumps(
+                {
+                    "timing": timing,
+                    "pixels": len(df),
+                    "layers": len(features),
+                    "masked_pixels": int(masked.sum()),
+                    "predicted_rows": len(rows),
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

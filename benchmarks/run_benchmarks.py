@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from datagen import Dataset as Stack  # the record datagen.py writes (run from benchmarks/)
 
 HERE = Path(__file__).resolve().parent
 LAYOUTS = ("tiled", "striped")
@@ -47,38 +48,39 @@ CONTENTION = 0.25
 # --------------------------------------------------------------------------- data
 
 
-@dataclass(frozen=True)
-class Stack:
-    """One cached stack (one layout) and its model, as datagen.py reports it."""
-
-    size: int
-    layers: int
-    layout: str
-    root: Path
-    layer_dir: Path
-    model_path: Path
-    manifest: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        return f"{self.size}x{self.layers}_{self.layout}"
-
-    @property
-    def pixels(self) -> int:
-        return self.size * self.size
-
-
 def ensure_stacks(args: argparse.Namespace, size: int) -> dict[str, Stack]:
     """Generate (or reuse) the stacks in a child process: the harness stays small, so
     that wait4's ru_maxrss of the runners (which starts at the parent's RSS) is theirs."""
     proc = subprocess.run(
-        [args.python, str(HERE / "datagen.py"), "--data", str(args.data), "--size", str(size),
-         "--layers", str(args.layers), "--layouts", *args.layouts],
-        stdout=subprocess.PIPE, text=True, check=True)
+        [
+            args.python,
+            str(HERE / "datagen.py"),
+            "--data",
+            str(args.data),
+            "--size",
+            str(size),
+            "--layers",
+            str(args.layers),
+            "--layouts",
+            *args.layouts,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     found = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {layout: Stack(d["size"], d["layers"], d["layout"], Path(d["root"]),
-                          Path(d["layer_dir"]), Path(d["model_path"]), d["manifest"])
-            for layout, d in found.items()}
+    return {
+        layout: Stack(
+            d["size"],
+            d["layers"],
+            d["layout"],
+            Path(d["root"]),
+            Path(d["layer_dir"]),
+            Path(d["model_path"]),
+            d["manifest"],
+        )
+        for layout, d in found.items()
+    }
 
 
 # --------------------------------------------------------------------------- measuring
@@ -132,19 +134,22 @@ def _busy_cpu_s() -> float | None:
     except ImportError:
         return None
     t = psutil.cpu_times()  # guest time is already in user; steal is not this VM's work
-    return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0)
-                 + getattr(t, "softirq", 0.0))
+    return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
 
 
-def measure(cmd: list[str], *, log_dir: Path, timeout: float, poll: float,
-            env: dict[str, str] | None = None) -> Measurement:
+def measure(
+    cmd: list[str], *, log_dir: Path, timeout: float, poll: float, env: dict[str, str] | None = None
+) -> Measurement:
     """Run ``cmd``; time it and track the peak memory of its process tree."""
     try:
         import psutil
     except ImportError:
         psutil = None
-        print("warning: psutil is not installed (pip install psutil): peak memory will be the "
-              "largest single process (wait4) only, not the tree's sum", file=sys.stderr)
+        print(
+            "warning: psutil is not installed (pip install psutil): peak memory will be the "
+            "largest single process (wait4) only, not the tree's sum",
+            file=sys.stderr,
+        )
     log_dir.mkdir(parents=True, exist_ok=True)
     peak = 0
     cpu: dict[int, float] = {}
@@ -194,8 +199,11 @@ def measure(cmd: list[str], *, log_dir: Path, timeout: float, poll: float,
         cpu_s=round(cpu_s, 2),
         samples=samples,
         timed_out=timed_out,
-        other_cpu_s=(round(max(cpu1 - cpu0 - cpu_s, 0.0), 2)
-                     if cpu0 is not None and cpu1 is not None else None),
+        other_cpu_s=(
+            round(max(cpu1 - cpu0 - cpu_s, 0.0), 2)
+            if cpu0 is not None and cpu1 is not None
+            else None
+        ),
         leftover_processes=leftovers,
     )
 
@@ -252,11 +260,19 @@ class RunResult:
 def write_config(path: Path, ds: Stack, output: Path, memory_mb: int | None) -> None:
     cfg: dict[str, Any] = {
         "rasters": {"folder": str(ds.layer_dir), "extensions": [".tif"]},
-        "nodata": {"values": [ds.manifest["nodata_value"]], "use_file_nodata": True,
-                   "threshold": 0},
+        "nodata": {
+            "values": [ds.manifest["nodata_value"]],
+            "use_file_nodata": True,
+            "threshold": 0,
+        },
         "model": {"path": str(ds.model_path)},
-        "output": {"path": str(output), "dtype": "uint8", "nodata": 255, "compress": "lzw",
-                   "overwrite": True},
+        "output": {
+            "path": str(output),
+            "dtype": "uint8",
+            "nodata": 255,
+            "compress": "lzw",
+            "overwrite": True,
+        },
         "processing": {"stats_cache": False},
     }
     if memory_mb is not None:
@@ -268,18 +284,40 @@ def write_config(path: Path, ds: Stack, output: Path, memory_mb: int | None) -> 
 def command_for(runner: str, args: argparse.Namespace, config: Path, result: Path) -> list[str]:
     py = args.python
     if runner == "notebook":
-        return [py, str(HERE / "notebook_baseline.py"), str(config),
-                "--chunk-rows", str(args.chunk_rows), "--result", str(result)]
+        return [
+            py,
+            str(HERE / "notebook_baseline.py"),
+            str(config),
+            "--chunk-rows",
+            str(args.chunk_rows),
+            "--result",
+            str(result),
+        ]
     if runner == "tool1":
         return [py, "-m", "windowed_classify", str(config), "--workers", "1", "--quiet"]
     if runner == "toolN":
-        return [py, "-m", "windowed_classify", str(config), "--workers", str(args.workers),
-                "--quiet"]
+        return [
+            py,
+            "-m",
+            "windowed_classify",
+            str(config),
+            "--workers",
+            str(args.workers),
+            "--quiet",
+        ]
     if runner == "floor_read":
         return [py, str(HERE / "floors.py"), "read", str(config), "--result", str(result)]
     if runner == "floor_predict":
-        return [py, str(HERE / "floors.py"), "predict", str(config),
-                "--chunk-rows", str(args.chunk_rows), "--result", str(result)]
+        return [
+            py,
+            str(HERE / "floors.py"),
+            "predict",
+            str(config),
+            "--chunk-rows",
+            str(args.chunk_rows),
+            "--result",
+            str(result),
+        ]
     raise ValueError(runner)
 
 
@@ -296,8 +334,19 @@ def _tool_detail(report_path: Path) -> dict[str, Any]:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError) as exc:
         return {"report_error": f"{type(exc).__name__}: {exc}"}
-    keys = ("version", "timing", "peak_memory_mb", "peak_memory_worker_mb", "windows",
-            "workers", "engine", "memory_mb", "gdal_cache_mb", "masked_pixels", "stats_cache")
+    keys = (
+        "version",
+        "timing",
+        "peak_memory_mb",
+        "peak_memory_worker_mb",
+        "windows",
+        "workers",
+        "engine",
+        "memory_mb",
+        "gdal_cache_mb",
+        "masked_pixels",
+        "stats_cache",
+    )
     return {k: report.get(k) for k in keys}
 
 
@@ -330,8 +379,9 @@ def _own_rss_mb() -> float | None:
     return round(psutil.Process().memory_info().rss / MB, 1)
 
 
-def run_one(runner: str, ds: Stack, args: argparse.Namespace, run_dir: Path,
-            repeat: int) -> RunResult:
+def run_one(
+    runner: str, ds: Stack, args: argparse.Namespace, run_dir: Path, repeat: int
+) -> RunResult:
     base = RunResult(ds.size, ds.layers, ds.layout, ds.pixels, runner, repeat, "skipped")
     if runner in ("tool1", "toolN") and args.tool_missing:
         base.error = args.tool_missing
@@ -339,8 +389,9 @@ def run_one(runner: str, ds: Stack, args: argparse.Namespace, run_dir: Path,
     if runner in ("notebook", "floor_predict"):
         need_gb = NOTEBOOK_RAM_FACTOR * ds.pixels * ds.layers * 4 / 1024**3 + 0.5
         if need_gb > args.notebook_max_gb:
-            base.error = (f"estimated {need_gb:.1f} GB > --notebook-max-gb "
-                          f"{args.notebook_max_gb:.1f}")
+            base.error = (
+                f"estimated {need_gb:.1f} GB > --notebook-max-gb {args.notebook_max_gb:.1f}"
+            )
             return base
 
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -354,18 +405,30 @@ def run_one(runner: str, ds: Stack, args: argparse.Namespace, run_dir: Path,
     waited = wait_idle(args.wait_idle)
     harness_rss = _own_rss_mb()
     m = measure(cmd, log_dir=run_dir, timeout=args.timeout, poll=args.poll)
-    res = RunResult(ds.size, ds.layers, ds.layout, ds.pixels, runner, repeat,
-                    "timeout" if m.timed_out else ("ok" if m.returncode == 0 else "failed"),
-                    **{k: v for k, v in asdict(m).items() if k not in ("timed_out",)},
-                    command=cmd, harness_rss_mb=harness_rss, waited_idle_s=waited)
+    res = RunResult(
+        ds.size,
+        ds.layers,
+        ds.layout,
+        ds.pixels,
+        runner,
+        repeat,
+        "timeout" if m.timed_out else ("ok" if m.returncode == 0 else "failed"),
+        **{k: v for k, v in asdict(m).items() if k not in ("timed_out",)},
+        command=cmd,
+        harness_rss_mb=harness_rss,
+        waited_idle_s=waited,
+    )
     res.peak_rss_mb = m.peak_rss_mb
     if res.status != "ok":
         res.error = _tail(run_dir / "stderr.txt") or f"exit code {m.returncode}"
         return res
     if runner in ("tool1", "toolN"):
         res.detail = _tool_detail(output.with_suffix(".report.json"))
-        res.timed_s = ((res.detail.get("timing") or {}).get("total_seconds")
-                       if isinstance(res.detail.get("timing"), dict) else None)
+        res.timed_s = (
+            (res.detail.get("timing") or {}).get("total_seconds")
+            if isinstance(res.detail.get("timing"), dict)
+            else None
+        )
     else:
         try:
             res.detail = json.loads(result_path.read_text())
@@ -392,19 +455,20 @@ def compare_outputs(run_root: Path, runners: list[str]) -> list[dict[str, Any]]:
     out = []
     names = [r for r in TOOL_RUNNERS if r in rasters]
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             (xa, pa), (xb, pb) = rasters[a], rasters[b]
             entry: dict[str, Any] = {"a": a, "b": b}
             if xa.shape != xb.shape:
                 entry["error"] = f"shape {xa.shape} vs {xb.shape}"
             else:
                 diff = int(np.count_nonzero(xa != xb))
-                entry.update(pixels=int(xa.size), differing=diff,
-                             identical=diff == 0)
+                entry.update(pixels=int(xa.size), differing=diff, identical=diff == 0)
             for key in ("dtype", "nodata", "crs", "transform"):
                 if pa.get(key) != pb.get(key):
-                    entry.setdefault("profile_differs", {})[key] = [str(pa.get(key)),
-                                                                     str(pb.get(key))]
+                    entry.setdefault("profile_differs", {})[key] = [
+                        str(pa.get(key)),
+                        str(pb.get(key)),
+                    ]
             out.append(entry)
     return out
 
@@ -441,30 +505,37 @@ def machine_info(python: str) -> dict[str, Any]:
         info["physical_cores"] = psutil.cpu_count(logical=False)
         info["ram_gb"] = round(psutil.virtual_memory().total / 1024**3, 1)
     except ImportError:
-        info["ram_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                               / 1024**3, 1)
+        info["ram_gb"] = round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1
+        )
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
         for line in fh:
             if line.startswith("model name"):
                 info["cpu_model"] = line.split(":", 1)[1].strip()
                 break
-    code = ("import json, numpy, pandas, rasterio, sklearn, joblib\n"
-            "v = {'numpy': numpy.__version__, 'pandas': pandas.__version__,"
-            " 'rasterio': rasterio.__version__, 'gdal': rasterio.__gdal_version__,"
-            " 'scikit-learn': sklearn.__version__, 'joblib': joblib.__version__}\n"
-            "try:\n import windowed_classify as w; v['windowed_classify'] = getattr("
-            "w, '__version__', '?')\nexcept Exception as e: v['windowed_classify'] = None\n"
-            "print(json.dumps(v))")
+    code = (
+        "import json, numpy, pandas, rasterio, sklearn, joblib\n"
+        "v = {'numpy': numpy.__version__, 'pandas': pandas.__version__,"
+        " 'rasterio': rasterio.__version__, 'gdal': rasterio.__gdal_version__,"
+        " 'scikit-learn': sklearn.__version__, 'joblib': joblib.__version__}\n"
+        "try:\n import windowed_classify as w; v['windowed_classify'] = getattr("
+        "w, '__version__', '?')\nexcept Exception as e: v['windowed_classify'] = None\n"
+        "print(json.dumps(v))"
+    )
     try:
-        info["versions"] = json.loads(subprocess.run(
-            [python, "-c", code], capture_output=True, text=True, check=True).stdout)
+        info["versions"] = json.loads(
+            subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
+        )
     except (subprocess.CalledProcessError, ValueError) as exc:
         info["versions_error"] = str(exc)
     info["versions_harness"] = {d: _version(d) for d in ("psutil", "matplotlib", "pyyaml")}
     try:
         info["git_commit"] = subprocess.run(
-            ["git", "-C", str(HERE.parent), "rev-parse", "HEAD"], capture_output=True,
-            text=True, check=True).stdout.strip()
+            ["git", "-C", str(HERE.parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         info["git_commit"] = None
     return info
@@ -511,37 +582,59 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
     ratios = []
     for size in sizes:
         for layout in layouts:
+
             def get(runner: str, key: str, size: int = size, layout: str = layout) -> Any:
                 row = agg.get((size, layout, runner))
                 return row.get(key) if row and row["status"] == "ok" else None
 
             read, pred = get("floor_read", "timed_s"), get("floor_predict", "timed_s")
             floor = round(2 * read + pred, 3) if read is not None and pred is not None else None
-            ratios.append({
-                "size": size, "layout": layout, "floor_s": floor,
-                "tool1_over_floor": _ratio(get("tool1", "wall_s"), floor),
-                "toolN_over_tool1": _ratio(get("toolN", "wall_s"), get("tool1", "wall_s")),
-                "notebook_over_tool1": _ratio(get("notebook", "wall_s"), get("tool1", "wall_s")),
-                "tool1_peak_over_notebook_peak": _ratio(get("tool1", "peak_rss_mb"),
-                                                         get("notebook", "peak_rss_mb")),
-                "toolN_peak_over_notebook_peak": _ratio(get("toolN", "peak_rss_mb"),
-                                                         get("notebook", "peak_rss_mb")),
-            })
+            ratios.append(
+                {
+                    "size": size,
+                    "layout": layout,
+                    "floor_s": floor,
+                    "tool1_over_floor": _ratio(get("tool1", "wall_s"), floor),
+                    "toolN_over_tool1": _ratio(get("toolN", "wall_s"), get("tool1", "wall_s")),
+                    "notebook_over_tool1": _ratio(
+                        get("notebook", "wall_s"), get("tool1", "wall_s")
+                    ),
+                    "tool1_peak_over_notebook_peak": _ratio(
+                        get("tool1", "peak_rss_mb"), get("notebook", "peak_rss_mb")
+                    ),
+                    "toolN_peak_over_notebook_peak": _ratio(
+                        get("toolN", "peak_rss_mb"), get("notebook", "peak_rss_mb")
+                    ),
+                }
+            )
     flatness = []
     runners = [r for r in RUNNERS if any(k[2] == r for k in agg)]
     for layout in layouts:
         for runner in runners:
-            ok = sorted((k[0], v) for k, v in agg.items()
-                        if k[1] == layout and k[2] == runner and v["status"] == "ok")
+            ok = sorted(
+                (k[0], v)
+                for k, v in agg.items()
+                if k[1] == layout and k[2] == runner and v["status"] == "ok"
+            )
             if len(ok) < 2:
                 continue
             (s0, v0), (s1, v1) = ok[0], ok[-1]
-            flatness.append({"layout": layout, "runner": runner, "smallest": s0, "largest": s1,
-                             "pixel_ratio": round(v1["pixels"] / v0["pixels"], 2),
-                             "peak_ratio": _ratio(v1["peak_rss_mb"], v0["peak_rss_mb"])})
-    table = [{"size": k[0], "layout": k[1], "runner": k[2], **v}
-             for k, v in sorted(agg.items(), key=lambda kv: (kv[0][0], layouts.index(kv[0][1]),
-                                                             RUNNERS.index(kv[0][2])))]
+            flatness.append(
+                {
+                    "layout": layout,
+                    "runner": runner,
+                    "smallest": s0,
+                    "largest": s1,
+                    "pixel_ratio": round(v1["pixels"] / v0["pixels"], 2),
+                    "peak_ratio": _ratio(v1["peak_rss_mb"], v0["peak_rss_mb"]),
+                }
+            )
+    table = [
+        {"size": k[0], "layout": k[1], "runner": k[2], **v}
+        for k, v in sorted(
+            agg.items(), key=lambda kv: (kv[0][0], layouts.index(kv[0][1]), RUNNERS.index(kv[0][2]))
+        )
+    ]
     return {"table": table, "ratios": ratios, "flatness": flatness}
 
 
@@ -560,42 +653,70 @@ def _last(row: dict[str, Any], limit: int = 70) -> str:
 
 
 def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["size", "layout", "runner", "wall s", "timed s", "peak RSS MB", "max 1-proc MB",
-            "procs", "CPU s", "other CPU s", "status"]
+    head = [
+        "size",
+        "layout",
+        "runner",
+        "wall s",
+        "timed s",
+        "peak RSS MB",
+        "max 1-proc MB",
+        "procs",
+        "CPU s",
+        "other CPU s",
+        "status",
+    ]
     rows = []
     for r in summary["table"]:
-        rows.append([f"{r['size']}^2", r["layout"], r["runner"], _fmt(r.get("wall_s")),
-                     _fmt(r.get("timed_s")), _fmt(r.get("peak_rss_mb"), 0),
-                     _fmt(r.get("max_process_rss_mb"), 0), _fmt(r.get("max_processes")),
-                     _fmt(r.get("cpu_s"), 1), _fmt(r.get("other_cpu_s"), 1),
-                     r["status"] if r["status"] == "ok" else f"{r['status']}: {_last(r)}"])
+        rows.append(
+            [
+                f"{r['size']}^2",
+                r["layout"],
+                r["runner"],
+                _fmt(r.get("wall_s")),
+                _fmt(r.get("timed_s")),
+                _fmt(r.get("peak_rss_mb"), 0),
+                _fmt(r.get("max_process_rss_mb"), 0),
+                _fmt(r.get("max_processes")),
+                _fmt(r.get("cpu_s"), 1),
+                _fmt(r.get("other_cpu_s"), 1),
+                r["status"] if r["status"] == "ok" else f"{r['status']}: {_last(r)}",
+            ]
+        )
     return head, rows
 
 
 def contended(summary: dict[str, Any]) -> list[str]:
     """Rows during which the rest of the machine used > CONTENTION cores on average."""
-    rows = [(r["other_cpu_s"] / r["wall_s"], f"{r['size']}^2 {r['layout']} {r['runner']}")
-            for r in summary["table"]
-            if r["status"] == "ok" and r.get("other_cpu_s") is not None and r["wall_s"]]
+    rows = [
+        (r["other_cpu_s"] / r["wall_s"], f"{r['size']}^2 {r['layout']} {r['runner']}")
+        for r in summary["table"]
+        if r["status"] == "ok" and r.get("other_cpu_s") is not None and r["wall_s"]
+    ]
     return [name for share, name in sorted(rows, reverse=True) if share > CONTENTION]
 
 
 def print_table(summary: dict[str, Any]) -> None:
     head, rows = table_rows(summary)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-              for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     for r in summary["ratios"]:
-        print(f"{r['size']}^2 {r['layout']}: floor {_fmt(r['floor_s'])} s, "
-              f"tool1/floor {_fmt(r['tool1_over_floor'])}, "
-              f"toolN/tool1 {_fmt(r['toolN_over_tool1'])}, "
-              f"tool1 peak/notebook peak {_fmt(r['tool1_peak_over_notebook_peak'], 3)}")
+        print(
+            f"{r['size']}^2 {r['layout']}: floor {_fmt(r['floor_s'])} s, "
+            f"tool1/floor {_fmt(r['tool1_over_floor'])}, "
+            f"toolN/tool1 {_fmt(r['toolN_over_tool1'])}, "
+            f"tool1 peak/notebook peak {_fmt(r['tool1_peak_over_notebook_peak'], 3)}"
+        )
     busy = contended(summary)
     if busy:
-        print(f"warning: the machine was busy (other CPU > {CONTENTION:.0%} of a core) during "
-              f"{len(busy)} measurement(s), e.g. {', '.join(busy[:3])}: times are unreliable")
+        print(
+            f"warning: the machine was busy (other CPU > {CONTENTION:.0%} of a core) during "
+            f"{len(busy)} measurement(s), e.g. {', '.join(busy[:3])}: times are unreliable"
+        )
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -632,32 +753,78 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
         "predicts once). Tool and notebook use wall s; floors use timed s.",
         "",
     ]
-    head = ["size", "layout", "floor s", "tool1/floor", "toolN/tool1", "notebook/tool1",
-            "tool1 peak/notebook peak", "toolN peak/notebook peak"]
-    rows = [[f"{r['size']}^2", r["layout"], _fmt(r["floor_s"]), _fmt(r["tool1_over_floor"]),
-             _fmt(r["toolN_over_tool1"]), _fmt(r["notebook_over_tool1"]),
-             _fmt(r["tool1_peak_over_notebook_peak"], 3),
-             _fmt(r["toolN_peak_over_notebook_peak"], 3)] for r in summary["ratios"]]
-    parts += [_md_table(head, rows), "", "## Memory flatness", "",
-              "peak RSS at the largest size / peak RSS at the smallest size (1.0 = flat).", ""]
+    head = [
+        "size",
+        "layout",
+        "floor s",
+        "tool1/floor",
+        "toolN/tool1",
+        "notebook/tool1",
+        "tool1 peak/notebook peak",
+        "toolN peak/notebook peak",
+    ]
+    rows = [
+        [
+            f"{r['size']}^2",
+            r["layout"],
+            _fmt(r["floor_s"]),
+            _fmt(r["tool1_over_floor"]),
+            _fmt(r["toolN_over_tool1"]),
+            _fmt(r["notebook_over_tool1"]),
+            _fmt(r["tool1_peak_over_notebook_peak"], 3),
+            _fmt(r["toolN_peak_over_notebook_peak"], 3),
+        ]
+        for r in summary["ratios"]
+    ]
+    parts += [
+        _md_table(head, rows),
+        "",
+        "## Memory flatness",
+        "",
+        "peak RSS at the largest size / peak RSS at the smallest size (1.0 = flat).",
+        "",
+    ]
     head = ["layout", "runner", "sizes", "pixel ratio", "peak ratio"]
-    rows = [[f["layout"], f["runner"], f"{f['smallest']}^2 -> {f['largest']}^2",
-             _fmt(f["pixel_ratio"]), _fmt(f["peak_ratio"], 3)] for f in summary["flatness"]]
+    rows = [
+        [
+            f["layout"],
+            f["runner"],
+            f"{f['smallest']}^2 -> {f['largest']}^2",
+            _fmt(f["pixel_ratio"]),
+            _fmt(f["peak_ratio"], 3),
+        ]
+        for f in summary["flatness"]
+    ]
     parts += [_md_table(head, rows), ""]
     busy = contended(summary)
     if busy:
-        parts[parts.index("## Ratios (same run)"):parts.index("## Ratios (same run)")] = [
+        parts[parts.index("## Ratios (same run)") : parts.index("## Ratios (same run)")] = [
             f"**Warning: the machine was busy** during {len(busy)} of these measurements "
             f"(other processes used more than {CONTENTION:.0%} of a core on average while "
             "they ran; see the other CPU s column): their times are not trustworthy. "
-            f"Busiest: {', '.join(busy[:6])}.", ""]
+            f"Busiest: {', '.join(busy[:6])}.",
+            "",
+        ]
     if doc.get("agreement"):
-        parts += ["## Output agreement", "",
-                  "Pixels that differ between the classified rasters of two runners.", ""]
+        parts += [
+            "## Output agreement",
+            "",
+            "Pixels that differ between the classified rasters of two runners.",
+            "",
+        ]
         head = ["size", "layout", "a", "b", "differing pixels", "note"]
-        rows = [[f"{a['size']}^2", a["layout"], a["a"], a["b"], _fmt(a.get("differing")),
-                 a.get("error") or (json.dumps(a["profile_differs"]) if "profile_differs" in a
-                                    else "")] for a in doc["agreement"]]
+        rows = [
+            [
+                f"{a['size']}^2",
+                a["layout"],
+                a["a"],
+                a["b"],
+                _fmt(a.get("differing")),
+                a.get("error")
+                or (json.dumps(a["profile_differs"]) if "profile_differs" in a else ""),
+            ]
+            for a in doc["agreement"]
+        ]
         parts += [_md_table(head, rows), ""]
     path.write_text("\n".join(parts))
 
@@ -670,8 +837,11 @@ def write_plot(path: Path, summary: dict[str, Any], layers: int) -> None:
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FuncFormatter
     except ImportError:
-        print(f"matplotlib is not installed, so {path.name} was not written: "
-              "pip install matplotlib (or pip install -e '.[bench]')", file=sys.stderr)
+        print(
+            f"matplotlib is not installed, so {path.name} was not written: "
+            "pip install matplotlib (or pip install -e '.[bench]')",
+            file=sys.stderr,
+        )
         return
     fig, ax = plt.subplots(figsize=(7.5, 5))
     styles = {"tiled": "-", "striped": "--"}
@@ -680,11 +850,18 @@ def write_plot(path: Path, summary: dict[str, Any], layers: int) -> None:
     for r in summary["table"]:
         if r["status"] == "ok":
             series.setdefault((r["runner"], r["layout"]), []).append(
-                (r["pixels"], r["peak_rss_mb"]))
+                (r["pixels"], r["peak_rss_mb"])
+            )
     for (runner, layout), pts in sorted(series.items(), key=lambda kv: RUNNERS.index(kv[0][0])):
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], styles.get(layout, ":"), marker="o",
-                color=colors.get(runner), label=f"{runner} ({layout})")
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            styles.get(layout, ":"),
+            marker="o",
+            color=colors.get(runner),
+            label=f"{runner} ({layout})",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e6:g} M"))
@@ -705,40 +882,86 @@ def write_plot(path: Path, summary: dict[str, Any], layers: int) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000, 8000],
-                    help="raster side lengths in pixels (default: 2000 4000 8000)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[2000, 4000, 8000],
+        help="raster side lengths in pixels (default: 2000 4000 8000)",
+    )
     ap.add_argument("--layers", type=int, default=20, help="layers per stack (default 20)")
-    ap.add_argument("--layouts", nargs="+", choices=LAYOUTS,
-                    default=list(LAYOUTS))
-    ap.add_argument("--runs", nargs="+", choices=RUNNERS, default=list(RUNNERS),
-                    help="runners, in the order they run (default: all)")
+    ap.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    ap.add_argument(
+        "--runs",
+        nargs="+",
+        choices=RUNNERS,
+        default=list(RUNNERS),
+        help="runners, in the order they run (default: all)",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "results")
-    ap.add_argument("--data", type=Path, default=HERE / "data",
-                    help="cache of generated stacks and run outputs (default benchmarks/data)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="workers for toolN (default: all cores)")
-    ap.add_argument("--memory-mb", type=int, default=None,
-                    help="processing.memory_mb for the tool (default: the tool's default)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="runs per runner; the table keeps min wall and max peak")
-    ap.add_argument("--chunk-rows", type=int, default=1_000_000,
-                    help="rows per predict call in the notebook and predict floor")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=HERE / "data",
+        help="cache of generated stacks and run outputs (default benchmarks/data)",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="workers for toolN (default: all cores)",
+    )
+    ap.add_argument(
+        "--memory-mb",
+        type=int,
+        default=None,
+        help="processing.memory_mb for the tool (default: the tool's default)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per runner; the table keeps min wall and max peak",
+    )
+    ap.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=1_000_000,
+        help="rows per predict call in the notebook and predict floor",
+    )
     ap.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per run")
     ap.add_argument("--poll", type=float, default=0.05, help="RSS polling interval, seconds")
-    ap.add_argument("--notebook-max-gb", type=float, default=None,
-                    help="skip notebook/floor_predict when their estimated peak exceeds this "
-                         "(default: 85%% of RAM)")
-    ap.add_argument("--python", default=sys.executable,
-                    help="interpreter for the runners (default: this one)")
-    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                    help="before each run, wait up to this long for other processes to use "
-                         f"less than {CONTENTION} of a core (default 0: do not wait)")
-    ap.add_argument("--render-only", action="store_true",
-                    help="only rewrite benchmark.md and memory.png from --out/benchmark.json")
-    ap.add_argument("--no-warm", action="store_true",
-                    help="do not pre-read the stack into the page cache before each layout")
+    ap.add_argument(
+        "--notebook-max-gb",
+        type=float,
+        default=None,
+        help="skip notebook/floor_predict when their estimated peak exceeds this "
+        "(default: 85%% of RAM)",
+    )
+    ap.add_argument(
+        "--python", default=sys.executable, help="interpreter for the runners (default: this one)"
+    )
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each run, wait up to this long for other processes to use "
+        f"less than {CONTENTION} of a core (default 0: do not wait)",
+    )
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only rewrite benchmark.md and memory.png from --out/benchmark.json",
+    )
+    ap.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="do not pre-read the stack into the page cache before each layout",
+    )
     args = ap.parse_args(argv)
     args.data = args.data.resolve()  # the configs hold absolute paths (YAML-relative otherwise)
     if args.notebook_max_gb is None:
@@ -749,10 +972,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def tool_available(python: str) -> str | None:
     """None when ``python -m windowed_classify`` can be imported, else the reason."""
-    code = ("import importlib.util, windowed_classify\n"
-            "assert importlib.util.find_spec('windowed_classify.__main__'), 'no __main__'")
-    proc = subprocess.run([python, "-c", code],
-                          capture_output=True, text=True)
+    code = (
+        "import importlib.util, windowed_classify\n"
+        "assert importlib.util.find_spec('windowed_classify.__main__'), 'no __main__'"
+    )
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True)
     if proc.returncode == 0:
         return None
     last = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -810,15 +1034,20 @@ def main(argv: list[str] | None = None) -> int:
             run_root = args.data / "runs" / ds.key
             for repeat in range(args.repeat):
                 for runner in args.runs:
-                    print(f"[{ds.key}] {runner} (run {repeat + 1}/{args.repeat}) ...",
-                          end=" ", flush=True)
+                    print(
+                        f"[{ds.key}] {runner} (run {repeat + 1}/{args.repeat}) ...",
+                        end=" ",
+                        flush=True,
+                    )
                     res = run_one(runner, ds, args, run_root / runner, repeat)
                     runs.append(res)
                     if res.status == "ok":
                         print(f"{res.wall_s:.2f} s, peak {res.peak_rss_mb:.0f} MB")
                         if res.leftover_processes:
-                            print(f"  warning: {len(res.leftover_processes)} child process(es) "
-                                  f"still running after exit: {res.leftover_processes}")
+                            print(
+                                f"  warning: {len(res.leftover_processes)} child process(es) "
+                                f"still running after exit: {res.leftover_processes}"
+                            )
                     else:
                         print(f"{res.status}: {(res.error or '').splitlines()[-1:]}")
                     save()

@@ -142,6 +142,7 @@ def train_model(
     seed: int = 0,
     n_rows: int = 160,
     with_names: bool = True,
+    label_dtype: str = "auto",
 ) -> Any:
     """A tiny classifier trained on values drawn from `pools` (one 1-D array per feature).
 
@@ -160,14 +161,25 @@ def train_model(
     df = pd.DataFrame(cols, columns=list(features))
     y_idx = rng.integers(0, len(labels), n_rows)
     y_idx[: len(labels)] = np.arange(len(labels))
-    y = np.array(list(labels), dtype=object)[y_idx]
-    if all(isinstance(lab, (int, np.integer)) for lab in labels):
-        y = y.astype(np.int64)
-    else:
-        y = y.astype(str)
+    y = label_array(np.array(list(labels), dtype=object)[y_idx], label_dtype)
     model = make_estimator(kind, seed)
     model.fit(df if with_names else df.to_numpy(), y)
     return model
+
+
+def label_array(y: np.ndarray, label_dtype: str = "auto") -> np.ndarray:
+    """Training labels: "auto" = int64 / float64 / fixed-width str by the labels' type;
+    "object" = an object array of text labels (what pandas and AutoML usually hand to
+    sklearn)."""
+    values = list(y)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        out = np.asarray(values, dtype=np.int64)
+    elif all(isinstance(v, (int, float, np.number)) for v in values):
+        out = np.asarray(values, dtype=np.float64)
+    else:
+        out = np.asarray([str(v) for v in values])
+    # sklearn rejects object arrays of numbers ("unknown" target type): text only
+    return out.astype(object) if label_dtype == "object" and out.dtype.kind == "U" else out
 
 
 def make_estimator(kind: str, seed: int) -> Any:
@@ -182,7 +194,10 @@ def make_estimator(kind: str, seed: int) -> Any:
 
 
 def threshold_model(
-    feature: str, features: Sequence[str], cuts: Sequence[tuple[float, Any]]
+    feature: str,
+    features: Sequence[str],
+    cuts: Sequence[tuple[float, Any]],
+    label_dtype: str = "auto",
 ) -> Any:
     """A DecisionTree that predicts label_i when `feature` < bound_i (first matching bound).
 
@@ -201,8 +216,7 @@ def threshold_model(
     x = np.concatenate(xs).astype(np.float32)
     df = pd.DataFrame({name: np.zeros(len(x), np.float32) for name in features})
     df[feature] = x
-    y = np.asarray(ys, dtype=object)
-    y = y.astype(np.int64) if all(isinstance(v, (int, np.integer)) for v in ys) else y.astype(str)
+    y = label_array(np.asarray(ys, dtype=object), label_dtype)
     model = DecisionTreeClassifier(random_state=0)
     model.fit(df, y)
     return model

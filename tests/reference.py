@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,8 @@ def strip_extension(fname: str, lower_exts: Sequence[str]) -> str:
 def read_layer(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
     """Band 1 as float32, the file's nodata tag, and its grid."""
     with rasterio.open(path) as src:
-        values = src.read(1).astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 -> inf, i.e. nodata
+            values = src.read(1).astype(np.float32)
         grid = {
             "crs": src.crs,
             "transform": src.transform,
@@ -115,7 +117,8 @@ def nodata_mask(
     if use_file_nodata and file_nodata is not None:
         candidates.append(file_nodata)
     for v in candidates:
-        v32 = np.float32(v)
+        with np.errstate(over="ignore"):
+            v32 = np.float32(v)
         if np.isnan(v32):
             continue  # NaN is already nodata
         mask |= values == v32
@@ -224,7 +227,11 @@ def reference_run(
     lookup = {label: i for i, label in enumerate(class_list)}
     codes = np.full(height * width, out_nodata, dtype=out_dtype)
     if (~masked).any():
-        predicted = model.predict(df.loc[~masked, feats])
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            # sklearn sums X to check it (overflows near 3.4e38); a model fitted without
+            # names warns about the DataFrame's column names
+            warnings.filterwarnings("ignore", message="X has feature names")
+            predicted = model.predict(df.loc[~masked, feats])
         unknown = {p for p in predicted if p not in lookup}
         if unknown:
             raise ValueError(f"labels {unknown} not in {class_list}")

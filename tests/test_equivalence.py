@@ -43,6 +43,7 @@ SUBDIRS = ["", "", "dem", "dem/derived", "Climate"]
 EXTS = [".tif", ".tiff", ".TIF", ".Tiff", ".TIFF"]
 STR_LABELS = ["forest", "water", "urban", "bare", "crop"]
 INT_LABELS = [3, 7, 11, 42, 0]
+FLOAT_LABELS = [2.0, -1.0, 7.0, 10.0, 3.0]  # whole: sklearn takes them as classes
 CONFIG_NODATA_CHOICES = [AZURE_NODATA, -1.0, 0.1]
 FILE_TAGS = {
     "float32": [None, -9999.0, float("nan"), AZURE_NODATA, 0.1],
@@ -61,6 +62,7 @@ class Scenario:
     use_file_nodata: bool
     threshold: int
     labels: list[Any]
+    label_dtype: str
     model_kind: str
     classes_mode: str
     workers: int
@@ -159,8 +161,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 data[rng.integers(0, height), rng.integers(0, width)] = SAFE_VALID
         stack.layers.append(spec)
 
-    label_pool = draw(st.sampled_from([STR_LABELS, INT_LABELS]))
+    label_pool = draw(st.sampled_from([STR_LABELS, INT_LABELS, FLOAT_LABELS]))
     labels = label_pool[: draw(st.integers(2, 4))]
+    label_dtype = draw(st.sampled_from(["auto", "object"]))
     return Scenario(
         stack=stack,
         features=list(names[:n_model]),
@@ -169,6 +172,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         use_file_nodata=use_file_nodata,
         threshold=draw(st.integers(0, n_model)),
         labels=labels,
+        label_dtype=label_dtype,
         model_kind=model_kind,
         classes_mode=draw(st.sampled_from(["model", "permuted", "extra"])),
         workers=draw(st.sampled_from([1, 2])),
@@ -190,7 +194,9 @@ def _materialise(sc: Scenario, root: Path) -> tuple[dict[str, Any] | Path, dict[
     (sc.stack.folder / "notes.txt").write_text("not a raster")
     by_name = {s.name: s for s in sc.stack.layers}
     pools = {n: valid_pool(by_name[n], sc.nodata_values, sc.use_file_nodata) for n in sc.features}
-    model = train_model(sc.features, pools, sc.labels, kind=sc.model_kind, seed=sc.seed)
+    model = train_model(
+        sc.features, pools, sc.labels, kind=sc.model_kind, seed=sc.seed, label_dtype=sc.label_dtype
+    )
     model_path = save_model(model, root / "models" / "model.pkl")
 
     model_opts: dict[str, Any] = {}
@@ -198,7 +204,7 @@ def _materialise(sc: Scenario, root: Path) -> tuple[dict[str, Any] | Path, dict[
     if sc.classes_mode != "model":
         classes = list(reversed(model_classes))
         if sc.classes_mode == "extra":
-            extra = "unused_label" if isinstance(classes[0], str) else 99
+            extra = {str: "unused_label", int: 99, float: 99.5}[type(classes[0])]
             classes.insert(len(classes) // 2, extra)
         model_opts["classes"] = classes
     output_opts: dict[str, Any] = {}
@@ -565,7 +571,7 @@ def test_wide_integer_and_float64_layers_cast_to_float32(tmp_path: Path) -> None
     f64[2, :4] = 0.1  # float64 0.1 -> float32(0.1): nodata via config 0.1
     f64[3, :4] = -1e300  # the file tag; -inf as float32
     write_raster(folder / "f64.tif", f64, dtype="float64", nodata=-1e300, layout=("tiled", 16))
-    pools = {"big": big.ravel().astype(np.float32), "f64": f64.ravel()[100:].astype(np.float32)}
+    pools = {"big": big.ravel().astype(np.float32), "f64": f64.ravel()[200:].astype(np.float32)}
     model = train_model(["big", "f64"], pools, ["p", "q", "r"], seed=2)
     model_path = save_model(model, tmp_path / "model.pkl")
     out = tmp_path / "out" / "p.tif"
@@ -640,3 +646,28 @@ def test_multiband_raster_uses_band_1(tmp_path: Path) -> None:
         dst.write(np.full((h, w), -9999.0, np.float32), 3)
     ref = reference_from_config(case.config)
     assert_run_matches(_run(case.config), ref, case.output)
+
+
+@pytest.mark.parametrize("kind", ["str", "object", "int"])
+def test_many_classes(tmp_path: Path, kind: str) -> None:
+    """300 classes (uint16 codes): the label -> code mapping over a long legend."""
+    n = 300
+    labels: list[Any] = (
+        [f"class_{i:03d}" for i in range(n)] if kind != "int" else list(range(-150, 3 * n - 150, 3))
+    )
+    case = build_case(tmp_path, names=("elev", "slope"), seed=6)
+    elev = case.stack.layers[0].data
+    lo, hi = float(np.nanmin(elev[elev > -9999])), float(np.nanmax(elev))
+    cuts = [(lo + (hi - lo) * (i + 1) / n, lab) for i, lab in enumerate(labels)]
+    cuts[-1] = (np.inf, labels[-1])
+    model = threshold_model(
+        "elev", ["elev", "slope"], cuts, label_dtype="object" if kind == "object" else "auto"
+    )
+    save_model(model, case.model_path)
+    rng = np.random.default_rng(0)
+    config_classes = [native(c) for c in rng.permutation(np.array(labels, dtype=object))]
+    case.config["model"]["classes"] = config_classes
+    case.config["output"].update(dtype="uint16", nodata=65535)
+    ref = reference_from_config(case.config)
+    assert len(np.unique(ref.codes)) > 50
+    assert_run_matches(_run(case.config), ref, case.output, dtype="uint16")

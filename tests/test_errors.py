@@ -191,16 +191,42 @@ def test_layer_without_valid_pixel(case: Case, how: str) -> None:
 # --------------------------------------------------------------------------- model / labels
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_predicted_label_not_in_classes(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(
+    ("unknown", "known", "classes", "label_dtype", "workers"),
+    [
+        ("wetland", "meadow", ["meadow", "orchard"], "auto", 1),
+        ("wetland", "meadow", ["meadow", "orchard"], "object", 2),
+        ("aardvark", "meadow", ["orchard", "meadow"], "object", 1),
+        ("nursery", "meadow", ["orchard", "meadow"], "auto", 1),
+        (5, 20, [20, 10], "auto", 1),
+        (15, 20, [20, 10], "auto", 2),
+        (25, 20, [20, 10], "auto", 1),
+        (2.0, 1.0, [1.0, 3.0], "auto", 1),
+    ],
+)
+def test_predicted_label_not_in_classes(
+    tmp_path: Path, unknown: Any, known: Any, classes: list[Any], label_dtype: str, workers: int
+) -> None:
     case = build_case(tmp_path, names=("elev", "slope"))
     case.config["processing"] = {"workers": workers, "memory_mb": 1}
     # elev ~ N(100, 30): both labels are predicted
-    model = threshold_model("elev", ["elev", "slope"], [(100.0, "wetland"), (np.inf, "meadow")])
+    model = threshold_model(
+        "elev", ["elev", "slope"], [(100.0, unknown), (np.inf, known)], label_dtype=label_dtype
+    )
     save_model(model, case.model_path)
-    case.config["model"]["classes"] = ["meadow", "orchard"]
-    assert_user_error(cli(case), "wetland", "meadow", "orchard", output=case.output)
+    case.config["model"]["classes"] = classes
+    assert_user_error(cli(case), str(unknown), *map(str, classes), output=case.output)
     assert not (case.output.with_name("prediction.report.json")).exists()
+
+
+def test_int_label_does_not_match_text_class(tmp_path: Path) -> None:
+    """The model predicts the int 1; the config lists the text "1": not the same label."""
+    case = build_case(tmp_path, names=("elev", "slope"))
+    save_model(
+        threshold_model("elev", ["elev", "slope"], [(100.0, 1), (np.inf, 2)]), case.model_path
+    )
+    case.config["model"]["classes"] = ["1", "2"]
+    assert_user_error(cli(case), "1", "2", output=case.output)
 
 
 def test_class_count_does_not_fit_dtype(case: Case) -> None:
@@ -438,3 +464,23 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> 
     assert not case.output.exists()
     leftovers = sorted(p.name for p in case.output.parent.iterdir())
     assert not [n for n in leftovers if not n.endswith(".stats.json")], leftovers
+
+
+# --------------------------------------------------------------------------- Python API
+
+
+def test_api_raises_user_error(case: Case) -> None:
+    """Through `run()`, user errors are `UserError`s whose text names the culprit."""
+    import windowed_classify
+    from windowed_classify.errors import UserError
+
+    bad = {**case.config, "rasters": {**case.config["rasters"], "recursive": True}}
+    with pytest.raises(UserError, match="recursive"):
+        windowed_classify.run(bad)
+    with pytest.raises(UserError, match="folder"):
+        windowed_classify.load_config({"rasters": {}})  # missing required keys
+    windowed_classify.run(case.config)  # fine
+    before = case.output.read_bytes()
+    with pytest.raises(UserError, match="prediction.tif"):
+        windowed_classify.run(case.config)  # exists, no overwrite
+    assert case.output.read_bytes() == before
