@@ -316,3 +316,41 @@ class CodeMapper:
             f"the model predicted the label {_plain(label)!r}, which is not in "
             f"{self.legend.source} {list(self.legend.labels)!r}"
         )
+
+
+def class_probabilities(model: Any, frame: Any, legend: Legend) -> np.ndarray:
+    """``predict_proba`` as a float64 (rows, classes) array in the legend's code order.
+
+    scikit-learn and ONNX return an ndarray ordered like ``model.classes_``; Azure AutoML
+    returns a DataFrame whose columns are the labels. A legend label the model does not know
+    gets probability 0; a model class missing from the legend is an error (its probability
+    would be lost).
+    """
+    if not callable(getattr(model, "predict_proba", None)):
+        raise ModelError("the model has no predict_proba: it cannot give class probabilities")
+    proba = model.predict_proba(frame)
+    columns = getattr(proba, "columns", None)
+    if columns is not None:  # a DataFrame: the columns are the labels
+        labels = [_plain(c) for c in columns]
+        values = np.asarray(proba.to_numpy(), dtype=np.float64)
+    else:
+        values = np.asarray(proba, dtype=np.float64)
+        classes = getattr(model, "classes_", None)
+        if classes is None:
+            raise ModelError("the model's predict_proba gives no labels and it has no classes_")
+        labels = [_plain(c) for c in np.asarray(classes).tolist()]
+    if values.ndim != 2 or values.shape[1] != len(labels):
+        raise ModelError(
+            f"predict_proba returned shape {values.shape} for {len(labels)} classes {labels!r}"
+        )
+    code_of = {label: code for code, label in enumerate(legend.labels)}
+    out = np.zeros((values.shape[0], len(legend.labels)), dtype=np.float64)
+    for j, label in enumerate(labels):
+        code = code_of.get(label)
+        if code is None:
+            raise ModelError(
+                f"the model's class {label!r} is not in {legend.source} "
+                f"{list(legend.labels)!r}: its probability would have no band"
+            )
+        out[:, code] = values[:, j]
+    return out
