@@ -92,7 +92,7 @@ def test_median_is_exact_when_the_sample_misleads():
     rng = np.random.default_rng(3)
     low = rng.normal(-1000, 1, 5000).astype(np.float32)  # the sample: all far below
     rest = [rng.normal(50, 20, 7000).astype(np.float32) for _ in range(4)]
-    median, second = stats.streaming_median(lambda: iter(rest), [low])
+    median, second = stats.streaming_median(lambda missing: iter(rest), [low])
     assert second
     expected = _pandas_median(np.concatenate([low, *rest]))
     assert median.view(np.uint32) == expected.view(np.uint32)
@@ -101,7 +101,7 @@ def test_median_is_exact_when_the_sample_misleads():
 def test_median_needs_one_read_when_the_sample_is_representative():
     rng = np.random.default_rng(4)
     chunks = [rng.normal(7, 3, 65536).astype(np.float32) for _ in range(40)]
-    median, second = stats.streaming_median(lambda: iter(chunks[10:]), chunks[:10])
+    median, second = stats.streaming_median(lambda missing: iter(chunks[10:]), chunks[:10])
     assert not second
     expected = _pandas_median(np.concatenate(chunks))
     assert median.view(np.uint32) == expected.view(np.uint32)
@@ -130,3 +130,73 @@ def test_keys_preserve_order_across_signs_and_magnitudes():
     assert (np.diff(keys.astype(np.int64)) > 0).all()
     back = np.array([stats.from_key(int(k)) for k in keys], dtype=np.float32)
     assert (back.view(np.uint32) == vals.view(np.uint32)).all()
+
+
+def test_second_read_is_exact_and_skips_windows_that_cannot_hold_the_median(
+    tmp_path, monkeypatch
+) -> None:
+    """A one-window sample of a north-south gradient misleads; the second read re-reads only
+    the band of windows whose value range holds the median, and the median stays exact."""
+    import rasterio
+
+    from windowed_classify.config import NodataConfig
+    from windowed_classify.stack import open_layers
+
+    size = 2048
+    rng = np.random.default_rng(5)
+    rows = np.linspace(-50, 950, size, dtype=np.float64)[:, None]
+    data = (rows + rng.normal(0, 2, (size, size))).astype(np.float32)
+    data[rng.random((size, size)) < 0.05] = np.nan
+    path = tmp_path / "gradient.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=1,
+        dtype="float32",
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="lzw",
+    ) as ds:
+        ds.write(data, 1)
+    grid, (layer,) = open_layers([("gradient", path)], NodataConfig())
+    monkeypatch.setattr(stats, "SAMPLE_PIXELS", 1)  # hold one window only
+    reads: list[int] = []
+    original = stats.iter_layer_values
+
+    def counting(lay, windows):
+        reads.append(len(windows))
+        return original(lay, windows)
+
+    monkeypatch.setattr(stats, "iter_layer_values", counting)
+    result = stats.layer_stats(layer, grid)
+    valid = data[np.isfinite(data)]
+    assert np.float32(result.median).view(np.uint32) == _pandas_median(valid).view(np.uint32)
+    n_windows = len(stats.layer_windows(grid, layer.block_shape))
+    held, scouted, rest, *again = reads
+    assert held + scouted + rest == n_windows  # every window read once...
+    assert 0 < sum(again) <= n_windows / 4  # ...then only the band holding the median
+
+
+def test_median_is_exact_when_the_scout_misleads_too():
+    """Held sample and scout both far below the rest: every part is counted again."""
+    rng = np.random.default_rng(6)
+    held = [rng.normal(-1000, 1, 3000).astype(np.float32)]
+    scout = [rng.normal(-900, 1, 4000).astype(np.float32) for _ in range(2)]
+    rest = [rng.normal(50, 20, 9000).astype(np.float32) for _ in range(3)]
+    calls: list = []
+
+    def part(values):
+        def read(bins):
+            calls.append(bins)
+            return iter(values)
+
+        return read
+
+    median, missed = stats.streaming_median(part(rest), held, part(scout))
+    assert missed and calls[-1] is not None  # the rest was read again, for the missing bins
+    expected = _pandas_median(np.concatenate([*held, *scout, *rest]))
+    assert median.view(np.uint32) == expected.view(np.uint32)

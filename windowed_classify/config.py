@@ -53,7 +53,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ProcessingConfig:
-    memory_mb: int = 512
+    memory_mb: int = 256
     workers: int | None = None  # None: all cores
     engine: str = "threads"  # how workers > 1 run: threads (one model) or processes
     stats_cache: bool = True
@@ -221,7 +221,7 @@ SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
         "overwrite": (_bool, False),
     },
     "processing": {
-        "memory_mb": (_int(1), 512),
+        "memory_mb": (_int(1), 256),
         "workers": (_opt_int(1), None),
         "engine": (_choice(("threads", "processes")), "threads"),
         "stats_cache": (_bool, True),

@@ -140,7 +140,7 @@ output:
   compress: lzw
   overwrite: true
 processing:
-  memory_mb: 512
+  memory_mb: 256
 """
 
 

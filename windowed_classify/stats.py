@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 BINS = 1 << 16
 SIGN = np.uint32(0x80000000)
 MAX_CANDIDATES = 24  # low-bit counters kept per layer: 24 x 65,536 x 8 bytes = 12 MB
-SAMPLE_PIXELS = 1 << 21  # about 2 million values held while candidates are chosen
+SAMPLE_PIXELS = 1 << 20  # about 1 million values held while candidates are chosen
 SAMPLE_WINDOWS = 64
 MARGIN = 0.03  # sample quantiles 0.5 +- MARGIN (at least) become candidates
-BATCH = 1 << 20  # values per histogram update
+SCOUT_FRACTION = 4  # a quarter of the windows, spread out, choose the candidate bins
+BATCH = 1 << 18  # values per histogram update (4x the bins: amortised, small temporaries)
 
 
 def to_keys(values: np.ndarray) -> np.ndarray:
@@ -112,15 +113,15 @@ class MedianCounter:
         return np.float32(np.mean(np.asarray(middle, dtype=np.float64)))
 
 
-def choose_candidates(sample_keys: np.ndarray) -> tuple[int, int]:
-    """(first bin, count) of high-16 bins likely to hold the median: the sample's quantiles
-    0.5 +- m, read off the sample's own high-bit histogram (no sort), with the band centred
-    on the sample median in rank and narrowed until it spans at most MAX_CANDIDATES bins.
+def choose_candidates(high: np.ndarray) -> tuple[int, int]:
+    """(first bin, count) of high-16 bins likely to hold the median, from a high-bit histogram
+    of part of the data: its quantiles 0.5 +- m, the band centred on its median in rank and
+    narrowed until it spans at most MAX_CANDIDATES bins.
     """
-    n = sample_keys.size
+    n = int(high.sum())
     if n == 0:
         return 0, 0
-    cum = np.cumsum(np.bincount(sample_keys >> 16, minlength=BINS))
+    cum = np.cumsum(high)
     margin = max(MARGIN, 4.0 / np.sqrt(n))
     while True:
         lo = int(np.searchsorted(cum, max(0, int((0.5 - margin) * n)), side="right"))
@@ -151,32 +152,58 @@ def _batched(arrays: Iterable[np.ndarray], size: int = BATCH) -> Iterator[np.nda
 
 
 def streaming_median(
-    chunks: Callable[[], Iterable[np.ndarray]], sample: Sequence[np.ndarray] = ()
+    chunks: Callable[[Sequence[int] | None], Iterable[np.ndarray]],
+    sample: Sequence[np.ndarray] = (),
+    scout: Callable[[Sequence[int] | None], Iterable[np.ndarray]] | None = None,
 ) -> tuple[np.float32, bool]:
-    """Exact median of float32 values given as chunks (the sample is part of the data).
+    """Exact median of float32 values given in three parts, each read once in the common case.
 
-    ``chunks()`` yields the non-sample values; it is called again only when the sample's
-    guess missed, and then only the missing bins are counted. Returns (median, second read).
+    - ``sample``: values held in memory;
+    - ``scout(None)``: values counted by their high bits only, before the candidate bins are
+      chosen from the histogram of sample + scout (a large, spread-out guess costs no memory);
+    - ``chunks(None)``: the rest, counted in full inside the candidate bins.
+    Afterwards ``scout(bins)`` (and, when the guess missed, ``chunks(bins)``) is called once
+    more for the median's bins only; it may skip chunks that cannot hold a key in them.
+    Returns (median, whether the guess missed: the rest was read again for missing bins).
     """
     sample_keys = to_keys(np.concatenate(sample)) if len(sample) else np.empty(0, np.uint32)
-    counter = MedianCounter(*choose_candidates(sample_keys))
-    counter.add(sample_keys)
+    scouted = MedianCounter()
+    scouted.add(sample_keys)
+    for keys in _batched(to_keys(c) for c in (scout(None) if scout else ())):
+        scouted.add(keys)
+    counter = MedianCounter(*choose_candidates(scouted.high))
+    counter.high += scouted.high
+    counter.add(sample_keys, count_high=False)
     del sample_keys
-    for keys in _batched(to_keys(c) for c in chunks()):
+    for keys in _batched(to_keys(c) for c in chunks(None)):
         counter.add(keys)
     if counter.count == 0:
         raise ValueError("no valid values")
+    bins = sorted({b for b, _ in counter.middle_bins()})
     missing = counter.missing()
-    if not missing:
+    scouted_bins = bins if scout else []
+    if not missing and not scouted_bins:
         return counter.median(), False
-    # The two middle bins may be far apart: one single-bin counter each, in one more read.
-    seconds = [MedianCounter(b, 1) for b in missing]
-    for keys in _batched(to_keys(c) for c in (*sample, *chunks())):
-        for second in seconds:
-            second.add(keys, count_high=False)
-    for b, second in zip(missing, seconds, strict=True):
-        counter.extra[b] = second.low
-    return counter.median(), True
+    # One more read, of the median's bins only (they may be far apart: a counter each).
+    seconds = {b: MedianCounter(b, 1) for b in bins}
+
+    def count(parts: Iterable[np.ndarray], which: Sequence[int]) -> None:
+        for keys in _batched(to_keys(c) for c in parts):
+            for b in which:
+                seconds[b].add(keys, count_high=False)
+
+    if scout:
+        count(scout(bins), bins)
+    if missing:
+        count(sample, missing)
+        count(chunks(missing), missing)
+    for b in bins:
+        inside = counter.low_counts(b)
+        if inside is None:
+            counter.extra[b] = seconds[b].low
+        else:  # a candidate bin: add the scouted values' counts to the rest's
+            inside += seconds[b].low
+    return counter.median(), bool(missing)
 
 
 def exact_median(values: np.ndarray, chunk: int = 65536) -> np.float32:
@@ -189,7 +216,7 @@ def exact_median(values: np.ndarray, chunk: int = 65536) -> np.float32:
     picked = set(range(0, len(pieces), step)[:SAMPLE_WINDOWS])
     sample = [pieces[i] for i in sorted(picked)]
     rest = [p for i, p in enumerate(pieces) if i not in picked]
-    median, _ = streaming_median(lambda: iter(rest), sample)
+    median, _ = streaming_median(lambda missing: iter(rest), sample)
     return median
 
 
@@ -215,50 +242,61 @@ def sample_order(n: int, max_windows: int, max_pixels: int, pixels_per_window: i
     return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
 
 
+def bin_range(values: np.ndarray) -> tuple[int, int]:
+    """(lowest, highest) high-16 bin of the keys of ``values``; (1, 0) when empty.
+
+    From min and max (keys are monotonic); a zero extreme is taken as -0.0 below and +0.0
+    above, since min/max may return either sign when both are present.
+    """
+    if values.size == 0:
+        return 1, 0
+    lo, hi = np.float32(values.min()), np.float32(values.max())
+    lo = np.float32(-0.0) if lo == 0 else lo
+    hi = np.float32(0.0) if hi == 0 else hi
+    keys = to_keys(np.array([lo, hi], dtype=np.float32))
+    return int(keys[0] >> 16), int(keys[1] >> 16)
+
+
 def layer_stats(
     layer: Layer, grid: Grid, progress: Callable[[int], None] | None = None
 ) -> LayerStats:
-    """Median, min, max and counts of one layer, in one read in the common case."""
+    """Median, min, max and counts of one layer: one read, plus a re-read of the scouted
+    windows that can hold the median's bins (about a tenth of the layer on smooth data).
+    """
     windows = layer_windows(grid, layer.block_shape)
+    n = len(windows)
     per_window = int(windows[0].width * windows[0].height)
-    first = sample_order(len(windows), SAMPLE_WINDOWS, SAMPLE_PIXELS, per_window)
-    ordered = [windows[i] for i in first] + [
-        w for i, w in enumerate(windows) if i not in set(first)
-    ]
-    n_sample = len(first)
+    spread = sample_order(n, max(SAMPLE_WINDOWS, n // SCOUT_FRACTION), n * per_window, 1)
+    held = [spread[i] for i in sample_order(len(spread), SAMPLE_WINDOWS, SAMPLE_PIXELS, per_window)]
+    scouts = [i for i in spread if i not in set(held)]
+    in_front = set(spread)
+    rest = [i for i in range(n) if i not in in_front]
 
     totals = {"valid": 0, "nodata": 0, "min": np.inf, "max": -np.inf}
-    sample: list[np.ndarray] = []
+    ranges: dict[int, tuple[int, int]] = {}  # window -> high-16 bin range (8 bytes a window)
 
-    def account(values: np.ndarray, n_invalid: int) -> None:
-        if progress is not None:
-            progress(values.size + n_invalid)
-        totals["nodata"] += n_invalid
-        totals["valid"] += values.size
-        if values.size:
-            totals["min"] = min(totals["min"], float(values.min()))
-            totals["max"] = max(totals["max"], float(values.max()))
+    def read(indices: Sequence[int], bins: Sequence[int] | None) -> Iterable[np.ndarray]:
+        """First time (bins None): every window, accounted. Then: only those that can hold
+        a key in ``bins`` (values near the median of a smooth layer lie in a band of them)."""
+        if bins is not None:
+            indices = [i for i in indices if any(ranges[i][0] <= b <= ranges[i][1] for b in bins)]
+        for j, values, n_invalid in iter_layer_values(layer, [windows[i] for i in indices]):
+            if bins is None:
+                if progress is not None:
+                    progress(values.size + n_invalid)
+                totals["nodata"] += n_invalid
+                totals["valid"] += values.size
+                if values.size:
+                    totals["min"] = min(totals["min"], float(values.min()))
+                    totals["max"] = max(totals["max"], float(values.max()))
+                ranges[indices[j]] = bin_range(values)
+            yield values
 
-    reader = iter_layer_values(layer, ordered)
-    for i, values, n_invalid in reader:
-        account(values, n_invalid)
-        sample.append(values)
-        if i + 1 >= n_sample:
-            break
-    rest_first_time = [True]
-
-    def rest() -> Iterable[np.ndarray]:
-        if rest_first_time[0]:
-            rest_first_time[0] = False
-            for _, values, n_invalid in reader:
-                account(values, n_invalid)
-                yield values
-        else:  # second read, only when the sample's guess missed
-            for _, values, _ in iter_layer_values(layer, ordered[n_sample:]):
-                yield values
-
+    sample = list(read(held, None))
     try:
-        median, second = streaming_median(rest, sample)
+        median, missed = streaming_median(
+            lambda bins: read(rest, bins), sample, lambda bins: read(scouts, bins)
+        )
     except ValueError:
         raise InputError(
             f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is nodata"
@@ -269,7 +307,7 @@ def layer_stats(
         max=totals["max"],
         valid_count=int(totals["valid"]),
         nodata_count=int(totals["nodata"]),
-        second_read=second,
+        second_read=missed,
     )
 
 
