@@ -181,8 +181,7 @@ def streaming_median(
         raise ValueError("no valid values")
     bins = sorted({b for b, _ in counter.middle_bins()})
     missing = counter.missing()
-    scouted_bins = bins if scout else []
-    if not missing and not scouted_bins:
+    if not missing and scout is None:
         return counter.median(), False
     # One more read, of the median's bins only (they may be far apart: a counter each).
     seconds = {b: MedianCounter(b, 1) for b in bins}
@@ -242,17 +241,14 @@ def sample_order(n: int, max_windows: int, max_pixels: int, pixels_per_window: i
     return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
 
 
-def bin_range(values: np.ndarray) -> tuple[int, int]:
-    """(lowest, highest) high-16 bin of the keys of ``values``; (1, 0) when empty.
+def bin_range(lo: float, hi: float) -> tuple[int, int]:
+    """(lowest, highest) high-16 bin of the keys of values whose min and max are lo and hi.
 
-    From min and max (keys are monotonic); a zero extreme is taken as -0.0 below and +0.0
-    above, since min/max may return either sign when both are present.
+    Keys are monotonic; a zero extreme is taken as -0.0 below and +0.0 above, since min/max
+    may return either sign when both are present.
     """
-    if values.size == 0:
-        return 1, 0
-    lo, hi = np.float32(values.min()), np.float32(values.max())
-    lo = np.float32(-0.0) if lo == 0 else lo
-    hi = np.float32(0.0) if hi == 0 else hi
+    lo = np.float32(-0.0) if lo == 0 else np.float32(lo)
+    hi = np.float32(0.0) if hi == 0 else np.float32(hi)
     keys = to_keys(np.array([lo, hi], dtype=np.float32))
     return int(keys[0] >> 16), int(keys[1] >> 16)
 
@@ -268,8 +264,8 @@ def layer_stats(
     per_window = int(windows[0].width * windows[0].height)
     spread = sample_order(n, max(SAMPLE_WINDOWS, n // SCOUT_FRACTION), n * per_window, 1)
     held = [spread[i] for i in sample_order(len(spread), SAMPLE_WINDOWS, SAMPLE_PIXELS, per_window)]
-    scouts = [i for i in spread if i not in set(held)]
-    in_front = set(spread)
+    held_set, in_front = set(held), set(spread)
+    scouts = [i for i in spread if i not in held_set]
     rest = [i for i in range(n) if i not in in_front]
 
     totals = {"valid": 0, "nodata": 0, "min": np.inf, "max": -np.inf}
@@ -286,10 +282,12 @@ def layer_stats(
                     progress(values.size + n_invalid)
                 totals["nodata"] += n_invalid
                 totals["valid"] += values.size
+                ranges[indices[j]] = (1, 0)  # empty: holds no bin
                 if values.size:
-                    totals["min"] = min(totals["min"], float(values.min()))
-                    totals["max"] = max(totals["max"], float(values.max()))
-                ranges[indices[j]] = bin_range(values)
+                    lo, hi = float(values.min()), float(values.max())
+                    totals["min"] = min(totals["min"], lo)
+                    totals["max"] = max(totals["max"], hi)
+                    ranges[indices[j]] = bin_range(lo, hi)
             yield values
 
     sample = list(read(held, None))
