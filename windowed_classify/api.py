@@ -26,7 +26,7 @@ from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, 
 from .output import CodeWriter, check_writable, partial_path, write_json_atomic
 from .report import build_report
 from .stack import Grid, Layer, discover, open_layers, plan_windows
-from .stats import LayerStats, compute_stats
+from .stats import LayerStats
 from .statscache import StatsCache
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def run(
         make_executor(cfg.model.path, n_workers, engine, prep.model) as executor,
     ):
         t1 = time.perf_counter()
-        stats, cache_state = pass1(prep, n_workers, recompute_stats, quiet)
+        stats, cache_state = pass1(prep, executor, n_workers, recompute_stats, quiet)
         t2 = time.perf_counter()
         windows = plan_windows(prep.grid, [lay.block_shape for lay in prep.layers], max_pixels)
         counts = pass2(prep, stats, windows, executor, quiet)
@@ -149,7 +149,7 @@ def run(
 
 
 def pass1(
-    prep: Prepared, workers: int, recompute: bool, quiet: bool
+    prep: Prepared, executor: Executor, workers: int, recompute: bool, quiet: bool
 ) -> tuple[dict[str, LayerStats], str]:
     """Per-layer statistics, from the cache where it holds them."""
     cache = (
@@ -170,7 +170,7 @@ def pass1(
             desc="pass 1: statistics",
             disable=quiet,
         ) as bar:
-            fresh = compute_stats(todo, prep.grid, workers, progress=bar.update)
+            fresh = executor.compute_stats(todo, prep.grid, workers, progress=bar.update)
         if cache is not None:
             for layer in todo:
                 cache.put(layer, fresh[layer.name])

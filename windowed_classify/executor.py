@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,23 @@ from rasterio.windows import Window
 
 from .classify import ClassifyJob, WindowClassifier
 from .model import load_model
+from .stack import Grid, Layer
+from .stats import LayerStats, compute_stats
 
 Result = tuple[Window, np.ndarray]
 
 
 class Executor(ABC):
-    """Classifies windows; results come back in any order."""
+    """Pass 1 (statistics) and pass 2 (classify windows; results come back in any order)."""
 
     @abstractmethod
     def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]: ...
+
+    def compute_stats(
+        self, layers: Sequence[Layer], grid: Grid, workers: int, progress: Callable[[int], object]
+    ) -> dict[str, LayerStats]:
+        """Exact per-layer statistics; local engines count in this process's threads."""
+        return compute_stats(layers, grid, workers, progress=progress)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
