@@ -6,6 +6,7 @@ Every check that can fail on user input happens before any pixel work.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
@@ -18,12 +19,12 @@ import rasterio
 from tqdm.auto import tqdm
 
 from .classify import ClassifyJob
-from .config import Config, load_config
-from .errors import InputError
+from .config import Config, OutputConfig, load_config
+from .errors import InputError, ModelError, UserError
 from .executor import Executor, make_executor
 from .memory import TreeMemoryMonitor
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
-from .output import CodeWriter, check_writable, partial_path, write_json_atomic
+from .output import OutputSet, check_writable, temporary_paths, write_json_atomic
 from .report import build_report
 from .stack import Grid, Layer, discover, open_layers, plan_windows
 from .stats import LayerStats
@@ -48,12 +49,14 @@ class Prepared:
 def prepare(cfg: Config) -> Prepared:
     """Discover, load the model, match features to layers, check the grid and the codes."""
     check_writable(cfg.output)
-    out = cfg.output.path
-    named = discover(cfg.rasters, exclude=[out, partial_path(out)])
+    check_preview_extra(cfg.output)
+    ours = [p for path in cfg.output.rasters for p in (path, *temporary_paths(path))]
+    named = discover(cfg.rasters, exclude=ours)
     model = load_model(cfg.model.path)
     schema = resolve_schema(model, cfg.model)
     legend = resolve_legend(model, cfg.model)
     check_codes_fit(legend, cfg.output.dtype, cfg.output.nodata)
+    check_proba(model, cfg.output)
 
     paths = dict(named)
     missing = [f for f in schema.features if f not in paths]
@@ -74,6 +77,25 @@ def prepare(cfg: Config) -> Prepared:
     return Prepared(cfg, grid, layers, ignored, schema, legend, model)
 
 
+def check_proba(model: Any, out: OutputConfig) -> None:
+    """Probability outputs need predict_proba: say so before any work."""
+    asked = [k for k in ("probabilities", "confidence") if getattr(out, k) is not None]
+    if asked and not callable(getattr(model, "predict_proba", None)):
+        raise ModelError(
+            f"config key 'output.{asked[0]}': the model ({type(model).__name__}) has no "
+            "predict_proba, so it cannot give class probabilities; remove "
+            + " and ".join(f"output.{k}" for k in asked)
+        )
+
+
+def check_preview_extra(out: OutputConfig) -> None:
+    if out.preview is not None and importlib.util.find_spec("matplotlib") is None:
+        raise UserError(
+            "config key 'output.preview': the preview needs matplotlib; install it with "
+            "pip install 'windowed_classify[preview]' (or remove output.preview)"
+        )
+
+
 def budget(cfg: Config, n_layers: int, n_classes: int, workers: int) -> tuple[int, int]:
     """(max pixels per window, GDAL cache MB per process) from processing.memory_mb.
 
@@ -83,6 +105,8 @@ def budget(cfg: Config, n_layers: int, n_classes: int, workers: int) -> tuple[in
     """
     total = cfg.processing.memory_mb * 2**20
     per_pixel = 14 * n_layers + 16 * n_classes + 64
+    if cfg.output.probabilities is not None or cfg.output.confidence is not None:
+        per_pixel += 24 * n_classes  # predict_proba twice over (raw, legend order) and encoded
     max_pixels = int(0.6 * total / max(workers, 1) / per_pixel)
     cache_mb = max(8, int(0.2 * cfg.processing.memory_mb / (workers + 1)))
     return max_pixels, cache_mb
@@ -120,8 +144,13 @@ def run(
         stats, cache_state = pass1(prep, executor, n_workers, recompute_stats, quiet)
         t2 = time.perf_counter()
         windows = plan_windows(prep.grid, [lay.block_shape for lay in prep.layers], max_pixels)
-        counts = pass2(prep, stats, windows, executor, quiet)
+        counts, outputs = pass2(prep, stats, windows, executor, quiet)
         t3 = time.perf_counter()
+    if cfg.output.preview is not None:
+        from .preview import write_preview
+
+        write_preview(cfg.output.path, cfg.output.preview, dict(enumerate(prep.legend.labels)))
+        outputs["preview"] = str(cfg.output.preview)
 
     report = build_report(
         prep,
@@ -140,6 +169,8 @@ def run(
             "engine": cfg.processing.engine if n_workers > 1 else "serial",
             "memory_mb": cfg.processing.memory_mb,
             "gdal_cache_mb": cache_mb,
+            "outputs": outputs,
+            "cog": cfg.output.cog,
         },
         tree_peak_mb=memory.peak_mb,
     )
@@ -213,8 +244,11 @@ def pass2(
         out_dtype=cfg.output.dtype,
         out_nodata=cfg.output.nodata,
         model_path=cfg.model.path,
+        probabilities=cfg.output.probabilities is not None,
+        confidence=cfg.output.confidence is not None,
+        proba_dtype=cfg.output.probabilities_dtype,
     )
-    writer = CodeWriter(prep.grid, cfg.output, len(prep.legend.labels))
+    writer = OutputSet(prep.grid, cfg.output, prep.legend.labels)
     try:
         with tqdm(
             total=prep.grid.pixels,
@@ -223,11 +257,16 @@ def pass2(
             desc="pass 2: classify",
             disable=quiet,
         ) as bar:
-            for window, codes in executor.imap(job, windows):
-                writer.write(window, codes)
+            for window, result in executor.imap(job, windows):
+                writer.write(window, result)
                 bar.update(int(window.width * window.height))
         writer.commit()
     except BaseException:
         writer.abort()
         raise
-    return writer.pixel_counts()
+    outputs = {"classes": str(cfg.output.path)}
+    outputs |= {kind: str(path) for kind, path in writer.style.items()}
+    for key in ("probabilities", "confidence"):
+        if getattr(cfg.output, key) is not None:
+            outputs[key] = str(getattr(cfg.output, key))
+    return writer.pixel_counts(), outputs

@@ -17,7 +17,7 @@ import pandas as pd
 from rasterio.windows import Window
 
 from .errors import ModelError
-from .model import CodeMapper, Legend, load_model
+from .model import CodeMapper, Legend, load_model, order_probabilities
 from .stack import Layer, StackReader
 
 
@@ -75,7 +75,14 @@ class ClassifyJob:
     out_dtype: str
     out_nodata: int
     model_path: Path
+    probabilities: bool = False  # also return one probability band per class
+    confidence: bool = False  # also return the highest class probability
+    proba_dtype: str = "uint8"  # uint8: percent 0-100, 255 masked; float32: 0-1, NaN masked
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def wants_proba(self) -> bool:
+        return self.probabilities or self.confidence
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -91,30 +98,104 @@ class WindowClassifier:
         self.model = model if model is not None else load_model(job.model_path)
         self.to_codes = CodeMapper(job.legend)
 
-    def __call__(self, window: Window) -> np.ndarray:
+    def __call__(self, window: Window) -> WindowResult:
         values, invalid = self.reader.read(window)
-        codes = classify_values(values, invalid, self.job, self.model, self.to_codes)
-        return codes.reshape(int(window.height), int(window.width))
+        result = classify_values(values, invalid, self.job, self.model, self.to_codes)
+        return result.reshaped(int(window.height), int(window.width))
 
     def close(self) -> None:
         self.reader.close()
 
 
+@dataclass
+class WindowResult:
+    """One window's outputs: codes, and the probability bands / confidence when asked."""
+
+    codes: np.ndarray  # (pixels,) or (height, width), output dtype
+    probabilities: np.ndarray | None = None  # (classes, pixels) encoded (see encode_proba)
+    confidence: np.ndarray | None = None  # (pixels,) encoded
+
+    def reshaped(self, height: int, width: int) -> WindowResult:
+        def shape(a: np.ndarray | None, *lead: int) -> np.ndarray | None:
+            return None if a is None else a.reshape(*lead, height, width)
+
+        n = 0 if self.probabilities is None else self.probabilities.shape[0]
+        return WindowResult(
+            self.codes.reshape(height, width),
+            shape(self.probabilities, n),
+            shape(self.confidence),
+        )
+
+
+def proba_fill(dtype: str) -> float:
+    """The masked value of the probability and confidence outputs."""
+    return 255 if dtype == "uint8" else float("nan")
+
+
+def encode_proba(p: np.ndarray, dtype: str) -> np.ndarray:
+    """Probabilities 0..1 -> uint8 whole percent (rounded half to even) or float32."""
+    if dtype == "uint8":
+        return np.rint(p * 100.0).astype(np.uint8)
+    return p.astype(np.float32)
+
+
+def _predict_from_proba(model: Any) -> bool:
+    """True when ``model.predict`` is by construction ``classes_[argmax(predict_proba)]``.
+
+    Then one predict_proba call gives both the codes and the probabilities, bit for bit what
+    predict returns. Only for scikit-learn's forests (single output), whose predict is exactly
+    that; any other model gets both calls.
+    """
+    try:
+        from sklearn.ensemble._forest import ForestClassifier
+    except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+        return False
+    return (
+        isinstance(model, ForestClassifier)
+        and type(model).predict is ForestClassifier.predict
+        and type(model).predict_proba is ForestClassifier.predict_proba
+        and getattr(model, "n_outputs_", 1) == 1
+    )
+
+
 def classify_values(
     values: np.ndarray, invalid: np.ndarray, job: ClassifyJob, model: Any, to_codes: CodeMapper
 ) -> np.ndarray:
-    """Codes for one window's (layers, pixels) values; masked pixels never reach the model."""
+    """Outputs for one window's (layers, pixels) values; masked pixels never reach the model."""
+    n = values.shape[1]
     masked = masked_pixels(invalid, job.threshold)
-    codes = np.full(values.shape[1], job.out_nodata, dtype=job.out_dtype)
+    result = WindowResult(np.full(n, job.out_nodata, dtype=job.out_dtype))
+    fill = proba_fill(job.proba_dtype)
+    n_classes = len(job.legend.labels)
+    if job.probabilities:
+        result.probabilities = np.full((n_classes, n), fill, dtype=job.proba_dtype)
+    if job.confidence:
+        result.confidence = np.full(n, fill, dtype=job.proba_dtype)
     keep = ~masked
     if not keep.any():
-        return codes  # all masked: the model is not called
-    x = filled(values, invalid, job.medians, keep)
+        return result  # all masked: the model is not called
+    frame = model_frame(filled(values, invalid, job.medians, keep), job.features, job.int_columns)
     try:
-        predicted = model.predict(model_frame(x, job.features, job.int_columns))
+        if job.wants_proba:
+            raw = model.predict_proba(frame)
+            proba = order_probabilities(model, raw, job.legend)
+            if _predict_from_proba(model):
+                predicted = model.classes_.take(np.argmax(raw, axis=1), axis=0)
+            else:
+                predicted = model.predict(frame)
+        else:
+            predicted = model.predict(frame)
+    except ModelError:
+        raise
     except Exception as exc:  # the model's own error: name the model; --debug shows the cause
         raise ModelError(
             f"the model {job.model_path} failed to predict: {type(exc).__name__}: {exc}"
         ) from exc
-    codes[keep] = to_codes(predicted)
-    return codes
+    result.codes[keep] = to_codes(predicted)
+    if job.probabilities:
+        assert result.probabilities is not None
+        result.probabilities[:, keep] = encode_proba(proba, job.proba_dtype).T
+    if job.confidence:
+        assert result.confidence is not None
+        result.confidence[keep] = encode_proba(proba.max(axis=1), job.proba_dtype)
+    return result

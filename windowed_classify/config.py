@@ -49,6 +49,16 @@ class OutputConfig:
     nodata: int = 255
     compress: str = "lzw"
     overwrite: bool = False
+    probabilities: Path | None = None  # one band per class, in code order
+    probabilities_dtype: str = "uint8"  # uint8: percent 0-100, 255 masked; float32: 0-1, NaN
+    confidence: Path | None = None  # the highest class probability, same encoding
+    cog: bool = False  # Cloud Optimized GeoTIFFs (internal overviews)
+    preview: Path | None = None  # a quick-look PNG of the classes
+
+    @property
+    def rasters(self) -> list[Path]:
+        """Every GeoTIFF this run writes: the classes first."""
+        return [p for p in (self.path, self.probabilities, self.confidence) if p is not None]
 
 
 @dataclass(frozen=True)
@@ -219,6 +229,11 @@ SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
         "nodata": (_int(-(2**31)), 255),
         "compress": (_choice(COMPRESSIONS), "lzw"),
         "overwrite": (_bool, False),
+        "probabilities": (_opt_path, None),
+        "probabilities_dtype": (_choice(("uint8", "float32")), "uint8"),
+        "confidence": (_opt_path, None),
+        "cog": (_bool, False),
+        "preview": (_opt_path, None),
     },
     "processing": {
         "memory_mb": (_int(1), 256),
@@ -266,8 +281,23 @@ def _check_output(out: OutputConfig) -> None:
             f"config key 'output.nodata': {out.nodata} does not fit output.dtype {out.dtype} "
             f"({info.min}..{info.max})"
         )
-    if out.path.suffix.lower() not in (".tif", ".tiff"):
-        raise ConfigError(f"config key 'output.path': expected a .tif file, got {str(out.path)!r}")
+    named = {"path": out.path, "probabilities": out.probabilities, "confidence": out.confidence}
+    seen: dict[Path, str] = {}
+    for key, path in named.items():
+        if path is None:
+            continue
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            raise ConfigError(f"config key 'output.{key}': expected a .tif file, got {str(path)!r}")
+        if path in seen:
+            raise ConfigError(
+                f"config key 'output.{key}': {path} is also output.{seen[path]}; "
+                "each output needs its own file"
+            )
+        seen[path] = key
+    if out.preview is not None and out.preview.suffix.lower() != ".png":
+        raise ConfigError(
+            f"config key 'output.preview': expected a .png file, got {str(out.preview)!r}"
+        )
 
 
 def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config:

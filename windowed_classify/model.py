@@ -328,7 +328,11 @@ def class_probabilities(model: Any, frame: Any, legend: Legend) -> np.ndarray:
     """
     if not callable(getattr(model, "predict_proba", None)):
         raise ModelError("the model has no predict_proba: it cannot give class probabilities")
-    proba = model.predict_proba(frame)
+    return order_probabilities(model, model.predict_proba(frame), legend)
+
+
+def order_probabilities(model: Any, proba: Any, legend: Legend) -> np.ndarray:
+    """A ``predict_proba`` result as float64 (rows, classes) in the legend's code order."""
     columns = getattr(proba, "columns", None)
     if columns is not None:  # a DataFrame: the columns are the labels
         labels = [_plain(c) for c in columns]
