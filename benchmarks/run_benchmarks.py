@@ -9,6 +9,10 @@ by each runner in its own process, measured for wall time and peak memory of the
 process tree (psutil polls the summed RSS of the tree every --poll seconds; the maximum RSS
 of any single process, from wait4(), is a floor for it). Writes benchmark.json,
 benchmark.md and memory.png into --out. See benchmarks/README.md.
+
+The optional ``pyspatialml`` runner (pyspatialml's ``Raster.predict``, in its own numpy<2
+venv made by scripts/install-pyspatialml.sh) runs only when named in --runs, with
+--pyspatialml-python VENV/bin/python.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from datagen import Dataset as Stack  # the record datagen.py writes (run from b
 
 HERE = Path(__file__).resolve().parent
 LAYOUTS = ("tiled", "striped")
-RUNNERS = ("notebook", "tool1", "toolN", "floor_read", "floor_predict")
-TOOL_RUNNERS = ("notebook", "tool1", "toolN")
+RUNNERS = ("notebook", "tool1", "toolN", "floor_read", "floor_predict", "pyspatialml")
+DEFAULT_RUNNERS = RUNNERS[:5]  # pyspatialml needs its own venv: only when asked for
+TOOL_RUNNERS = ("notebook", "tool1", "toolN", "pyspatialml")  # they write classified rasters
 MB = 1024 * 1024
 # Measured peak of notebook_baseline.py is about this many times the raw float32 stack
 # (DataFrame, NaN mask, filled copy of the valid rows, GDAL cache); used to skip sizes that
@@ -255,6 +260,7 @@ class RunResult:
     leftover_processes: list[str] = field(default_factory=list)
     harness_rss_mb: float | None = None  # max 1-proc MB is never below this (see measure)
     waited_idle_s: float | None = None  # --wait-idle: seconds spent waiting before the run
+    load_avg: list[float] | None = None  # 1, 5, 15 min load average just before the run
 
 
 def write_config(path: Path, ds: Stack, output: Path, memory_mb: int | None) -> None:
@@ -307,6 +313,21 @@ def command_for(runner: str, args: argparse.Namespace, config: Path, result: Pat
         ]
     if runner == "floor_read":
         return [py, str(HERE / "floors.py"), "read", str(config), "--result", str(result)]
+    if runner == "pyspatialml":
+        cfg = yaml.safe_load(config.read_text())
+        return [
+            args.pyspatialml_python,
+            str(HERE / "pyspatialml_baseline.py"),
+            "predict",
+            "--layer-dir",
+            cfg["rasters"]["folder"],
+            "--model",
+            str(args.pyspatialml_models[cfg["model"]["path"]]),
+            "--output",
+            cfg["output"]["path"],
+            "--result",
+            str(result),
+        ]
     if runner == "floor_predict":
         return [
             py,
@@ -386,6 +407,9 @@ def run_one(
     if runner in ("tool1", "toolN") and args.tool_missing:
         base.error = args.tool_missing
         return base
+    if runner == "pyspatialml" and str(ds.model_path) not in args.pyspatialml_models:
+        base.error = args.pyspatialml_missing.get(str(ds.model_path), "not prepared")
+        return base
     if runner in ("notebook", "floor_predict"):
         need_gb = NOTEBOOK_RAM_FACTOR * ds.pixels * ds.layers * 4 / 1024**3 + 0.5
         if need_gb > args.notebook_max_gb:
@@ -403,6 +427,7 @@ def run_one(
     cmd = command_for(runner, args, config, result_path)
     base.command = cmd
     waited = wait_idle(args.wait_idle)
+    load_avg = [round(x, 2) for x in os.getloadavg()]
     harness_rss = _own_rss_mb()
     m = measure(cmd, log_dir=run_dir, timeout=args.timeout, poll=args.poll)
     res = RunResult(
@@ -417,6 +442,7 @@ def run_one(
         command=cmd,
         harness_rss_mb=harness_rss,
         waited_idle_s=waited,
+        load_avg=load_avg,
     )
     res.peak_rss_mb = m.peak_rss_mb
     if res.status != "ok":
@@ -473,6 +499,49 @@ def compare_outputs(run_root: Path, runners: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def prepare_pyspatialml(args: argparse.Namespace, size: int, model_path: Path) -> None:
+    """Make the integer-label twin of ``model_path`` in the pyspatialml venv (not measured).
+
+    The numpy-2 pickle cannot be loaded under numpy<2: pyspatialml_trainset.py (this venv)
+    rebuilds the exact training rows and checks them against model.pkl, then
+    pyspatialml_baseline.py train (pyspatialml venv) fits the same forest on them with
+    integer labels and checks that every tree is the same. Both steps are cached."""
+    key = str(model_path)
+    if key in args.pyspatialml_models or key in args.pyspatialml_missing:
+        return
+    if not args.pyspatialml_python:
+        args.pyspatialml_missing[key] = (
+            "the pyspatialml runner needs --pyspatialml-python VENV/bin/python "
+            "(scripts/install-pyspatialml.sh VENV makes it)"
+        )
+        return
+    steps = [
+        [
+            args.python,
+            str(HERE / "pyspatialml_trainset.py"),
+            "--data",
+            str(args.data),
+            "--size",
+            str(size),
+            "--layers",
+            str(args.layers),
+        ],
+        [args.pyspatialml_python, str(HERE / "pyspatialml_baseline.py"), "train"],
+    ]
+    out = ""
+    for cmd in steps:
+        if out:
+            cmd.append(out)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            args.pyspatialml_missing[key] = f"pyspatialml model not prepared: {last}"
+            print(f"warning: {args.pyspatialml_missing[key]}", file=sys.stderr)
+            return
+        out = proc.stdout.strip().splitlines()[-1]
+    args.pyspatialml_models[key] = Path(out)
+
+
 def warm_cache(ds: Stack) -> None:
     """Read the files once so every runner starts from the same (warm) page cache."""
     for p in sorted(ds.layer_dir.iterdir()):
@@ -498,6 +567,7 @@ def machine_info(python: str) -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "python_executable": python,
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
         import psutil
@@ -519,7 +589,8 @@ def machine_info(python: str) -> dict[str, Any]:
         " 'rasterio': rasterio.__version__, 'gdal': rasterio.__gdal_version__,"
         " 'scikit-learn': sklearn.__version__, 'joblib': joblib.__version__}\n"
         "try:\n import windowed_classify as w; v['windowed_classify'] = getattr("
-        "w, '__version__', '?')\nexcept Exception as e: v['windowed_classify'] = None\n"
+        "w, '__version__', '?'); v['windowed_classify_file'] = w.__file__\n"
+        "except Exception as e: v['windowed_classify'] = None\n"
         "print(json.dumps(v))"
     )
     try:
@@ -536,6 +607,16 @@ def machine_info(python: str) -> dict[str, Any]:
             text=True,
             check=True,
         ).stdout.strip()
+        # uncommitted edits of the package the runs imported: they measured those too
+        imported = str(info.get("versions", {}).get("windowed_classify_file") or "")
+        info["git_dirty_package"] = subprocess.run(
+            ["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "windowed_classify"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        if not imported.startswith(str(HERE.parent) + os.sep):
+            info["git_dirty_package"] = f"n/a: windowed_classify imported from {imported}"
     except (subprocess.CalledProcessError, FileNotFoundError):
         info["git_commit"] = None
     return info
@@ -575,6 +656,26 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3)
 
 
+def _pairs(runs: list[RunResult], size: int, layout: str) -> list[dict[str, Any]]:
+    """pyspatialml's wall time over the tool's in the same repeat (the runners of one
+    repeat run back to back, so each pair saw about the same machine)."""
+    by: dict[tuple[int, str], RunResult] = {
+        (r.repeat, r.runner): r
+        for r in runs
+        if r.size == size and r.layout == layout and r.status == "ok"
+    }
+    out = []
+    for repeat in sorted({k[0] for k in by if k[1] == "pyspatialml"}):
+        p = by[(repeat, "pyspatialml")]
+        entry: dict[str, Any] = {"repeat": repeat, "pyspatialml_wall_s": p.wall_s}
+        for tool in ("toolN", "tool1"):
+            t = by.get((repeat, tool))
+            entry[f"{tool}_wall_s"] = t.wall_s if t else None
+            entry[f"pyspatialml_over_{tool}"] = _ratio(p.wall_s, t.wall_s if t else None)
+        out.append(entry)
+    return out
+
+
 def summarize(runs: list[RunResult]) -> dict[str, Any]:
     agg = _agg(runs)
     sizes = sorted({k[0] for k in agg})
@@ -605,6 +706,13 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
                     "toolN_peak_over_notebook_peak": _ratio(
                         get("toolN", "peak_rss_mb"), get("notebook", "peak_rss_mb")
                     ),
+                    "pyspatialml_over_toolN": _ratio(
+                        get("pyspatialml", "wall_s"), get("toolN", "wall_s")
+                    ),
+                    "pyspatialml_over_tool1": _ratio(
+                        get("pyspatialml", "wall_s"), get("tool1", "wall_s")
+                    ),
+                    "pyspatialml_pairs": _pairs(runs, size, layout),
                 }
             )
     flatness = []
@@ -711,6 +819,15 @@ def print_table(summary: dict[str, Any]) -> None:
             f"toolN/tool1 {_fmt(r['toolN_over_tool1'])}, "
             f"tool1 peak/notebook peak {_fmt(r['tool1_peak_over_notebook_peak'], 3)}"
         )
+        if r.get("pyspatialml_pairs"):
+            pairs = ", ".join(
+                f"{_fmt(x['pyspatialml_over_toolN'])}" for x in r["pyspatialml_pairs"]
+            )
+            print(
+                f"{r['size']}^2 {r['layout']}: pyspatialml/toolN "
+                f"{_fmt(r['pyspatialml_over_toolN'])} (fastest of each), per repeat {pairs}; "
+                f"pyspatialml/tool1 {_fmt(r['pyspatialml_over_tool1'])}"
+            )
     busy = contended(summary)
     if busy:
         print(
@@ -796,6 +913,7 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
         for f in summary["flatness"]
     ]
     parts += [_md_table(head, rows), ""]
+    parts += _pyspatialml_section(doc)
     busy = contended(summary)
     if busy:
         parts[parts.index("## Ratios (same run)") : parts.index("## Ratios (same run)")] = [
@@ -827,6 +945,82 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
         ]
         parts += [_md_table(head, rows), ""]
     path.write_text("\n".join(parts))
+
+
+def _pyspatialml_section(doc: dict[str, Any]) -> list[str]:
+    """Ratios to pyspatialml's Raster.predict and every run's machine load."""
+    ratios = [r for r in doc["summary"]["ratios"] if r.get("pyspatialml_pairs")]
+    if not ratios:
+        return []
+    pysp = [r for r in doc["runs"] if r["runner"] == "pyspatialml" and r["status"] == "ok"]
+    v = (pysp[0].get("detail") or {}).get("versions", {}) if pysp else {}
+    parts = [
+        "## pyspatialml (same run)",
+        "",
+        f"pyspatialml {v.get('pyspatialml')} `Raster([files]).predict(model, file_path, "
+        f"dtype='uint8', nodata=255, compress='lzw')` in its own venv (numpy {v.get('numpy')}, "
+        f"scikit-learn {v.get('scikit-learn')}, rasterio {v.get('rasterio')}, GDAL "
+        f"{v.get('gdal')}), with the same forest trained on integer labels (every tree "
+        "checked equal to model.pkl's). Ratios of wall times; 'fastest' uses each runner's "
+        "fastest run, 'repeat k' the runs of one repeat, which ran back to back.",
+        "",
+    ]
+    head = ["size", "layout", "pairing", "pyspatialml s", "toolN s", "tool1 s"]
+    head += ["pyspatialml/toolN", "pyspatialml/tool1"]
+    rows = []
+    for r in ratios:
+        agg = {
+            t["runner"]: t
+            for t in doc["summary"]["table"]
+            if t["size"] == r["size"] and t["layout"] == r["layout"]
+        }
+        rows.append(
+            [
+                f"{r['size']}^2",
+                r["layout"],
+                "fastest",
+                *(_fmt(agg.get(k, {}).get("wall_s")) for k in ("pyspatialml", "toolN", "tool1")),
+                _fmt(r["pyspatialml_over_toolN"]),
+                _fmt(r["pyspatialml_over_tool1"]),
+            ]
+        )
+        for x in r["pyspatialml_pairs"] if len(r["pyspatialml_pairs"]) > 1 else []:
+            rows.append(
+                [
+                    f"{r['size']}^2",
+                    r["layout"],
+                    f"repeat {x['repeat'] + 1}",
+                    _fmt(x["pyspatialml_wall_s"]),
+                    _fmt(x["toolN_wall_s"]),
+                    _fmt(x["tool1_wall_s"]),
+                    _fmt(x["pyspatialml_over_toolN"]),
+                    _fmt(x["pyspatialml_over_tool1"]),
+                ]
+            )
+    parts += [_md_table(head, rows), ""]
+    parts += [
+        "Machine load of every run: load average (1/5/15 min) just before it started, and "
+        "the CPU the rest of the machine used while it ran.",
+        "",
+    ]
+    head = ["size", "layout", "runner", "repeat", "wall s", "peak RSS MB", "load avg"]
+    head += ["other CPU s", "waited idle s"]
+    rows = [
+        [
+            f"{r['size']}^2",
+            r["layout"],
+            r["runner"],
+            str(r["repeat"] + 1),
+            _fmt(r.get("wall_s")),
+            _fmt(r.get("peak_rss_mb"), 0),
+            " / ".join(f"{x:.2f}" for x in r.get("load_avg") or []) or "-",
+            _fmt(r.get("other_cpu_s"), 1),
+            _fmt(r.get("waited_idle_s"), 0),
+        ]
+        for r in doc["runs"]
+        if r["status"] == "ok"
+    ]
+    return [*parts, _md_table(head, rows), ""]
 
 
 def write_plot(path: Path, summary: dict[str, Any], layers: int) -> None:
@@ -898,8 +1092,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--runs",
         nargs="+",
         choices=RUNNERS,
-        default=list(RUNNERS),
-        help="runners, in the order they run (default: all)",
+        default=list(DEFAULT_RUNNERS),
+        help="runners, in the order they run (default: all but pyspatialml)",
     )
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument(
@@ -943,6 +1137,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--python", default=sys.executable, help="interpreter for the runners (default: this one)"
+    )
+    ap.add_argument(
+        "--pyspatialml-python",
+        default=None,
+        metavar="PYTHON",
+        help="interpreter of the pyspatialml venv (scripts/install-pyspatialml.sh VENV), "
+        "for the pyspatialml runner",
     )
     ap.add_argument(
         "--wait-idle",
@@ -1004,11 +1205,16 @@ def main(argv: list[str] | None = None) -> int:
     args.tool_missing = tool_available(args.python) if needs_tool else None
     if args.tool_missing:
         print(f"warning: {args.tool_missing}; tool runs are skipped", file=sys.stderr)
+    args.pyspatialml_models, args.pyspatialml_missing = {}, {}  # model.pkl -> twin / reason
     doc: dict[str, Any] = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "finished": None,
         "machine": machine_info(args.python),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "args": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if not k.startswith("pyspatialml_") or k == "pyspatialml_python"
+        },
         "datasets": {},
         "runs": [],
         "agreement": [],
@@ -1026,6 +1232,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for size in sorted(args.sizes):
         datasets = ensure_stacks(args, size)
+        if "pyspatialml" in args.runs:
+            for ds in datasets.values():
+                prepare_pyspatialml(args, size, ds.model_path)
         for layout, ds in datasets.items():
             model_meta = json.loads((ds.root / "model.json").read_text())
             doc["datasets"][ds.key] = {**ds.manifest, "model": model_meta}
