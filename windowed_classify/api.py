@@ -138,7 +138,9 @@ def run(
     with (
         TreeMemoryMonitor() as memory,
         rasterio.Env(GDAL_CACHEMAX=cache_mb),
-        make_executor(cfg.model.path, n_workers, engine, prep.model) as executor,
+        make_executor(
+            cfg.model.path, n_workers, engine, prep.model, cfg.processing.scheduler
+        ) as executor,
     ):
         t1 = time.perf_counter()
         stats, cache_state = pass1(prep, executor, n_workers, recompute_stats, quiet)
@@ -171,6 +173,7 @@ def run(
             "gdal_cache_mb": cache_mb,
             "outputs": outputs,
             "cog": cfg.output.cog,
+            **executor.describe(),  # a distributed engine: its workers and their windows
         },
         tree_peak_mb=memory.peak_mb,
     )

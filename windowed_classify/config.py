@@ -6,6 +6,7 @@ Every problem is a ConfigError whose message names the key (``section.key``) at 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ COMPRESSIONS = ("lzw", "deflate", "zstd", "lzma", "packbits", "none")
 
 @dataclass(frozen=True)
 class RastersConfig:
-    folder: Path
+    folder: Path | None = None  # exactly one of folder and files
+    files: tuple[tuple[str, Path | str], ...] | None = None  # (feature, path or GDAL URL)
     extensions: tuple[str, ...] = (".tif", ".tiff")
 
 
@@ -65,7 +67,8 @@ class OutputConfig:
 class ProcessingConfig:
     memory_mb: int = 256
     workers: int | None = None  # None: all cores
-    engine: str = "threads"  # how workers > 1 run: threads (one model) or processes
+    engine: str = "threads"  # threads (one model; "local" means this), processes, or dask
+    scheduler: str = "local"  # dask: a scheduler's address, or local (a LocalCluster)
     stats_cache: bool = True
     cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/windowed_classify (~/.cache/...)
 
@@ -161,6 +164,47 @@ def _numbers(value: Any, key: str, base: Path) -> tuple[float, ...]:
     return tuple(_number(v, f"{key}[{i}]") for i, v in enumerate(items))
 
 
+REMOTE = re.compile(r"^(/vsi[a-z0-9_]+/|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
+def is_remote(path: Path | str) -> bool:
+    """A GDAL virtual path or URL (/vsicurl/..., /vsis3/..., https://...): not a local file."""
+    return isinstance(path, str) and REMOTE.match(path) is not None
+
+
+def _source(value: Any, key: str, base: Path) -> Path | str:
+    """A local path (resolved like every path) or, kept as written, a GDAL path or URL."""
+    if isinstance(value, str) and REMOTE.match(value.strip()):
+        return value.strip()
+    return _path(value, key, base)
+
+
+def _files(value: Any, key: str, base: Path) -> tuple[tuple[str, Path | str], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise _fail(key, "a mapping of feature name to a raster path or GDAL URL", value)
+    out = []
+    for name, source in value.items():
+        if not isinstance(name, str) or not name:
+            raise _fail(key, "feature names (text) as keys", name)
+        out.append((name, _source(source, f"{key}.{name}", base)))
+    return tuple(out)
+
+
+def _engine(value: Any, key: str, base: Path) -> str:
+    """local is the default local engine: threads."""
+    engine = _choice(("local", "threads", "processes", "dask"))(value, key, base)
+    return "threads" if engine == "local" else engine
+
+
+def _scheduler(value: Any, key: str, base: Path) -> str:
+    text = value.strip() if isinstance(value, str) else None
+    if not text or not (text.lower() == "local" or "://" in text):
+        raise _fail(key, "local, or a Dask scheduler address such as tcp://host:8786", value)
+    return "local" if text.lower() == "local" else text
+
+
 def _extensions(value: Any, key: str, base: Path) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else [value]
     out = []
@@ -209,7 +253,8 @@ _REQUIRED = object()
 
 SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
     "rasters": {
-        "folder": (_path, _REQUIRED),
+        "folder": (_opt_path, None),
+        "files": (_files, None),
         "extensions": (_extensions, [".tif", ".tiff"]),
     },
     "nodata": {
@@ -238,7 +283,8 @@ SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
     "processing": {
         "memory_mb": (_int(1), 256),
         "workers": (_opt_int(1), None),
-        "engine": (_choice(("threads", "processes")), "threads"),
+        "engine": (_engine, "local"),
+        "scheduler": (_scheduler, "local"),
         "stats_cache": (_bool, True),
         "cache_dir": (_opt_path, None),
     },
@@ -300,6 +346,15 @@ def _check_output(out: OutputConfig) -> None:
         )
 
 
+def _check_rasters(rasters: RastersConfig) -> None:
+    if (rasters.folder is None) == (rasters.files is None):
+        raise ConfigError(
+            "config section 'rasters': give exactly one of 'rasters.folder' (a folder searched "
+            "for layers) and 'rasters.files' (feature name -> path or GDAL URL)"
+            + (", not both" if rasters.folder is not None else "")
+        )
+
+
 def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config:
     """Validate a parsed YAML mapping; relative paths resolve against ``base_dir``."""
     if not isinstance(raw, Mapping):
@@ -311,7 +366,11 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config
             f"unknown config section '{unknown[0]}'; allowed sections: " + ", ".join(SCHEMA)
         )
     base = base_dir.resolve()
-    parts = {name: _section(raw.get(name), name, base) for name in SCHEMA}
+    parts = {}
+    for name in SCHEMA:
+        parts[name] = _section(raw.get(name), name, base)
+        if name == "rasters":  # a missing folder is reported before later sections' errors
+            _check_rasters(parts[name])
     _check_output(parts["output"])
     return Config(**parts, source=source)
 

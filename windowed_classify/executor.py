@@ -46,6 +46,10 @@ class Executor(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    def describe(self) -> dict[str, Any]:
+        """Fields the engine adds to the run report (a distributed engine names its workers)."""
+        return {}
+
     def __enter__(self) -> Executor:
         return self
 
@@ -194,11 +198,23 @@ class ThreadExecutor(_BoundedPool):
 
 
 def make_executor(
-    model_path: Path, workers: int, engine: str = "processes", model: Any | None = None
+    model_path: Path,
+    workers: int,
+    engine: str = "processes",
+    model: Any | None = None,
+    scheduler: str = "local",
 ) -> Executor:
-    """The engine for ``workers``: serial for 1; ``model`` is reused where it can be."""
+    """The engine for ``workers``: serial for 1; ``model`` is reused where it can be.
+
+    ``dask`` runs on a Dask cluster (``scheduler``: an address, or ``local`` to start one of
+    ``workers`` processes); ``local`` is the default local engine (threads).
+    """
+    if engine == "dask":
+        from .dask_engine import DaskExecutor
+
+        return DaskExecutor(model_path, workers, scheduler)
     if workers <= 1:
         return SerialExecutor(model if model is not None else load_model(model_path))
-    if engine == "threads":
+    if engine in ("threads", "local"):
         return ThreadExecutor(model if model is not None else load_model(model_path), workers)
     return ProcessExecutor(model_path, workers)

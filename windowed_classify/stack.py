@@ -17,7 +17,7 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .config import NodataConfig, RastersConfig
+from .config import NodataConfig, RastersConfig, is_remote
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,17 @@ class Layer:
     nodata_values: tuple[float, ...]  # float32-cast values that mean nodata (NaN/inf always do)
 
 
-def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple[str, Path]]:
+def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple[str, Path | str]]:
     """Every file under the folder (recursive) with a listed extension, sorted by relative path.
 
     Returns (feature name, path) pairs; two files with the same feature name is an error.
     ``exclude`` (the tool's own output, when it lies in the folder) is never a layer.
+    With ``rasters.files`` instead: those, in the order given (URLs are not checked here).
     """
+    if rasters.files is not None:
+        return _listed_files(rasters.files, exclude)
     folder = rasters.folder
+    assert folder is not None
     if not folder.is_dir():
         raise InputError(f"rasters.folder does not exist or is not a folder: {folder}")
     skip = {p.resolve() for p in exclude}
@@ -79,6 +83,22 @@ def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple
             f"rasters.folder {folder}"
         )
     return [(name, path) for _, path, name in found]
+
+
+def _listed_files(
+    files: Sequence[tuple[str, Path | str]], exclude: Sequence[Path]
+) -> list[tuple[str, Path | str]]:
+    """``rasters.files``: local files must exist; GDAL paths and URLs are opened later."""
+    skip = {p.resolve() for p in exclude}
+    for name, path in files:
+        if is_remote(path):
+            continue
+        assert isinstance(path, Path)
+        if not path.is_file():
+            raise InputError(f"rasters.files.{name}: file not found: {path}")
+        if path.resolve() in skip:
+            raise InputError(f"rasters.files.{name}: {path} is this run's output, not a layer")
+    return list(files)
 
 
 def _float32_values(values: Sequence[float]) -> tuple[float, ...]:

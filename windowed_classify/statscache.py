@@ -27,6 +27,8 @@ def default_cache_dir() -> Path:
 
 
 def layer_key(layer: Layer) -> str:
+    if not isinstance(layer.path, Path):  # a URL (rasters.files): no size or mtime to trust
+        raise OSError(f"not a local file: {layer.path}")
     st = layer.path.stat()
     ident = {
         "version": VERSION,
@@ -54,6 +56,8 @@ class StatsCache:
 
     def put(self, layer: Layer, stats: LayerStats) -> None:
         """Best effort: a cache that cannot be written only costs time next run."""
+        if not isinstance(layer.path, Path):
+            return  # a URL: not cached (no size or modification time to key it by)
         target = self._file(layer)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

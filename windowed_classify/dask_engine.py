@@ -1,0 +1,325 @@
+"""The Dask engine: pass 1 and pass 2 on a Dask cluster, with exactly the local result.
+
+``processing.engine: dask`` runs the same pipeline (api.py) through ``DaskExecutor``:
+
+- the cluster: ``processing.scheduler`` is the address of a running scheduler, or ``local``
+  to start a ``distributed.LocalCluster`` of ``processing.workers`` single-threaded processes;
+- the model reaches each worker once: a worker plugin carries the model file's bytes (read
+  by the client, so the workers need not see it) and each worker loads it at start-up, a
+  restarted or late-joining worker too; tasks carry only the small ``ClassifyJob``;
+- pass 1: tasks count groups of windows (partial_stats), the client merges: exact medians;
+- pass 2: each task reads its window from the inputs, classifies it and returns only the
+  classifier's small result; the client is the one writer, results arrive in any order, at
+  most ``2 x worker threads`` windows are in flight so the client's memory stays flat;
+- a worker that dies has its tasks recomputed elsewhere (Dask's own bookkeeping): tasks are
+  pure functions of their window, so the output is identical.
+
+The workers read the inputs themselves: every path or URL must mean the same file on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rasterio.windows import Window
+
+from .classify import ClassifyJob
+from .errors import ConfigError
+from .executor import Executor, _Classifiers
+from .model import load_model
+from .partial_stats import Counts, LayerPlan, Task, count_windows, window_key
+from .stack import Grid, Layer
+from .stats import LayerStats
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "install it with: pip install 'windowed_classify[dask]'"
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ConfigError(
+            f"processing.engine dask needs the packages dask and distributed ({exc.name} is "
+            f"missing): {INSTALL_HINT}"
+        ) from None
+    return distributed
+
+
+# ----------------------------------------------------------------------------- on the workers
+
+try:  # an optional dependency: DaskExecutor says how to install it when it is missing
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # pragma: no cover - exercised only without the extra
+    WorkerPlugin = object  # type: ignore[misc,assignment]
+
+_MODELS: dict[str, Any] = {}  # model key -> model, one per worker process
+_LOCK = threading.Lock()
+_THREADS = threading.local()  # per worker thread: (model, _Classifiers) with open rasters
+_OPEN: weakref.WeakSet[_Classifiers] = weakref.WeakSet()  # to close them between runs
+
+
+def _model_key(model_path: Path) -> str:
+    return str(model_path)
+
+
+class ModelPlugin(WorkerPlugin):
+    """Loads the model once per worker process, from the file's bytes shipped once.
+
+    The client reads the model file, so the workers need not see it; a worker that starts
+    later (restarted after a crash, or added by an adaptive cluster) gets the plugin too.
+    """
+
+    def __init__(self, model_path: Path, payload: bytes, env: dict[str, str]):
+        self.key = _model_key(model_path)
+        self.filename = model_path.name
+        self.payload = payload
+        self.env = env
+        self.name = "windowed-classify-model-" + hashlib.sha256(payload).hexdigest()[:16]
+
+    def setup(self, worker: Any) -> None:
+        os.environ.update(self.env)  # GDAL's cache size: read at the first block read
+        folder = Path(worker.local_directory) / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / self.filename  # the same name: load_model goes by the suffix
+        path.write_bytes(self.payload)
+        model = load_model(path)
+        with _LOCK:
+            _MODELS[self.key] = model
+
+    def teardown(self, worker: Any) -> None:
+        with _LOCK:
+            _MODELS.pop(self.key, None)
+            for classifiers in _OPEN:
+                classifiers.close()
+
+
+def _classifier(job: ClassifyJob) -> Any:
+    """This thread's classifier for ``job``: the process's model, the thread's own rasters."""
+    key = _model_key(job.model_path)
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is None:  # the plugin is gone (unregistered mid-run): read the path
+            model = _MODELS[key] = load_model(job.model_path)
+    slot = getattr(_THREADS, "slot", None)
+    if slot is None or slot[0] is not model:
+        if slot is not None:
+            slot[1].close()
+        slot = _THREADS.slot = (model, _Classifiers(model))
+        with _LOCK:
+            _OPEN.add(slot[1])
+    return slot[1].get(job)
+
+
+def _worker_address() -> str:
+    from distributed import get_worker
+
+    return str(get_worker().address)
+
+
+def classify_window(job: ClassifyJob, key: tuple[int, int, int, int]) -> tuple[Any, str, float]:
+    """Pass 2 on a worker: one window -> (the classifier's result, worker, seconds busy)."""
+    start = time.perf_counter()
+    result = _classifier(job)(Window(*key))
+    return result, _worker_address(), time.perf_counter() - start
+
+
+def count_task(task: Task) -> tuple[Counts, str, float]:
+    """Pass 1 on a worker: count one group of windows of one layer."""
+    start = time.perf_counter()
+    counts = count_windows(task.layer, task.windows, task.indices, task.run, task.bins)
+    return counts, _worker_address(), time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- on the client
+
+
+class DaskExecutor(Executor):
+    """Runs both passes on a Dask cluster; this process merges statistics and writes."""
+
+    def __init__(self, model_path: Path, workers: int, scheduler: str = "local"):
+        distributed = _import_distributed()
+        self.scheduler = scheduler
+        self.cluster = None
+        self.plugin_name: str | None = None
+        self.per_worker: dict[str, dict[str, float]] = {}
+        self.n_workers_seen = 0
+        self.address = scheduler
+        try:
+            if scheduler == "local":
+                self.cluster = distributed.LocalCluster(
+                    n_workers=max(1, workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+                self.client = distributed.Client(self.cluster)
+            else:
+                try:
+                    self.client = distributed.Client(scheduler, timeout="20s")
+                except (OSError, TimeoutError) as exc:
+                    raise ConfigError(
+                        f"processing.scheduler: cannot reach the Dask scheduler at {scheduler}: "
+                        f"{exc}"
+                    ) from None
+            env = {k: os.environ[k] for k in ("GDAL_CACHEMAX",) if k in os.environ}
+            plugin = ModelPlugin(Path(model_path), Path(model_path).read_bytes(), env)
+            self.client.register_plugin(plugin)
+            self.plugin_name = plugin.name
+            self.address = str(self.client.scheduler.address)
+        except BaseException:
+            self.close()
+            raise
+        log.info("dask engine: %s, %d worker(s)", self.address, len(self._nthreads()))
+
+    def _nthreads(self) -> dict[str, int]:
+        return dict(self.client.nthreads())
+
+    def _inflight(self) -> int:
+        return max(4, 2 * sum(self._nthreads().values()))
+
+    def _account(self, worker: str, kind: str, pixels: int, seconds: float) -> None:
+        row = self.per_worker.setdefault(
+            worker,
+            {"windows": 0, "pixels": 0, "seconds": 0.0, "pass1_tasks": 0, "pass1_seconds": 0.0},
+        )
+        if kind == "pass2":
+            row["windows"] += 1
+            row["pixels"] += pixels
+            row["seconds"] += seconds
+        else:
+            row["pass1_tasks"] += 1
+            row["pass1_seconds"] += seconds
+
+    # ------------------------------------------------------------------------- pass 1
+
+    def compute_stats(
+        self, layers: Sequence[Layer], grid: Grid, workers: int, progress: Callable[[int], object]
+    ) -> dict[str, LayerStats]:
+        """Tasks count groups of windows; a few layers are open at once on the client (each
+        holds up to 13 MB of counters), their stages' tasks keep every worker busy."""
+        distributed = _import_distributed()
+        todo = deque(layers)
+        plans: dict[str, LayerPlan] = {}
+        results: dict[str, LayerStats] = {}
+        queue: deque[Task] = deque()
+        pending: dict[Any, Task] = {}
+        running = distributed.as_completed()
+        limit = self._inflight()
+        max_layers = max(2, limit)
+
+        def start_layers() -> None:
+            while todo and len(plans) < max_layers:
+                layer = todo.popleft()
+                plans[layer.name] = plan = LayerPlan(layer, grid)
+                queue.extend(plan.next_tasks())
+
+        def fill() -> None:
+            while queue and len(pending) < limit:
+                task = queue.popleft()
+                future = self.client.submit(count_task, task, pure=False)
+                pending[future] = task
+                running.add(future)
+
+        try:
+            start_layers()
+            fill()
+            for future in running:
+                task = pending.pop(future)
+                counts, worker, seconds = future.result()
+                future.release()
+                self._account(worker, "pass1", counts.pixels, seconds)
+                if task.first_read:
+                    progress(counts.pixels)
+                plan = plans[task.layer.name]
+                plan.merge(task, counts)
+                queue.extend(plan.next_tasks())
+                if plan.done:
+                    results[plan.layer.name] = plan.result()
+                    del plans[plan.layer.name]
+                    start_layers()
+                fill()
+        finally:
+            for future in pending:
+                future.cancel()
+        return {layer.name: results[layer.name] for layer in layers}
+
+    # ------------------------------------------------------------------------- pass 2
+
+    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[tuple[Window, Any]]:
+        distributed = _import_distributed()
+        limit = self._inflight()
+        running = distributed.as_completed()
+        pending: dict[Any, Window] = {}
+        remaining = iter(windows)
+        prefix = f"classify-{job.token[:8]}"
+
+        def fill() -> None:
+            while len(pending) < limit:
+                window = next(remaining, None)
+                if window is None:
+                    return
+                key = window_key(window)
+                future = self.client.submit(
+                    classify_window, job, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
+                )
+                pending[future] = window
+                running.add(future)
+
+        try:
+            fill()
+            for future in running:
+                window = pending.pop(future)
+                result, worker, seconds = future.result()
+                future.release()
+                self._account(worker, "pass2", int(window.width * window.height), seconds)
+                yield window, result
+                fill()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    # ------------------------------------------------------------------------- report, close
+
+    def describe(self) -> dict[str, Any]:
+        workers = {}
+        for address, row in sorted(self.per_worker.items()):
+            rate = row["pixels"] / row["seconds"] if row["seconds"] > 0 else None
+            workers[address] = {
+                "windows": int(row["windows"]),
+                "pixels": int(row["pixels"]),
+                "busy_seconds": round(row["seconds"], 3),
+                "megapixels_per_second": round(rate / 1e6, 3) if rate else None,
+                "pass1_tasks": int(row["pass1_tasks"]),
+                "pass1_busy_seconds": round(row["pass1_seconds"], 3),
+            }
+        return {
+            "engine": "dask",
+            "scheduler": "local" if self.cluster is not None else self.scheduler,
+            "scheduler_address": self.address,
+            "workers": self.n_workers_seen or len(workers),
+            "dask_workers": workers,
+        }
+
+    def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            try:
+                self.n_workers_seen = len(self._nthreads())
+                if self.plugin_name is not None:  # a long-lived cluster forgets this model
+                    client.unregister_worker_plugin(self.plugin_name)
+            except Exception as exc:  # closing must not hide the run's own outcome
+                log.debug("dask engine: clean-up failed: %s", exc)
+            client.close()
+        if self.cluster is not None:
+            self.cluster.close()
