@@ -463,7 +463,17 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> 
     assert "Traceback" not in err, err
     assert not case.output.exists()
     leftovers = sorted(p.name for p in case.output.parent.iterdir())
-    assert not [n for n in leftovers if not n.endswith(".stats.json")], leftovers
+    # only the hidden, resumable partial raster and its journal stay (pass 2 had started)
+    stem = case.output.stem
+    assert set(leftovers) <= {f".{stem}.partial.tif", f".{stem}.partial.journal.json"}, leftovers
+    if leftovers:
+        assert "--resume" in err, err
+        result = run_cli(cfg, "--resume", "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert_run_matches(
+            load_report(case.output), reference_from_config(case.config), case.output
+        )
+        assert not [p.name for p in case.output.parent.iterdir() if p.name.startswith(".")]
 
 
 # --------------------------------------------------------------------------- Python API

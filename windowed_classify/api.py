@@ -20,11 +20,19 @@ from tqdm.auto import tqdm
 
 from .classify import ClassifyJob
 from .config import Config, OutputConfig, load_config
-from .errors import InputError, ModelError, UserError
+from .errors import InputError, Interrupted, ModelError, UserError
 from .executor import Executor, make_executor
+from .journal import Journal, TileTracker, fingerprint, journal_path
 from .memory import TreeMemoryMonitor
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
-from .output import OutputSet, check_writable, temporary_paths, write_json_atomic
+from .output import (
+    TILE,
+    OutputSet,
+    check_writable,
+    partial_path,
+    temporary_paths,
+    write_json_atomic,
+)
 from .report import build_report
 from .stack import Grid, Layer, discover, open_layers, plan_windows
 from .stats import LayerStats
@@ -119,8 +127,13 @@ def run(
     workers: int | None = None,
     recompute_stats: bool = False,
     overwrite: bool | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Classify the stack described by ``config``; returns the report (also written as JSON)."""
+    """Classify the stack described by ``config``; returns the report (also written as JSON).
+
+    ``resume``: continue an interrupted run from its journal (same config, model and
+    inputs), or start from the beginning when there is none.
+    """
     t_start = time.perf_counter()
     cfg = load_config(config)
     if overwrite is not None:
@@ -143,10 +156,12 @@ def run(
         ) as executor,
     ):
         t1 = time.perf_counter()
-        stats, cache_state = pass1(prep, executor, n_workers, recompute_stats, quiet)
+        journal, cache_state, resumed = open_journal(
+            prep, executor, n_workers, max_pixels, recompute_stats, resume, quiet
+        )
+        stats, windows = journal.stats, journal.windows
         t2 = time.perf_counter()
-        windows = plan_windows(prep.grid, [lay.block_shape for lay in prep.layers], max_pixels)
-        counts, outputs = pass2(prep, stats, windows, executor, quiet)
+        counts, outputs = pass2(prep, journal, executor, quiet, resumed)
         t3 = time.perf_counter()
     if cfg.output.preview is not None:
         from .preview import write_preview
@@ -173,6 +188,7 @@ def run(
             "gdal_cache_mb": cache_mb,
             "outputs": outputs,
             "cog": cfg.output.cog,
+            "resumed": resumed,
             **executor.describe(),  # a distributed engine: its workers and their windows
         },
         tree_peak_mb=memory.peak_mb,
@@ -230,11 +246,52 @@ def pass1(
     return {layer.name: found[layer.name] for layer in prep.layers}, state
 
 
+def open_journal(
+    prep: Prepared,
+    executor: Executor,
+    workers: int,
+    max_pixels: int,
+    recompute: bool,
+    resume: bool,
+    quiet: bool,
+) -> tuple[Journal, str, bool]:
+    """An interrupted run's journal (``resume``), or pass 1 and a fresh plan."""
+    temp = partial_path(prep.config.output.path)
+    path = journal_path(temp)
+    prints = fingerprint(prep.config, prep.layers)
+    if resume and path.exists():
+        journal = Journal.load(path, prep.grid, prints)
+        log.info(
+            "resuming: %d of %d output tiles were complete; %d window(s) to go",
+            journal.tiles.complete,
+            journal.tiles.done.size,
+            len(journal.tiles.todo()),
+        )
+        return journal, "journal", True
+    if resume:
+        log.warning("nothing to resume (no journal %s): starting from the beginning", path)
+    elif path.exists() or temp.exists():
+        log.warning(
+            "replacing the partial output of an interrupted run (%s); "
+            "pass --resume to continue such a run instead",
+            temp,
+        )
+    stats, state = pass1(prep, executor, workers, recompute, quiet)
+    windows = plan_windows(prep.grid, [lay.block_shape for lay in prep.layers], max_pixels)
+    return (
+        Journal(path, prints, stats, windows, TileTracker(prep.grid, windows, TILE)),
+        state,
+        False,
+    )
+
+
 def pass2(
-    prep: Prepared, stats: dict[str, LayerStats], windows: list, executor: Executor, quiet: bool
-) -> dict[str, int]:
-    """Classify every window into the temporary output; rename it into place when complete."""
+    prep: Prepared, journal: Journal, executor: Executor, quiet: bool, resumed: bool = False
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Classify the windows still to do into the temporary outputs; checkpoint the progress
+    into the journal as it goes; move the outputs into place when complete."""
     cfg = prep.config
+    stats = journal.stats
     job = ClassifyJob(
         layers=tuple(prep.layers),
         int_columns=tuple(
@@ -251,22 +308,47 @@ def pass2(
         confidence=cfg.output.confidence is not None,
         proba_dtype=cfg.output.probabilities_dtype,
     )
-    writer = OutputSet(prep.grid, cfg.output, prep.legend.labels)
+    tiles = journal.tiles
+    todo = tiles.todo()
+    every = cfg.processing.checkpoint_seconds
+    writer = OutputSet(prep.grid, cfg.output, prep.legend.labels, resume=resumed)
     try:
+        writer.checkpoint()  # a valid raster on disk from the start: resumable at once
+        journal.save()
+        last = time.monotonic()
         with tqdm(
-            total=prep.grid.pixels,
+            total=sum(int(w.width * w.height) for w in todo),
             unit="px",
             unit_scale=True,
             desc="pass 2: classify",
             disable=quiet,
         ) as bar:
-            for window, result in executor.imap(job, windows):
-                writer.write(window, result)
+            for window, result in executor.imap(job, todo):
+                writer.write(window, result, tiles.parts(window))
+                tiles.written(window)
                 bar.update(int(window.width * window.height))
-        writer.commit()
+                if time.monotonic() - last >= every:
+                    writer.checkpoint()
+                    journal.save()
+                    last = time.monotonic()
+    except KeyboardInterrupt as exc:
+        try:  # keep what is complete, for --resume
+            writer.checkpoint()
+            journal.save()
+            writer.suspend()
+        except BaseException:
+            writer.abort()
+            journal.path.unlink(missing_ok=True)
+            raise
+        raise Interrupted(journal.path) from exc
     except BaseException:
         writer.abort()
+        journal.path.unlink(missing_ok=True)
         raise
+    try:
+        writer.commit()
+    finally:
+        journal.path.unlink(missing_ok=True)
     outputs = {"classes": str(cfg.output.path)}
     outputs |= {kind: str(path) for kind, path in writer.style.items()}
     for key in ("probabilities", "confidence"):

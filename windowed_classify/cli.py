@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import Interrupted, UserError
 
-COMMANDS = ("run", "demo")
+COMMANDS = ("run", "demo", "check", "sample")
+EXIT_NOT_READY = 1  # check: the run would not start
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--overwrite", action="store_true", help="replace an existing output (output.overwrite)"
     )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its last checkpoint (same config, model and "
+        "inputs); starts from the beginning when there is nothing to resume",
+    )
     _common(run)
 
     demo = sub.add_parser("demo", help="make a synthetic stack and model, then classify it")
@@ -61,6 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=1500, help="raster width and height")
     demo.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     _common(demo)
+
+    check = sub.add_parser(
+        "check",
+        help="report what a run would do and every reason it would not start, without running "
+        "the model (exit 0: it would start, 1: it would not)",
+    )
+    check.add_argument("config", type=Path, help="the YAML config")
+    check.add_argument("--workers", type=int, help="workers the run would use (for the estimate)")
+    _common(check)
+
+    sample = sub.add_parser(
+        "sample", help="write the layers' values under points (training data) to a CSV"
+    )
+    sample.add_argument("config", type=Path, help="the YAML config (layers, nodata, model)")
+    sample.add_argument(
+        "points",
+        type=Path,
+        help="CSV with x and y columns in the rasters' CRS (or a vector file of points, "
+        "with the 'vector' extra)",
+    )
+    sample.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
+    sample.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _common(sample)
     return parser
 
 
@@ -99,6 +129,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             run_demo(args.dir, size=args.size, workers=args.workers, quiet=args.quiet)
+        elif args.command == "check":
+            from .check import check
+
+            result = check(args.config, workers=args.workers)
+            print(result.render())
+            return 0 if result.ok else EXIT_NOT_READY
+        elif args.command == "sample":
+            from .sample import sample
+
+            done = sample(args.config, args.points, args.output, overwrite=args.overwrite)
+            if not args.quiet:
+                print(
+                    f"sampled {done.points} point(s) x {len(done.columns)} layer(s): {done.output}"
+                )
         else:
             from .api import run
 
@@ -108,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers,
                 recompute_stats=args.recompute_stats,
                 overwrite=True if args.overwrite else None,
+                resume=args.resume,
             )
             if not args.quiet:
                 print(f"classified: {report['output']}")
@@ -116,9 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
-        print("interrupted: nothing was written under the output's name", file=sys.stderr)
+        message = "interrupted: nothing was written under the output's name"
+        if isinstance(exc, Interrupted):
+            message += "; to continue from the last checkpoint, run the same command with --resume"
+        print(message, file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0

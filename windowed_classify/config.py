@@ -71,6 +71,7 @@ class ProcessingConfig:
     scheduler: str = "local"  # dask: a scheduler's address, or local (a LocalCluster)
     stats_cache: bool = True
     cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/windowed_classify (~/.cache/...)
+    checkpoint_seconds: float = 10.0  # how often pass 2 makes its progress resumable
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,12 @@ def _int(minimum: int, maximum: int | None = None) -> Validator:
 def _opt_int(minimum: int) -> Validator:
     inner = _int(minimum)
     return lambda value, key, base: None if value is None else inner(value, key, base)
+
+
+def _seconds(value: Any, key: str, base: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise _fail(key, "a number of seconds >= 0", value)
+    return float(value)
 
 
 def _choice(options: tuple[str, ...]) -> Validator:
@@ -287,6 +294,7 @@ SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
         "scheduler": (_scheduler, "local"),
         "stats_cache": (_bool, True),
         "cache_dir": (_opt_path, None),
+        "checkpoint_seconds": (_seconds, 10.0),
     },
 }
 SECTIONS = {

@@ -21,3 +21,11 @@ class ModelError(UserError):
 
 class OutputError(UserError):
     """The output cannot be written (exists, bad dtype/nodata, write failure)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM in pass 2: the progress is kept in ``journal`` for --resume."""
+
+    def __init__(self, journal: object):
+        super().__init__(f"interrupted; resumable from {journal}")
+        self.journal = journal

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +88,40 @@ def overview_factors(width: int, height: int, tile: int = TILE) -> list[int]:
 class Target:
     """One output GeoTIFF, written under its temporary name; published by ``os.replace``."""
 
-    def __init__(self, final: Path, prof: dict[str, Any], overview: Resampling):
+    def __init__(self, final: Path, prof: dict[str, Any], overview: Resampling, resume: bool):
         self.final = final
         self.temp = partial_path(final)
         self.cog_temp = temporary_paths(final)[1]
         self.overview = overview
         self.compress = prof["compress"]
-        for stale in (self.temp, self.cog_temp):
-            stale.unlink(missing_ok=True)
+        self.cog_temp.unlink(missing_ok=True)
+        self.resumed = resume
         try:
-            self.ds = rasterio.open(self.temp, "w", **prof)
+            if resume:
+                self.ds = rasterio.open(self.temp, "r+")
+                expected = (prof["count"], prof["height"], prof["width"], prof["dtype"])
+                found = (self.ds.count, self.ds.height, self.ds.width, self.ds.dtypes[0])
+                if found != expected:
+                    raise OutputError(
+                        f"cannot resume: the partial output {self.temp} is not the raster "
+                        "this run writes; run again without --resume to start over"
+                    )
+            else:
+                self.temp.unlink(missing_ok=True)
+                self.ds = rasterio.open(self.temp, "w", **prof)
         except RasterioError as exc:
-            raise OutputError(f"cannot create the output {final}: {exc}") from None
+            verb = "reopen the partial output" if resume else "create the output"
+            raise OutputError(f"cannot {verb} {self.temp if resume else final}: {exc}") from None
+
+    def checkpoint(self) -> None:
+        """Everything written so far is on disk (data and tile index); writing goes on."""
+        try:
+            self.ds.close()
+            with open(self.temp, "rb+") as f:
+                os.fsync(f.fileno())
+            self.ds = rasterio.open(self.temp, "r+")
+        except (RasterioError, OSError) as exc:
+            raise OutputError(f"cannot write the output {self.final}: {exc}") from None
 
     def write(self, data: np.ndarray, window: Window) -> None:
         try:
@@ -140,13 +162,16 @@ class Target:
         except OSError as exc:
             raise OutputError(f"cannot move the output into place at {self.final}: {exc}") from None
 
-    def abort(self) -> None:
-        """Drop the temporary files; the output's name is never touched."""
+    def close(self) -> None:
         try:
             if not self.ds.closed:
                 self.ds.close()
         except Exception:  # noqa: BLE001 - already failing; removing the file matters more
             pass
+
+    def abort(self) -> None:
+        """Drop the temporary files; the output's name is never touched."""
+        self.close()
         self.temp.unlink(missing_ok=True)
         self.cog_temp.unlink(missing_ok=True)
 
@@ -158,34 +183,40 @@ class OutputSet:
     then moves them into place together and writes the class style sidecars.
     """
 
-    def __init__(self, grid: Grid, out: OutputConfig, labels: Sequence[Any]):
+    def __init__(self, grid: Grid, out: OutputConfig, labels: Sequence[Any], resume: bool = False):
         self.out = out
+        self.resume = resume
         self.labels = list(labels)
         self.colours = palette(len(self.labels))
         self.counts = np.zeros(len(self.labels), dtype=np.int64)
         self.masked = 0
         self.targets: list[Target] = []
         self.style: dict[str, Path] = {}
+        self.probabilities: Target | None = None
+        self.confidence: Target | None = None
         try:
             self.classes = self._target(out.path, profile(grid, out), Resampling.mode)
+            if out.probabilities is not None:
+                self.probabilities = self._proba_target(out.probabilities, grid, len(labels))
+            if out.confidence is not None:
+                self.confidence = self._proba_target(out.confidence, grid, 1)
+            if resume:
+                return  # reopened: the rasters hold their colour table and names already
             if out.dtype in ("uint8", "uint16"):  # GeoTIFF colour tables: 8 and 16 bit only
                 self.classes.ds.write_colormap(1, colormap(self.colours, out.nodata))
             self.classes.ds.set_band_description(1, "class")
-            self.probabilities = self.confidence = None
-            if out.probabilities is not None:
-                self.probabilities = self._proba_target(out.probabilities, grid, len(labels))
+            if self.probabilities is not None:
                 for i, label in enumerate(self.labels, start=1):
                     self.probabilities.ds.set_band_description(i, str(label))
                     self.probabilities.ds.update_tags(i, code=str(i - 1), label=str(label))
-            if out.confidence is not None:
-                self.confidence = self._proba_target(out.confidence, grid, 1)
+            if self.confidence is not None:
                 self.confidence.ds.set_band_description(1, "confidence")
         except BaseException:
             self.abort()
             raise
 
     def _target(self, path: Path, prof: dict[str, Any], overview: Resampling) -> Target:
-        target = Target(path, prof, overview)
+        target = Target(path, prof, overview, self.resume)
         self.targets.append(target)
         return target
 
@@ -197,24 +228,46 @@ class OutputSet:
             "nodata": proba_fill(dtype),
         }
         target = self._target(path, prof, Resampling.average)
-        encoding = (
-            "percent 0-100, 255 = masked" if dtype == "uint8" else "probability 0-1, NaN = masked"
-        )
-        target.ds.update_tags(encoding=encoding)
+        if not self.resume:
+            encoding = "percent 0-100, 255 = masked" if dtype == "uint8" else "probability 0-1"
+            target.ds.update_tags(
+                encoding=encoding + (", NaN = masked" if dtype != "uint8" else "")
+            )
         return target
 
-    def write(self, window: Window, result: WindowResult) -> None:
-        codes = result.codes
+    def write(self, window: Window, result: WindowResult, parts: Iterable[Window] = ()) -> None:
+        """Write a window's result, or only ``parts`` of it (sub-windows, grid offsets)."""
+        pieces = list(parts) or [window]
+        for part in pieces:
+            rows = slice(part.row_off - window.row_off, part.row_off - window.row_off + part.height)
+            cols = slice(part.col_off - window.col_off, part.col_off - window.col_off + part.width)
+            self._count(result.codes[rows, cols])
+            self.classes.write(result.codes[rows, cols], part)
+            if self.probabilities is not None and result.probabilities is not None:
+                self.probabilities.write(result.probabilities[:, rows, cols], part)
+            if self.confidence is not None and result.confidence is not None:
+                self.confidence.write(result.confidence[rows, cols], part)
+
+    def _count(self, codes: np.ndarray) -> None:
         is_nodata = codes == self.out.nodata
         n_nodata = int(np.count_nonzero(is_nodata))
         self.masked += n_nodata
         valid = codes[~is_nodata] if n_nodata else codes.ravel()
         self.counts += np.bincount(valid.astype(np.int64, copy=False), minlength=len(self.counts))
-        self.classes.write(codes, window)
-        if self.probabilities is not None and result.probabilities is not None:
-            self.probabilities.write(result.probabilities, window)
-        if self.confidence is not None and result.confidence is not None:
-            self.confidence.write(result.confidence, window)
+
+    def checkpoint(self) -> None:
+        for target in self.targets:
+            target.checkpoint()
+
+    def recount(self) -> None:
+        """Count every code from the classes raster (a resumed run wrote only part of it)."""
+        self.counts[:] = 0
+        self.masked = 0
+        ds = self.classes.ds
+        rows = max(1, (1 << 24) // max(ds.width, 1))
+        for top in range(0, ds.height, rows):
+            window = Window(0, top, ds.width, min(rows, ds.height - top))
+            self._count(ds.read(1, window=window))
 
     def pixel_counts(self) -> dict[str, int]:
         counts = {str(code): int(n) for code, n in enumerate(self.counts)}
@@ -224,6 +277,8 @@ class OutputSet:
     def commit(self) -> None:
         """Finish every raster, then move them all into place, then the style sidecars."""
         try:
+            if self.resume:
+                self.recount()
             for target in self.targets:
                 target.finish(self.out.cog)
             for target in self.targets:
@@ -236,6 +291,11 @@ class OutputSet:
     def abort(self) -> None:
         for target in self.targets:
             target.abort()
+
+    def suspend(self) -> None:
+        """Close the temporary rasters and keep them, to be resumed."""
+        for target in self.targets:
+            target.close()
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -1,0 +1,248 @@
+"""The resume journal: which output tiles of an interrupted pass 2 are safely on disk.
+
+The journal sits beside the temporary output (``.prediction.partial.journal.json``) and
+holds a fingerprint of what the result depends on (the config's semantic keys, the model
+file, every input file), pass 1's statistics, the window plan, and a bitmap of complete
+output tiles. It is rewritten atomically at each checkpoint, right after the temporary
+rasters were closed and synced, so it never claims a tile that is not on disk.
+
+The unit is the output tile, not the window: a tile is complete once every window over
+it is written, and no later write touches it (a resumed run writes only the parts of its
+windows that fall in incomplete tiles). GDAL rewrites a compressed tile in place when the
+new data fits, so a tile shared by a finished and an unfinished window could otherwise be
+torn by a crash.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from . import __version__
+from .config import Config
+from .errors import OutputError
+from .stack import Grid, Layer
+from .stats import LayerStats
+
+FORMAT = 1
+
+
+def journal_path(temp_output: Path) -> Path:
+    return temp_output.with_name(temp_output.stem + ".journal.json")
+
+
+def _file_identity(path: Path | str) -> dict[str, Any]:
+    if not isinstance(path, Path):  # a URL: its name is all we can check
+        return {"path": str(path)}
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
+
+
+def fingerprint(cfg: Config, layers: Sequence[Layer]) -> dict[str, Any]:
+    """What pass 2's pixels depend on. How the run is executed (workers, memory, engine)
+    and how it is finished (COG, preview, overwrite) are free to change between attempts."""
+    output = dataclasses.asdict(cfg.output)
+    for key in ("overwrite", "cog", "preview"):
+        output.pop(key)
+    model = cfg.model.path
+    return {
+        "tool_version": __version__,
+        "config": _plain(
+            {
+                "rasters": dataclasses.asdict(cfg.rasters),
+                "nodata": dataclasses.asdict(cfg.nodata),
+                "model": dataclasses.asdict(cfg.model),
+                "output": output,
+            }
+        ),
+        "model_file": {**_file_identity(model), "sha256": _sha256(model)},
+        "inputs": {layer.name: _file_identity(layer.path) for layer in layers},
+    }
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    changed = []
+    if old["config"] != new["config"]:
+        keys = [
+            f"{section}.{key}"
+            for section, values in new["config"].items()
+            for key in values
+            if old["config"].get(section, {}).get(key) != values[key]
+        ]
+        changed.append("the config (" + ", ".join(keys or ["its keys"]) + ")")
+    if old["model_file"] != new["model_file"]:
+        changed.append(f"the model file {new['model_file']['path']}")
+    for name in sorted(set(old["inputs"]) | set(new["inputs"])):
+        if old["inputs"].get(name) != new["inputs"].get(name):
+            path = (new["inputs"].get(name) or old["inputs"].get(name) or {}).get("path", name)
+            changed.append(f"the covariate {name} ({path})")
+    if old["tool_version"] != new["tool_version"]:
+        changed.append(f"the tool's version ({old['tool_version']} -> {new['tool_version']})")
+    return changed
+
+
+class Journal:
+    """The header (fingerprint, statistics, windows) and the complete-tile bitmap."""
+
+    def __init__(
+        self,
+        path: Path,
+        prints: dict[str, Any],
+        stats: dict[str, LayerStats],
+        windows: Sequence[Window],
+        tiles: TileTracker,
+    ):
+        self.path = path
+        self.prints = prints
+        self.stats = stats
+        self.windows = list(windows)
+        self.tiles = tiles
+
+    def save(self) -> None:
+        data = {
+            "format": FORMAT,
+            "fingerprint": self.prints,
+            "stats": {name: s.to_dict() for name, s in self.stats.items()},
+            "windows": [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)]
+                        for w in self.windows],
+            "tile": self.tiles.tile,
+            "done_tiles": base64.b64encode(np.packbits(self.tiles.done).tobytes()).decode(),
+        }  # fmt: skip
+        temp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(temp, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, self.path)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write the resume journal {self.path}: {exc}") from None
+
+    @classmethod
+    def load(cls, path: Path, grid: Grid, prints: dict[str, Any]) -> Journal:
+        """The journal of an interrupted run; an OutputError says why it cannot be used."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}")
+            windows = [Window(*w) for w in data["windows"]]
+            stats = {name: LayerStats(**s) for name, s in data["stats"].items()}
+            tiles = TileTracker(grid, windows, int(data["tile"]))
+            bits = np.frombuffer(base64.b64decode(data["done_tiles"]), dtype=np.uint8)
+            tiles.mark_done(np.unpackbits(bits)[: tiles.done.size].astype(bool))
+            old = data["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise OutputError(
+                f"cannot resume: the journal {path} is unreadable ({exc}); "
+                "run again without --resume to start over"
+            ) from None
+        changed = _differences(old, prints)
+        if changed:
+            raise OutputError(
+                "cannot resume: since the interrupted run, "
+                + "; ".join(changed)
+                + " changed. Run again without --resume to start over"
+            )
+        return cls(path, prints, stats, windows, tiles)
+
+
+class TileTracker:
+    """Counts, per output tile, the windows still to write over it."""
+
+    def __init__(self, grid: Grid, windows: Sequence[Window], tile: int):
+        self.tile = tile
+        self.height, self.width = grid.height, grid.width
+        rows, cols = -(-grid.height // tile), -(-grid.width // tile)
+        self.pending = np.zeros((rows, cols), dtype=np.int32)
+        self.done = np.zeros((rows, cols), dtype=bool)
+        self.windows = list(windows)
+        for window in self.windows:
+            r, c = self._span(window)
+            self.pending[r, c] += 1
+
+    def _span(self, w: Window) -> tuple[slice, slice]:
+        t = self.tile
+        r0, c0 = int(w.row_off) // t, int(w.col_off) // t
+        r1 = -(-(int(w.row_off) + int(w.height)) // t)
+        c1 = -(-(int(w.col_off) + int(w.width)) // t)
+        return slice(r0, r1), slice(c0, c1)
+
+    def mark_done(self, done: np.ndarray) -> None:
+        """Tiles known complete (from a journal): no window is left to write over them."""
+        self.done = done.reshape(self.done.shape).copy()
+        self.pending[self.done] = 0
+        self.windows = [w for w in self.windows if not self.done[self._span(w)].all()]
+        self.pending[:] = 0
+        for window in self.windows:
+            r, c = self._span(window)
+            self.pending[r, c] += ~self.done[r, c]
+
+    def todo(self) -> list[Window]:
+        """The windows that still have an incomplete tile."""
+        return list(self.windows)
+
+    def parts(self, window: Window) -> Iterable[Window]:
+        """Where to write ``window``'s result: all of it, or (resuming) only the pieces in
+        incomplete tiles, one horizontal run of tiles at a time."""
+        r, c = self._span(window)
+        done = self.done[r, c]
+        if not done.any():
+            yield window
+            return
+        t = self.tile
+        row_end, col_end = window.row_off + window.height, window.col_off + window.width
+        for i, tile_row in enumerate(done):
+            top = max(window.row_off, (r.start + i) * t)
+            bottom = min(row_end, (r.start + i + 1) * t)
+            j = 0
+            while j < tile_row.size:
+                if tile_row[j]:
+                    j += 1
+                    continue
+                k = j
+                while k < tile_row.size and not tile_row[k]:
+                    k += 1
+                left = max(window.col_off, (c.start + j) * t)
+                right = min(col_end, (c.start + k) * t)
+                yield Window(left, top, right - left, bottom - top)
+                j = k
+
+    def written(self, window: Window) -> None:
+        r, c = self._span(window)
+        pending = self.pending[r, c]
+        pending -= ~self.done[r, c]
+        self.done[r, c] |= pending <= 0
+
+    @property
+    def complete(self) -> int:
+        return int(self.done.sum())
