@@ -1,0 +1,258 @@
+"""``sample``: the covariate values under points, exactly as a run reads them.
+
+POINTS is a CSV with ``x`` and ``y`` columns in the rasters' CRS or, with the ``vector``
+extra (geopandas + pyogrio), any vector file of points, reprojected to the rasters' CRS.
+The output keeps the input's columns and adds one column per layer: the model's features in
+the model's order, then the layers the model does not use (a training table wants them all).
+A value is the float32 the run would give the model before filling; nodata is left empty.
+Points are grouped by block, so only the blocks that hold points are read, each once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rasterio.windows import Window
+
+from .config import Config, load_config
+from .errors import InputError, OutputError
+from .model import load_model, resolve_schema
+from .output import temporary_paths
+from .stack import Grid, Layer, StackReader, discover, open_layers
+
+log = logging.getLogger(__name__)
+
+CSV_SUFFIXES = (".csv", ".txt")
+VECTOR_HINT = (
+    'reading points from a vector file needs geopandas and pyogrio: pip install "windowed_classify'
+    "[vector]\" (or give a CSV with x and y columns in the rasters' CRS)"
+)
+MAX_CELL = 256  # a read covers at most this many rows and columns of one block
+
+
+@dataclass
+class SampleResult:
+    output: Path
+    points: int
+    columns: list[str]  # the value columns added, in order
+    outside: list[int]  # 1-based data rows (file order) of points outside the grid
+    reads: int  # windows read (each within one block cell), for all layers at once
+
+
+def sample(
+    config: str | os.PathLike | Mapping | Config,
+    points: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+) -> SampleResult:
+    """Write ``out``: the rows of ``points`` plus the value of every layer under each point."""
+    cfg = load_config(config)
+    points, out = Path(points), Path(out)
+    if out.resolve() == points.resolve():
+        raise OutputError(f"the output {out} is the points file itself; choose another name")
+    if out.exists() and not overwrite:
+        raise OutputError(f"output {out} already exists; pass --overwrite to replace it")
+
+    grid, layers = model_layers(cfg)
+    names = [layer.name for layer in layers]
+    frame, xs, ys = read_points(points, grid, names)
+    values, empty, reads = values_at(layers, grid, xs, ys)
+    outside = [int(i) + 1 for i in np.flatnonzero(~_inside(grid, xs, ys))]
+
+    table = frame.copy()
+    for j, name in enumerate(names):
+        table[name] = [
+            "" if e else repr(float(v)) for v, e in zip(values[:, j], empty[:, j], strict=True)
+        ]
+    _write_csv(table, out)
+    if outside:
+        shown = ", ".join(map(str, outside[:10])) + (", ..." if len(outside) > 10 else "")
+        log.warning(
+            "%d of %d point(s) in %s lie outside the grid (data rows %s): kept with empty values",
+            len(outside),
+            len(xs),
+            points,
+            shown,
+        )
+    return SampleResult(out, len(xs), names, outside, reads)
+
+
+def model_layers(cfg: Config) -> tuple[Grid, list[Layer]]:
+    """Every layer on the grid: the model's features in its order, then the others.
+
+    Like a run: the same discovery (the run's outputs are never layers), feature schema,
+    missing-feature error, grid check and nodata rule; an existing output is no obstacle.
+    """
+    ours = [p for path in cfg.output.rasters for p in (path, *temporary_paths(path))]
+    named = discover(cfg.rasters, exclude=ours)
+    schema = resolve_schema(load_model(cfg.model.path), cfg.model)
+    found = {name for name, _ in named}
+    missing = [f for f in schema.features if f not in found]
+    if missing:
+        where = cfg.rasters.folder or "rasters.files"
+        raise InputError(
+            f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
+            f"under {where}: " + ", ".join(missing)
+        )
+    grid, layers = open_layers(named, cfg.nodata)
+    rank = {name: i for i, name in enumerate(schema.features)}
+    order = sorted(range(len(layers)), key=lambda i: (rank.get(layers[i].name, len(rank)), i))
+    return grid, [layers[i] for i in order]
+
+
+# ----------------------------------------------------------------------------- points
+
+
+def read_points(
+    path: Path, grid: Grid, names: Sequence[str]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(the input's columns as read, x, y in the grid's CRS); a clear error for bad input."""
+    if not path.is_file():
+        raise InputError(f"points file not found: {path}")
+    if path.suffix.lower() in CSV_SUFFIXES:
+        frame = _read_csv(path)
+        xs, ys = _coordinates(frame, path)
+    else:
+        frame, xs, ys = _read_vector(path, grid)
+    clash = [c for c in frame.columns if c in set(names)]
+    if clash:
+        raise InputError(
+            f"points file {path}: column(s) {', '.join(map(repr, clash))} have the name of a "
+            "layer, whose values would replace them; rename them"
+        )
+    return frame, xs, ys
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every column as text, exactly as written (no NA guessing); a BOM is dropped."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the points file {path} as CSV: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the points file {path}: {exc}") from None
+
+
+def _coordinates(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    absent = [c for c in ("x", "y") if c not in frame.columns]
+    if absent:
+        raise InputError(
+            f"points file {path} has no column {' or '.join(map(repr, absent))}: it needs "
+            f"'x' and 'y' in the rasters' CRS (its columns: {', '.join(map(str, frame.columns))})"
+        )
+    out = []
+    for axis in ("x", "y"):
+        text = frame[axis].str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            i = int(bad[0])
+            raise InputError(
+                f"points file {path}, data row {i + 1}: {axis} = {frame[axis].iloc[i]!r} is not "
+                f"a number ({bad.size} such row(s))"
+            )
+        out.append(values)
+    return out[0], out[1]
+
+
+def _read_vector(path: Path, grid: Grid) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Point features of any OGR vector file, reprojected to the grid's CRS."""
+    try:
+        import geopandas
+        import pyogrio  # noqa: F401 - the engine geopandas reads with
+    except ImportError:
+        raise InputError(f"points file {path}: {VECTOR_HINT}") from None
+    try:
+        gdf = geopandas.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises its own DataSourceError and friends
+        raise InputError(f"cannot read the points file {path}: {exc}") from None
+    if gdf.crs is None:
+        log.warning("points file %s has no CRS: taking its coordinates as the rasters' CRS", path)
+    elif grid.crs:
+        gdf = gdf.to_crs(grid.crs.to_wkt())  # type: ignore[attr-defined]
+    geoms = gdf.geometry
+    kinds = set(geoms.geom_type.dropna())
+    if kinds - {"Point"} or geoms.is_empty.any() or geoms.isna().any():
+        raise InputError(
+            f"points file {path}: every feature must be a single point "
+            f"(found {', '.join(sorted(map(str, kinds))) or 'empty geometries'})"
+        )
+    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    taken = [c for c in ("x", "y") if c in frame.columns]
+    if taken:
+        raise InputError(
+            f"points file {path}: attribute(s) {', '.join(map(repr, taken))} would collide with "
+            "the x and y columns written in the rasters' CRS; rename them"
+        )
+    xs, ys = geoms.x.to_numpy(np.float64), geoms.y.to_numpy(np.float64)
+    frame["x"], frame["y"] = [repr(float(v)) for v in xs], [repr(float(v)) for v in ys]
+    return frame, xs, ys
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def _pixels(grid: Grid, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of the pixel holding each point; a point on an edge goes right and down."""
+    inv: Any = ~grid.transform  # type: ignore[operator]
+    cols = inv.a * xs + inv.b * ys + inv.c
+    rows = inv.d * xs + inv.e * ys + inv.f
+    return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+
+
+def _inside(grid: Grid, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    rows, cols = _pixels(grid, xs, ys)
+    return (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
+
+
+def values_at(
+    layers: Sequence[Layer], grid: Grid, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(float32 values (points, layers), empty (nodata or outside), windows read).
+
+    Points are grouped by block cell (the smallest block of any layer, at most MAX_CELL
+    on a side); each cell is read once for all layers, as the bounding box of its points.
+    """
+    n, n_layers = len(xs), len(layers)
+    values = np.zeros((n, n_layers), dtype=np.float32)
+    empty = np.ones((n, n_layers), dtype=bool)
+    rows, cols = _pixels(grid, xs, ys)
+    inside = np.flatnonzero(_inside(grid, xs, ys))
+    if not inside.size or not n_layers:
+        return values, empty, 0
+    cell_h = min(MAX_CELL, *(max(1, la.block_shape[0]) for la in layers))
+    cell_w = min(MAX_CELL, *(max(1, la.block_shape[1]) for la in layers))
+    cell_of = (rows[inside] // cell_h) * math.ceil(grid.width / cell_w) + cols[inside] // cell_w
+    order = np.argsort(cell_of, kind="stable")  # row-major cells: blocks in file order
+    groups = np.split(inside[order], np.flatnonzero(np.diff(cell_of[order])) + 1)
+    with StackReader(layers) as reader:
+        for members in groups:
+            r, c = rows[members], cols[members]
+            r0, c0 = int(r.min()), int(c.min())
+            window = Window(c0, r0, int(c.max()) - c0 + 1, int(r.max()) - r0 + 1)
+            data, invalid = reader.read(window)
+            at = (r - r0) * int(window.width) + (c - c0)
+            values[members] = data[:, at].T
+            empty[members] = invalid[:, at].T
+    return values, empty, len(groups)
+
+
+def _write_csv(table: pd.DataFrame, out: Path) -> None:
+    """Written under a temporary name and renamed: nothing half-written under ``out``."""
+    temp = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(temp, index=False, encoding="utf-8")
+        os.replace(temp, out)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {out}: {exc}") from None
