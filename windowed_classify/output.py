@@ -85,6 +85,21 @@ def overview_factors(width: int, height: int, tile: int = TILE) -> list[int]:
     return factors
 
 
+def _reason(exc: BaseException) -> str:
+    """GDAL's own message, which rasterio chains under "Write failed. See previous ..."."""
+    messages = []
+    seen: BaseException | None = exc
+    while seen is not None and len(messages) < 5:
+        messages.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    useful = [m for m in messages if m and "previous exception" not in m]
+    return useful[-1] if useful else messages[0]
+
+
+def _window_text(w: Window) -> str:
+    return f"col {int(w.col_off)}, row {int(w.row_off)}, {int(w.width)} x {int(w.height)}"
+
+
 class Target:
     """One output GeoTIFF, written under its temporary name; published by ``os.replace``."""
 
@@ -121,7 +136,9 @@ class Target:
                 os.fsync(f.fileno())
             self.ds = rasterio.open(self.temp, "r+")
         except (RasterioError, OSError) as exc:
-            raise OutputError(f"cannot write the output {self.final}: {exc}") from None
+            raise OutputError(
+                f"cannot write the output {self.final}: {_reason(exc)}; is the disk full?"
+            ) from None
 
     def write(self, data: np.ndarray, window: Window) -> None:
         try:
@@ -130,7 +147,10 @@ class Target:
             else:
                 self.ds.write(data, window=window)
         except RasterioError as exc:
-            raise OutputError(f"cannot write the output {self.final}: {exc}") from None
+            raise OutputError(
+                f"cannot write the output {self.final} (window {_window_text(window)}): "
+                f"{_reason(exc)}; is the disk full?"
+            ) from None
 
     def finish(self, cog: bool) -> None:
         """Close (flush); for a COG add overviews and lay it out with GDAL's COG driver."""

@@ -1,0 +1,43 @@
+"""A write error mid-run (disk full, file too large) is one message naming the output."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import build_case, package_root
+
+
+def _limit_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path) -> None:
+    case = build_case(tmp_path, height=900, width=900)
+    proba = tmp_path / "out" / "proba.tif"
+    case.config["output"].update(probabilities=str(proba), probabilities_dtype="float32")
+    case.config["processing"] = {"workers": 1, "stats_cache": False}
+    config = case.write_config()
+    env = dict(os.environ, PYTHONPATH=str(package_root()))
+    result = subprocess.run(
+        [sys.executable, "-m", "windowed_classify", str(config), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size(400_000),  # the float32 bands need about 9.7 MB
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert f"cannot write the output {proba}" in errors[0] and "disk full" in errors[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
