@@ -139,6 +139,10 @@ output:
   nodata: 255
   compress: lzw
   overwrite: true
+  confidence: confidence.tif          # the highest class probability, percent (255 masked)
+  # probabilities: probabilities.tif  # one band per class
+  # cog: true                         # Cloud Optimized GeoTIFFs
+  # preview: preview.png              # needs: pip install 'windowed_classify[preview]'
 processing:
   memory_mb: 256
 """
@@ -163,6 +167,8 @@ def run_demo(
     )
     print(f"demo config:  {config}")
     print(f"output:       {report['output']}")
+    for kind in ("confidence", "qml", "legend_csv"):
+        print(f"{kind + ':':<13} {report['outputs'][kind]}")
     print(f"report:       {Path(report['output']).with_suffix('.report.json')}")
     print(f"pixel counts: {counts}")
     print(
