@@ -27,6 +27,13 @@ class RastersConfig:
     folder: Path | None = None  # exactly one of folder and files
     files: tuple[tuple[str, Path | str], ...] | None = None  # (feature, path or GDAL URL)
     extensions: tuple[str, ...] = (".tif", ".tiff")
+    align: bool = False  # warp misfit layers onto the reference grid, window by window
+    reference: Path | None = None  # the grid to warp onto (default: the first layer's)
+    resampling: Mapping[str, str] = field(default_factory=lambda: {"default": "nearest"})
+
+    def resampling_for(self, feature: str) -> str:
+        """The warp resampling method of one layer: its own entry, else the default."""
+        return self.resampling.get(feature, self.resampling.get("default", "nearest"))
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,23 @@ def _scheduler(value: Any, key: str, base: Path) -> str:
     return "local" if text.lower() == "local" else text
 
 
+def _resampling(value: Any, key: str, base: Path) -> dict[str, str]:
+    """A method name, or {default: method, <feature>: method, ...}; names as rasterio's."""
+    from rasterio.warp import SUPPORTED_RESAMPLING
+
+    methods = tuple(r.name for r in SUPPORTED_RESAMPLING)
+    items = value if isinstance(value, Mapping) else {"default": value}
+    if not items:
+        raise _fail(key, "a resampling method, or a mapping of feature name to method", value)
+    out = {"default": "nearest"}
+    for name, method in items.items():
+        if not isinstance(name, str) or not name:
+            raise _fail(key, "feature names (text) as keys", name)
+        sub = key if items is not value else f"{key}.{name}"
+        out[name] = _choice(methods)(method, sub, base)
+    return out
+
+
 def _extensions(value: Any, key: str, base: Path) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else [value]
     out = []
@@ -263,6 +287,9 @@ SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
         "folder": (_opt_path, None),
         "files": (_files, None),
         "extensions": (_extensions, [".tif", ".tiff"]),
+        "align": (_bool, False),
+        "reference": (_opt_path, None),
+        "resampling": (_resampling, "nearest"),
     },
     "nodata": {
         "values": (_numbers, [ARCGIS_FLOAT32_NODATA]),
@@ -361,6 +388,16 @@ def _check_rasters(rasters: RastersConfig) -> None:
             "for layers) and 'rasters.files' (feature name -> path or GDAL URL)"
             + (", not both" if rasters.folder is not None else "")
         )
+    if not rasters.align:
+        if rasters.reference is not None:
+            raise ConfigError(
+                "config key 'rasters.reference': a reference grid is only used with "
+                "rasters.align: true"
+            )
+        if rasters.resampling != {"default": "nearest"}:
+            raise ConfigError(
+                "config key 'rasters.resampling': resampling is only used with rasters.align: true"
+            )
 
 
 def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config:

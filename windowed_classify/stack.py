@@ -17,8 +17,9 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from .align import Warp, read_warped
 from .config import NodataConfig, RastersConfig, is_remote
-from .errors import InputError
+from .errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,16 @@ class Layer:
     dtype: str
     block_shape: tuple[int, int]  # (rows, cols) of band 1's internal blocks
     nodata_values: tuple[float, ...]  # float32-cast values that mean nodata (NaN/inf always do)
+    warp: Warp | None = None  # rasters.align: read warped onto the reference grid
+
+
+class Discovered(list):
+    """(feature name, path) pairs in discovery order, with the config they were found by
+    (``open_layers`` takes the alignment settings from it)."""
+
+    def __init__(self, items: Sequence[tuple[str, Path | str]], rasters: RastersConfig):
+        super().__init__(items)
+        self.rasters = rasters
 
 
 def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple[str, Path | str]]:
@@ -54,7 +65,7 @@ def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple
     With ``rasters.files`` instead: those, in the order given (URLs are not checked here).
     """
     if rasters.files is not None:
-        return _listed_files(rasters.files, exclude)
+        return Discovered(_listed_files(rasters.files, exclude), rasters)
     folder = rasters.folder
     assert folder is not None
     if not folder.is_dir():
@@ -82,7 +93,7 @@ def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple
             f"no rasters with extension {', '.join(rasters.extensions)} found under "
             f"rasters.folder {folder}"
         )
-    return [(name, path) for _, path, name in found]
+    return Discovered([(name, path) for _, path, name in found], rasters)
 
 
 def _listed_files(
@@ -109,43 +120,117 @@ def _float32_values(values: Sequence[float]) -> tuple[float, ...]:
 
 
 def open_layers(
-    named_paths: Sequence[tuple[str, Path]], nodata: NodataConfig
+    named_paths: Sequence[tuple[str, Path | str]], nodata: NodataConfig
 ) -> tuple[Grid, list[Layer]]:
-    """Open each raster's header, check it shares the first one's grid, build its nodata rule."""
+    """Open each raster's header, check it is on the grid, build its nodata rule.
+
+    The grid is the first raster's, or with ``rasters.align`` (from ``discover``) the grid of
+    ``rasters.reference`` when given; under ``rasters.align`` a layer off that grid is read
+    warped onto it, otherwise it is an error naming what differs.
+    """
+    rasters: RastersConfig | None = getattr(named_paths, "rasters", None)
+    align = rasters is not None and rasters.align
     grid: Grid | None = None
-    first: Path | None = None
+    first: Path | str | None = None
+    ref_block: tuple[int, int] | None = None
+    if align and rasters.reference is not None:
+        try:
+            grid, ref_block, _, _ = _header(rasters.reference)
+        except InputError as exc:
+            raise InputError(f"rasters.reference: {exc}") from None
+        first = rasters.reference
+    if align:
+        _check_resampling_names(rasters, [name for name, _ in named_paths])
     layers = []
     for name, path in named_paths:
-        try:
-            with rasterio.open(path) as ds:
-                this = Grid(ds.crs, ds.transform, ds.width, ds.height)
-                dtype = ds.dtypes[0]
-                block = tuple(ds.block_shapes[0])
-                file_nodata = ds.nodatavals[0]
-        except RasterioError as exc:
-            raise InputError(f"cannot open raster {path}: {exc}") from None
+        this, block, dtype, file_nodata = _header(path)
         if grid is None:
-            grid, first = this, path
-        else:
-            _check_same_grid(grid, this, path, first)
+            grid, first, ref_block = this, path, block
+        warp = None
+        if not same_grid(grid, this):
+            if not align:
+                _check_same_grid(grid, this, path, first)
+            assert rasters is not None and ref_block is not None
+            warp = Warp(
+                grid.crs.to_wkt(),  # type: ignore[attr-defined]
+                tuple(grid.transform)[:6],  # type: ignore[arg-type]
+                grid.width,
+                grid.height,
+                rasters.resampling_for(name),
+            )
+            block = ref_block  # windows follow the reference grid's blocks
+            log.info("layer %s is warped onto the grid of %s (%s)", name, first, warp.resampling)
         values = list(nodata.values)
         if nodata.use_file_nodata and file_nodata is not None:
             values.append(file_nodata)
-        layers.append(Layer(name, path, dtype, block, _float32_values(values)))
+        layers.append(Layer(name, path, dtype, block, _float32_values(values), warp))
     assert grid is not None
     return grid, layers
 
 
-def _check_same_grid(ref: Grid, this: Grid, path: Path, first: Path | None) -> None:
+def _header(path: Path | str) -> tuple[Grid, tuple[int, int], str, float | None]:
+    """(grid, band 1's block shape, dtype, file nodata) of one raster."""
+    try:
+        with rasterio.open(path) as ds:
+            return (
+                Grid(ds.crs, ds.transform, ds.width, ds.height),
+                (int(ds.block_shapes[0][0]), int(ds.block_shapes[0][1])),
+                ds.dtypes[0],
+                ds.nodatavals[0],
+            )
+    except RasterioError as exc:
+        raise InputError(f"cannot open raster {path}: {exc}") from None
+
+
+def _check_resampling_names(rasters: RastersConfig, names: Sequence[str]) -> None:
+    unknown = [k for k in rasters.resampling if k != "default" and k not in set(names)]
+    if unknown:
+        raise ConfigError(
+            f"config key 'rasters.resampling': no layer is named {', '.join(unknown)} "
+            f"(layers: {', '.join(names)})"
+        )
+
+
+def same_grid(ref: Grid, this: Grid) -> bool:
+    return (
+        (ref.width, ref.height) == (this.width, this.height)
+        and ref.crs == this.crs
+        and this.transform.almost_equals(ref.transform, precision=1e-9)  # type: ignore[attr-defined]
+    )
+
+
+def _check_same_grid(ref: Grid, this: Grid, path: Path | str, first: Path | str | None) -> None:
+    """A misfit raster is an error naming what differs, with both values."""
     diffs = []
-    if (ref.width, ref.height) != (this.width, this.height):
-        diffs.append(f"size {this.width}x{this.height} (expected {ref.width}x{ref.height})")
     if ref.crs != this.crs:
         diffs.append(f"CRS {_crs_text(this.crs)} (expected {_crs_text(ref.crs)})")
-    if not this.transform.almost_equals(ref.transform, precision=1e-9):
-        diffs.append(f"transform {tuple(this.transform)[:6]} (expected {tuple(ref.transform)[:6]})")
-    if diffs:
-        raise InputError(f"raster {path} is not on the grid of {first}: " + "; ".join(diffs))
+    rt, tt = ref.transform, this.transform
+    if not math.isclose(rt.a, tt.a, rel_tol=1e-9) or not math.isclose(rt.e, tt.e, rel_tol=1e-9):
+        diffs.append(
+            f"transform resolution {_num(tt.a)} x {_num(-tt.e)} "
+            f"(expected {_num(rt.a)} x {_num(-rt.e)})"
+        )
+    if (rt.b, rt.d) != (tt.b, tt.d):
+        diffs.append(f"transform rotation terms {(tt.b, tt.d)} (expected {(rt.b, rt.d)})")
+    if not (math.isclose(rt.c, tt.c, abs_tol=1e-9) and math.isclose(rt.f, tt.f, abs_tol=1e-9)):
+        diffs.append(
+            f"transform origin ({_num(tt.c)}, {_num(tt.f)}) (expected ({_num(rt.c)}, {_num(rt.f)}))"
+        )
+    if (ref.width, ref.height) != (this.width, this.height):
+        diffs.append(
+            f"shape {this.width} x {this.height} pixels (expected {ref.width} x {ref.height})"
+        )
+    if not diffs:  # tiny transform differences beyond the tolerance
+        diffs.append(f"transform {tuple(tt)[:6]} (expected {tuple(rt)[:6]})")
+    raise InputError(
+        f"raster {path} is not on the grid of {first}: "
+        + "; ".join(diffs)
+        + "; set rasters.align: true to warp it onto that grid"
+    )
+
+
+def _num(value: float) -> str:
+    return f"{value:.10g}"
 
 
 def _crs_text(crs: object) -> str:
@@ -282,14 +367,44 @@ class StackReader:
 
 
 def read_band(ds: rasterio.io.DatasetReader, layer: Layer, window: Window) -> np.ndarray:
-    """Band 1 in ``window``, cast to float32 exactly as numpy's astype does."""
+    """Band 1 in ``window`` of the grid, cast to float32 exactly as numpy's astype does.
+
+    A warped layer (``layer.warp``) is read around the window in its own grid and warped onto
+    it: NaN where it has no valid value. A failed read (a corrupt or truncated file) is an
+    InputError naming the file and the window.
+    """
+    if layer.warp is None:
+        return _read_raw(ds, layer, window)
+    return read_warped(
+        layer.warp,
+        window,
+        ds.crs,
+        ds.transform,
+        (ds.height, ds.width),
+        layer.nodata_values,
+        lambda src_window: _read_raw(ds, layer, src_window, window),
+    )
+
+
+def window_text(window: Window) -> str:
+    return (
+        f"(col_off={int(window.col_off)}, row_off={int(window.row_off)}, "
+        f"width={int(window.width)}, height={int(window.height)})"
+    )
+
+
+def _read_raw(
+    ds: rasterio.io.DatasetReader, layer: Layer, window: Window, grid_window: Window | None = None
+) -> np.ndarray:
     try:
         data = ds.read(1, window=window)
     except RasterioError as exc:
+        where = f"window {window_text(window)}"
+        if grid_window is not None:
+            where = f"window {window_text(grid_window)} (its own window {window_text(window)})"
+        reason = " ".join(str(exc).split())
         raise InputError(
-            f"cannot read raster {layer.path} (layer '{layer.name}') in window "
-            f"rows {window.row_off}-{window.row_off + window.height - 1}, "
-            f"cols {window.col_off}-{window.col_off + window.width - 1}: {exc}"
+            f"cannot read raster {layer.path} (layer '{layer.name}') in {where}: {reason}"
         ) from None
     if data.dtype != np.float32:
         with np.errstate(over="ignore", invalid="ignore"):

@@ -1,8 +1,9 @@
 """Pass-1 statistics cache: one small JSON per layer, keyed by what the statistics depend on.
 
-The key is the file's resolved path, size and modification time (ns) plus its nodata rule, so
-a second run over the same covariates (with another model, say) skips pass 1, and touching a
-file invalidates its entry.
+The key is the file's resolved path, size and modification time (ns) plus its nodata rule (and,
+for a layer warped by rasters.align, the reference grid and the resampling), so a second run over
+the same covariates (with another model, say) skips pass 1, and touching a file invalidates its
+entry.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from .stack import Layer
@@ -37,6 +39,8 @@ def layer_key(layer: Layer) -> str:
         "mtime_ns": st.st_mtime_ns,
         "nodata": [repr(v) for v in layer.nodata_values],
     }
+    if layer.warp is not None:  # warped onto a reference grid: other values than the file's
+        ident["warp"] = asdict(layer.warp)
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -1,0 +1,110 @@
+"""Misfit grids (``rasters.align``): warp a layer onto the reference grid, one window at a time.
+
+For a window of the reference grid, the source pixels that can reach it (its footprint in the
+layer's own grid, padded by the resampling kernel's reach) are read, cast to float32, every
+nodata value of the layer (NaN, +-inf, ``nodata.values``, the file's tag) becomes NaN, and
+``rasterio.warp.reproject`` warps them onto the window with NaN as source and destination
+nodata. So nodata is left out of every kernel, and the area outside the layer's extent is
+nodata. The result equals warping the whole layer in memory the same way (tests/test_align.py
+checks every tiling against that); see the README's "Misfit grids" for why this does not use a
+GDAL WarpedVRT, and for the one case where windows and a whole-layer warp can differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+
+# Kernel reach in source pixels at scale 1 (GDAL's warp kernels); widened when downsampling.
+_RADIUS = {"nearest": 1, "bilinear": 1, "cubic": 2, "cubic_spline": 2, "lanczos": 3}
+_MARGIN = 2  # source pixels beyond the kernel's reach: footprint rounding, never short
+
+
+@dataclass(frozen=True)
+class Warp:
+    """How to bring one layer onto the reference grid (small and picklable: it travels with
+    the layer to worker processes)."""
+
+    crs_wkt: str  # the reference grid's CRS
+    transform: tuple[float, float, float, float, float, float]  # its affine, a..f
+    width: int
+    height: int
+    resampling: str  # a rasterio.enums.Resampling name
+
+    @property
+    def affine(self) -> Affine:
+        return Affine(*self.transform)
+
+
+def source_window(
+    warp: Warp, window: Window, src_crs: CRS, src_transform: Affine, src_shape: tuple[int, int]
+) -> Window | None:
+    """The layer's pixels that can reach ``window`` of the reference grid (None: none can)."""
+    dst_bounds = window_bounds(window, warp.affine)
+    ref_crs = CRS.from_wkt(warp.crs_wkt)
+    if ref_crs != src_crs:
+        dst_bounds = transform_bounds(ref_crs, src_crs, *dst_bounds, densify_pts=21)
+    foot = from_bounds(*dst_bounds, transform=src_transform)
+    # source pixels per destination pixel: the kernel widens by it when downsampling
+    scale = max(1.0, foot.width / max(window.width, 1), foot.height / max(window.height, 1))
+    pad = math.ceil(_RADIUS.get(warp.resampling, 1) * scale) + _MARGIN
+    height, width = src_shape
+    col0 = max(0, math.floor(foot.col_off) - pad)
+    row0 = max(0, math.floor(foot.row_off) - pad)
+    col1 = min(width, math.ceil(foot.col_off + foot.width) + pad)
+    row1 = min(height, math.ceil(foot.row_off + foot.height) + pad)
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def nodata_to_nan(values: np.ndarray, nodata_values: Sequence[float]) -> np.ndarray:
+    """float32 values with every nodata value (and +-inf) replaced by NaN, in place."""
+    bad = np.isinf(values)
+    for v in nodata_values:
+        bad |= values == np.float32(v)
+    values[bad] = np.nan
+    return values
+
+
+def read_warped(
+    warp: Warp,
+    window: Window,
+    src_crs: CRS,
+    src_transform: Affine,
+    src_shape: tuple[int, int],
+    nodata_values: Sequence[float],
+    read_source: Callable[[Window], np.ndarray],
+) -> np.ndarray:
+    """``window`` of the reference grid as float32, NaN where the layer has no valid value.
+
+    ``read_source(w)`` reads the layer's band 1 in its own window ``w`` as float32.
+    """
+    out = np.full((int(window.height), int(window.width)), np.nan, dtype=np.float32)
+    src_window = source_window(warp, window, src_crs, src_transform, src_shape)
+    if src_window is None:
+        return out  # wholly outside the layer's extent
+    values = nodata_to_nan(np.array(read_source(src_window), dtype=np.float32), nodata_values)
+    reproject(
+        values,
+        out,
+        src_transform=window_transform(src_window, src_transform),
+        src_crs=src_crs,
+        src_nodata=np.nan,
+        dst_transform=window_transform(window, warp.affine),
+        dst_crs=CRS.from_wkt(warp.crs_wkt),
+        dst_nodata=np.nan,
+        resampling=Resampling[warp.resampling],
+        num_threads=1,
+    )
+    return out
