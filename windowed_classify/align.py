@@ -20,7 +20,7 @@ import numpy as np
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import reproject, transform, transform_bounds
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
@@ -40,10 +40,40 @@ class Warp:
     width: int
     height: int
     resampling: str  # a rasterio.enums.Resampling name
+    xscale: float = 1.0  # reference pixels per layer pixel along x (GDAL's XSCALE)
+    yscale: float = 1.0  # and along y
+
+    @property
+    def options(self) -> dict[str, str]:
+        """GDAL warp options: a fixed kernel scale. GDAL otherwise derives it per warp chunk
+        from the chunk's source and destination sizes (clipped at the layer's edge), so a
+        downsampling kernel would depend on the window; fixed, every window warps alike."""
+        return {"XSCALE": repr(self.xscale), "YSCALE": repr(self.yscale)}
 
     @property
     def affine(self) -> Affine:
         return Affine(*self.transform)
+
+
+def kernel_scales(
+    ref_crs: CRS,
+    ref_transform: Affine,
+    ref_shape: tuple[int, int],
+    src_crs: CRS,
+    src_transform: Affine,
+) -> tuple[float, float]:
+    """(x, y) reference pixels per layer pixel: the pixel sizes' ratio (same CRS), else the
+    size of one reference pixel in layer pixels at the reference grid's centre."""
+    if ref_crs == src_crs and ref_transform.is_rectilinear and src_transform.is_rectilinear:
+        return abs(src_transform.a / ref_transform.a), abs(src_transform.e / ref_transform.e)
+    height, width = ref_shape
+    cols, rows = [width / 2, width / 2 + 1, width / 2], [height / 2, height / 2, height / 2 + 1]
+    xs, ys = zip(*(ref_transform * (c, r) for c, r in zip(cols, rows, strict=True)), strict=True)
+    xs, ys = transform(ref_crs, src_crs, list(xs), list(ys))
+    px = [~src_transform * (x, y) for x, y in zip(xs, ys, strict=True)]
+    step_x = math.hypot(px[1][0] - px[0][0], px[1][1] - px[0][1])
+    step_y = math.hypot(px[2][0] - px[0][0], px[2][1] - px[0][1])
+    return 1.0 / max(step_x, 1e-12), 1.0 / max(step_y, 1e-12)
 
 
 def source_window(
@@ -106,5 +136,6 @@ def read_warped(
         dst_nodata=np.nan,
         resampling=Resampling[warp.resampling],
         num_threads=1,
+        **warp.options,
     )
     return out

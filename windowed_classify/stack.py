@@ -17,7 +17,7 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .align import Warp, read_warped
+from .align import Warp, kernel_scales, read_warped
 from .config import NodataConfig, RastersConfig, is_remote
 from .errors import ConfigError, InputError
 
@@ -157,6 +157,9 @@ def open_layers(
                 grid.width,
                 grid.height,
                 rasters.resampling_for(name),
+                *kernel_scales(
+                    grid.crs, grid.transform, (grid.height, grid.width), this.crs, this.transform
+                ),
             )
             block = ref_block  # windows follow the reference grid's blocks
             log.info("layer %s is warped onto the grid of %s (%s)", name, first, warp.resampling)
