@@ -233,3 +233,31 @@ def test_existing_probability_output_is_refused_without_overwrite(tmp_path: Path
     result = run_cli(case.write_config(config=_with_outputs(case, probabilities=str(proba))))
     assert result.returncode == 2 and str(proba) in result.stderr
     assert proba.read_bytes() == b"keep me" and not case.output.exists()
+
+
+def test_preview_is_written_by_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the preview extra")
+    case = build_case(tmp_path, height=300, width=200)
+    png = tmp_path / "out" / "look.png"
+    report = run(_with_outputs(case, preview=str(png), cog=True), workers=1)
+    assert report["outputs"]["preview"] == str(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_preview_without_matplotlib_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from windowed_classify.errors import UserError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    case = build_case(tmp_path)
+    with pytest.raises(UserError, match=r"output\.preview.*windowed_classify\[preview\]"):
+        run(_with_outputs(case, preview=str(tmp_path / "out" / "p.png")), workers=1)
+    assert list((tmp_path / "out").iterdir()) == []
