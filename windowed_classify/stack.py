@@ -405,7 +405,8 @@ def _read_raw(
         where = f"window {window_text(window)}"
         if grid_window is not None:
             where = f"window {window_text(grid_window)} (its own window {window_text(window)})"
-        reason = " ".join(str(exc).split())
+        cause = exc.__cause__  # GDAL's own words ("IReadBlock failed at X offset ...")
+        reason = " ".join(str(cause if cause is not None else exc).split())
         raise InputError(
             f"cannot read raster {layer.path} (layer '{layer.name}') in {where}: {reason}"
         ) from None
