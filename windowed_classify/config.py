@@ -113,6 +113,8 @@ def _fail(key: str, expected: str, value: Any) -> ConfigError:
 def _path(value: Any, key: str, base: Path) -> Path:
     if not isinstance(value, str | os.PathLike) or not str(value).strip():
         raise _fail(key, "a path (text)", value)
+    if "\x00" in str(value):  # no file system takes it; os calls would raise ValueError
+        raise _fail(key, "a path without NUL characters", value)
     p = Path(os.path.expanduser(str(value)))
     return p if p.is_absolute() else (base / p)
 
