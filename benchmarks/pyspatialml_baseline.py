@@ -14,7 +14,7 @@ cannot be loaded. Two steps, both driven by run_benchmarks.py:
       ``DIR/model.pkl``. Not measured.
 
   python benchmarks/pyspatialml_baseline.py predict --layer-dir D --model M --output O \\
-      [--result R.json]
+      [--result R.json] [--n-jobs N]
       The measured run: load the model, ``Raster([the layer files in the model's feature
       order])`` (pyspatialml passes a bare array to ``predict``: columns go by position),
       then ``Raster.predict(model, file_path=O, dtype="uint8", nodata=255,
@@ -101,13 +101,17 @@ def train(folder: Path) -> int:
     return 0
 
 
-def predict(layer_dir: Path, model_path: Path, output: Path) -> dict[str, Any]:
+def predict(
+    layer_dir: Path, model_path: Path, output: Path, n_jobs: int | None = None
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     from pyspatialml import Raster
 
     t_import = time.perf_counter()
     with open(model_path, "rb") as fh:
         model = pickle.load(fh)
+    if n_jobs is not None:  # not in the benchmark runner: a side run (scikit-learn's threads)
+        model.n_jobs = n_jobs
     features = json.loads((model_path.parent / "model.json").read_text())["feature_order"]
     t_model = time.perf_counter()
     stack = Raster([str(layer_dir / f"{name}.tif") for name in features])
@@ -127,6 +131,7 @@ def predict(layer_dir: Path, model_path: Path, output: Path) -> dict[str, Any]:
             "raster_and_predict": round(t_predict - t_model, 3),
         },
         "block_shape": list(stack.block_shape),
+        "model_n_jobs": model.n_jobs,
         "layers": len(features),
         "versions": {
             "pyspatialml": pyspatialml.__version__
@@ -159,10 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--result", type=Path)
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="set the forest's n_jobs (default: as trained, None = one core)",
+    )
     args = ap.parse_args(argv)
     if args.command == "train":
         return train(args.folder)
-    res = predict(args.layer_dir, args.model, args.output)
+    res = predict(args.layer_dir, args.model, args.output, args.n_jobs)
     text = json.dumps(res, indent=1)
     if args.result:
         args.result.write_text(text)
