@@ -373,3 +373,16 @@ def test_an_unreachable_scheduler_is_one_clear_error(
     with pytest.raises(ConfigError, match=rf"processing.scheduler.*127\.0\.0\.1:{port}"):
         run(case.config)
     assert not case.output.exists()
+
+
+def test_a_user_error_on_a_worker_reaches_the_user(cluster: Any, tmp_path: Path) -> None:
+    """A label outside model.classes is found while a worker predicts: the same one clear
+    error as with the local engines, and nothing under the output's name."""
+    from windowed_classify.errors import ModelError
+
+    case = build_case(tmp_path, labels=("forest", "water", "urban"))
+    case.config["model"]["classes"] = ["forest", "water"]
+    config = with_engine(case, "dask", engine="dask", scheduler=cluster.scheduler.address)
+    with pytest.raises(ModelError, match="urban"):
+        run(config)
+    assert not Path(config["output"]["path"]).exists()
