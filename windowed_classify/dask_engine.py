@@ -43,6 +43,7 @@ from .stats import LayerStats
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "install it with: pip install 'windowed_classify[dask]'"
+CONNECT_TIMEOUT = "20s"  # to reach an existing scheduler
 
 
 def _import_distributed() -> Any:
@@ -166,7 +167,7 @@ class DaskExecutor(Executor):
                 self.client = distributed.Client(self.cluster)
             else:
                 try:
-                    self.client = distributed.Client(scheduler, timeout="20s")
+                    self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
                 except (OSError, TimeoutError) as exc:
                     raise ConfigError(
                         f"processing.scheduler: cannot reach the Dask scheduler at {scheduler}: "
