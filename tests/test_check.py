@@ -191,3 +191,19 @@ def test_estimates(tmp_path: Path) -> None:
     assert est.outputs_mb[str(case.output)] == pytest.approx(600 * 500 * 2 / 2**20)
     assert est.peak_mb >= 64
     assert "peak memory" in result.render()
+
+
+def test_a_misfit_layer_is_a_problem_unless_aligned(tmp_path: Path) -> None:
+    case = build_case(tmp_path)
+    fine = from_origin(500000.0, 6000000.0, 40.0, 40.0)  # half the pixel size
+    write_raster(case.folder / "slope.tif", np.ones((74, 90), np.float32), transform=fine)
+    strict = check(case.write_config())
+    assert not strict.ok and "slope.tif is not on the grid" in strict.problems[0]
+    assert {la.name: la.status for la in strict.layers}["slope"] == "not on the grid"
+
+    case.config["rasters"]["align"] = True
+    aligned = check(case.write_config())
+    assert aligned.ok, aligned.problems
+    slope = {la.name: la for la in aligned.layers}["slope"]
+    assert slope.warped == "nearest" and (slope.min, slope.max) == (1.0, 1.0)
+    assert "ok, warped (nearest)" in aligned.render()

@@ -27,6 +27,7 @@ from .errors import InputError, UserError
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
 from .output import check_writable, temporary_paths
 from .stack import (
+    Discovered,
     Grid,
     Layer,
     StackReader,
@@ -62,6 +63,7 @@ class LayerInfo:
     nodata_values: tuple[float, ...]  # the float32 values that mean nodata (NaN/inf always do)
     model_position: int | None  # index in the model's features; None: ignored by the model
     status: str = ""  # why a run cannot use it ("not on the grid", "cannot open"); "" when fine
+    warped: str | None = None  # rasters.align: read warped onto the grid with this resampling
     min: float | None = None
     max: float | None = None
     range_source: str = ""  # "statistics cache", "overview 1/8", "sample 3.1%", ...
@@ -217,7 +219,7 @@ def _open_all(
     opened: list[tuple[str, Path | str, Layer | None, str]] = []
     for name, path in named:
         try:
-            this_grid, (layer,) = open_layers([(name, path)], cfg.nodata)
+            this_grid, (layer,) = open_layers(Discovered([(name, path)], cfg.rasters), cfg.nodata)
         except InputError as exc:
             problems.append(str(exc))
             opened.append((name, path, None, "cannot open"))
@@ -227,7 +229,8 @@ def _open_all(
             found, first = this_grid, (name, path)
         else:
             try:
-                open_layers([first, (name, path)], cfg.nodata)  # the run's own grid check
+                # the run's own grid check (and rasters.align, which warps misfits instead)
+                open_layers(Discovered([first, (name, path)], cfg.rasters), cfg.nodata)
             except InputError as exc:
                 problems.append(str(exc))
                 status = "not on the grid"
@@ -251,6 +254,7 @@ def _layer_info(
         nodata_values=layer.nodata_values,
         model_position=model_position,
         status=status,
+        warped=layer.warp.resampling if layer.warp is not None else None,
     )
 
 
@@ -278,7 +282,9 @@ def _value_range(
         return
     with StackReader([layer]) as reader:
         ds = _dataset(reader)
-        factor = _overview_factor(ds.overviews(1), grid, budget_px)
+        # a warped layer is sampled through its warp, as the run reads it
+        overviews = ds.overviews(1) if layer.warp is None else []
+        factor = _overview_factor(overviews, grid, budget_px)
         if factor is not None:
             shape = (math.ceil(grid.height / factor), math.ceil(grid.width / factor))
             data = ds.read(1, out_shape=shape).astype(np.float32, copy=False).ravel()
@@ -456,7 +462,7 @@ def render(r: CheckResult) -> str:
                     _num(la.file_nodata, 9),
                     ", ".join(_num(v, 9) for v in la.nodata_values) or "-",
                     "-" if la.model_position is None else la.model_position + 1,
-                    la.status.upper() or "ok",
+                    _status(la),
                 ]
             )
         out.append(
@@ -481,7 +487,7 @@ def render(r: CheckResult) -> str:
         rows = []
         for i, f in enumerate(r.schema.features, 1):
             hit = by_name.get(f)
-            status = "MISSING" if hit is None else hit[1].status.upper() or "ok"
+            status = "MISSING" if hit is None else _status(hit[1])
             layer_no = "-" if hit is None else hit[0]
             rows.append([i, f, r.schema.dtypes.get(f, "-"), layer_no, status])
         for name in r.ignored:
@@ -543,6 +549,12 @@ def render(r: CheckResult) -> str:
         out.append(f"NOT READY: {len(r.problems)} problem(s) would stop the run:")
         out += [f"  - {p}" for p in r.problems]
     return "\n".join(out)
+
+
+def _status(la: LayerInfo) -> str:
+    if la.status:
+        return la.status.upper()
+    return f"ok, warped ({la.warped})" if la.warped else "ok"
 
 
 def _rel(path: Path | str, folder: Path | None) -> str:
