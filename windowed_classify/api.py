@@ -150,7 +150,7 @@ def run(
     # Built before pass 1: worker processes start and load the model meanwhile.
     with (
         TreeMemoryMonitor() as memory,
-        rasterio.Env(GDAL_CACHEMAX=cache_mb),
+        rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20),  # an int here is bytes, not MB
         make_executor(
             cfg.model.path, n_workers, engine, prep.model, cfg.processing.scheduler
         ) as executor,
