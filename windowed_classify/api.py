@@ -71,7 +71,8 @@ def prepare(cfg: Config) -> Prepared:
     if missing:
         raise InputError(
             f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
-            f"under {cfg.rasters.folder}: " + ", ".join(missing)
+            + (f"under {cfg.rasters.folder}: " if cfg.rasters.folder else "in rasters.files: ")
+            + ", ".join(missing)
         )
     ignored = [name for name, _ in named if name not in set(schema.features)]
     if ignored:
@@ -145,7 +146,7 @@ def run(
     # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
     os.environ["GDAL_CACHEMAX"] = str(cache_mb)
     engine = cfg.processing.engine
-    if n_workers > 1 and engine == "processes":
+    if engine == "dask" or (n_workers > 1 and engine == "processes"):
         prep.model = None  # each worker loads its own: do not hold another copy here
     # Built before pass 1: worker processes start and load the model meanwhile.
     with (

@@ -33,7 +33,7 @@ from typing import Any
 from rasterio.windows import Window
 
 from .classify import ClassifyJob
-from .errors import ConfigError
+from .errors import ConfigError, EngineError
 from .executor import Executor, _Classifiers
 from .model import load_model
 from .partial_stats import Counts, LayerPlan, Task, count_windows, window_key
@@ -237,7 +237,7 @@ class DaskExecutor(Executor):
             fill()
             for future in running:
                 task = pending.pop(future)
-                counts, worker, seconds = future.result()
+                counts, worker, seconds = _result(future, distributed)
                 future.release()
                 self._account(worker, "pass1", counts.pixels, seconds)
                 if task.first_read:
@@ -281,7 +281,7 @@ class DaskExecutor(Executor):
             fill()
             for future in running:
                 window = pending.pop(future)
-                result, worker, seconds = future.result()
+                result, worker, seconds = _result(future, distributed)
                 future.release()
                 self._account(worker, "pass2", int(window.width * window.height), seconds)
                 yield window, result
@@ -324,3 +324,15 @@ class DaskExecutor(Executor):
             client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _result(future: Any, distributed: Any) -> Any:
+    """A task's result; a task whose workers keep dying is one clear error, not a traceback."""
+    try:
+        return future.result()
+    except distributed.KilledWorker as exc:
+        tries = getattr(exc, "allowed_failures", None) or "several"
+        raise EngineError(
+            f"Dask workers died while running task {future.key} ({tries} tries): out of "
+            "memory, or killed? See the workers' logs"
+        ) from None

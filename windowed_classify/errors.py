@@ -23,6 +23,10 @@ class OutputError(UserError):
     """The output cannot be written (exists, bad dtype/nodata, write failure)."""
 
 
+class EngineError(UserError):
+    """The execution engine failed (a Dask worker died again and again, say)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM in pass 2: the progress is kept in ``journal`` for --resume."""
 
