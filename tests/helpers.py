@@ -12,7 +12,7 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,7 +301,10 @@ def package_root() -> Path:
 
 
 def run_cli(
-    *args: str | os.PathLike[str], cwd: Path | None = None, timeout: float = 300
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    timeout: float = 300,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.setdefault("PYTHONWARNINGS", "default")
@@ -315,6 +318,7 @@ def run_cli(
         text=True,
         timeout=timeout,
         check=False,
+        preexec_fn=preexec_fn,
     )
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from helpers import build_case, package_root
+from helpers import build_case, run_cli
 
 
 def _limit_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
@@ -25,15 +22,10 @@ def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path) -> None
     proba = tmp_path / "out" / "proba.tif"
     case.config["output"].update(probabilities=str(proba), probabilities_dtype="float32")
     case.config["processing"] = {"workers": 1, "stats_cache": False}
-    config = case.write_config()
-    env = dict(os.environ, PYTHONPATH=str(package_root()))
-    result = subprocess.run(
-        [sys.executable, "-m", "windowed_classify", str(config), "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        case.write_config(),
+        "--quiet",
         preexec_fn=_limit_file_size(400_000),  # the float32 bands need about 9.7 MB
-        timeout=300,
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

@@ -10,14 +10,16 @@ import importlib.util
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
 from tqdm.auto import tqdm
 
+from .atomic import write_json_atomic
 from .classify import ClassifyJob
 from .config import Config, OutputConfig, load_config
 from .errors import InputError, Interrupted, ModelError, UserError
@@ -25,14 +27,7 @@ from .executor import Executor, make_executor
 from .journal import Journal, TileTracker, fingerprint, journal_path
 from .memory import TreeMemoryMonitor
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
-from .output import (
-    TILE,
-    OutputSet,
-    check_writable,
-    partial_path,
-    temporary_paths,
-    write_json_atomic,
-)
+from .output import TILE, OutputSet, check_writable, partial_path, temporary_paths
 from .report import build_report
 from .stack import Grid, Layer, discover, open_layers, plan_windows
 from .stats import LayerStats
@@ -58,22 +53,14 @@ def prepare(cfg: Config) -> Prepared:
     """Discover, load the model, match features to layers, check the grid and the codes."""
     check_writable(cfg.output)
     check_preview_extra(cfg.output)
-    ours = [p for path in cfg.output.rasters for p in (path, *temporary_paths(path))]
-    named = discover(cfg.rasters, exclude=ours)
+    named = discover_layers(cfg)
     model = load_model(cfg.model.path)
     schema = resolve_schema(model, cfg.model)
     legend = resolve_legend(model, cfg.model)
     check_codes_fit(legend, cfg.output.dtype, cfg.output.nodata)
     check_proba(model, cfg.output)
 
-    paths = dict(named)
-    missing = [f for f in schema.features if f not in paths]
-    if missing:
-        raise InputError(
-            f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
-            + (f"under {cfg.rasters.folder}: " if cfg.rasters.folder else "in rasters.files: ")
-            + ", ".join(missing)
-        )
+    require_features(named, schema, cfg)
     ignored = [name for name, _ in named if name not in set(schema.features)]
     if ignored:
         log.warning(
@@ -84,6 +71,28 @@ def prepare(cfg: Config) -> Prepared:
     by_name = {layer.name: layer for layer in all_layers}
     layers = [by_name[f] for f in schema.features]
     return Prepared(cfg, grid, layers, ignored, schema, legend, model)
+
+
+def discover_layers(cfg: Config) -> list[tuple[str, Path | str]]:
+    """Every layer ``rasters`` names, never this run's own outputs (or their temporary names)."""
+    ours = [p for path in cfg.output.rasters for p in (path, *temporary_paths(path))]
+    return discover(cfg.rasters, exclude=ours)
+
+
+def missing_features(named: Sequence[tuple[str, Path | str]], schema: Schema) -> list[str]:
+    found = {name for name, _ in named}
+    return [f for f in schema.features if f not in found]
+
+
+def require_features(named: Sequence[tuple[str, Path | str]], schema: Schema, cfg: Config) -> None:
+    """Every feature the model expects has a layer; else an error naming all the missing."""
+    missing = missing_features(named, schema)
+    if missing:
+        raise InputError(
+            f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
+            + (f"under {cfg.rasters.folder}: " if cfg.rasters.folder else "in rasters.files: ")
+            + ", ".join(missing)
+        )
 
 
 def check_proba(model: Any, out: OutputConfig) -> None:
@@ -313,9 +322,17 @@ def pass2(
     todo = tiles.todo()
     every = cfg.processing.checkpoint_seconds
     writer = OutputSet(prep.grid, cfg.output, prep.legend.labels, resume=resumed)
-    try:
-        writer.checkpoint()  # a valid raster on disk from the start: resumable at once
+
+    def checkpoint() -> None:  # the rasters on disk first, then the journal that vouches
+        writer.checkpoint()
         journal.save()
+
+    def discard() -> None:
+        writer.abort()
+        journal.path.unlink(missing_ok=True)
+
+    try:
+        checkpoint()  # a valid raster on disk from the start: resumable at once
         last = time.monotonic()
         with tqdm(
             total=sum(int(w.width * w.height) for w in todo),
@@ -329,22 +346,18 @@ def pass2(
                 tiles.written(window)
                 bar.update(int(window.width * window.height))
                 if time.monotonic() - last >= every:
-                    writer.checkpoint()
-                    journal.save()
+                    checkpoint()
                     last = time.monotonic()
     except KeyboardInterrupt as exc:
         try:  # keep what is complete, for --resume
-            writer.checkpoint()
-            journal.save()
+            checkpoint()
             writer.suspend()
         except BaseException:
-            writer.abort()
-            journal.path.unlink(missing_ok=True)
+            discard()
             raise
         raise Interrupted(journal.path) from exc
     except BaseException:
-        writer.abort()
-        journal.path.unlink(missing_ok=True)
+        discard()
         raise
     try:
         writer.commit()

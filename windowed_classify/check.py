@@ -21,17 +21,23 @@ from typing import Any, TypeVar
 import numpy as np
 from rasterio.windows import Window
 
-from .api import budget, check_preview_extra, check_proba
+from .api import (
+    budget,
+    check_preview_extra,
+    check_proba,
+    discover_layers,
+    missing_features,
+    require_features,
+)
 from .config import Config, load_config
 from .errors import InputError, UserError
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
-from .output import check_writable, temporary_paths
+from .output import check_writable
 from .stack import (
     Discovered,
     Grid,
     Layer,
     StackReader,
-    discover,
     layer_windows,
     nodata_mask,
     open_layers,
@@ -130,8 +136,7 @@ def check(
 
     _check_outputs(cfg, result.problems)
     attempt(check_preview_extra, cfg.output)
-    ours = [p for path in cfg.output.rasters for p in (path, *temporary_paths(path))]
-    named = attempt(discover, cfg.rasters, exclude=ours) or []
+    named = attempt(discover_layers, cfg) or []
     model = attempt(load_model, cfg.model.path)
     if model is not None:
         attempt(check_proba, model, cfg.output)
@@ -143,15 +148,10 @@ def check(
         attempt(check_codes_fit, result.legend, cfg.output.dtype, cfg.output.nodata)
 
     if result.schema is not None and named:
-        found = {name for name, _ in named}
-        result.missing = [f for f in result.schema.features if f not in found]
+        result.missing = missing_features(named, result.schema)
+        attempt(require_features, named, result.schema, cfg)
         used = set(result.schema.features)
         result.ignored = [name for name, _ in named if name not in used]
-        if result.missing:
-            result.problems.append(
-                f"{len(result.missing)} feature(s) the model expects ({result.schema.source}) "
-                f"have no raster under {cfg.rasters.folder}: " + ", ".join(result.missing)
-            )
         if result.ignored:
             result.warnings.append(
                 f"{len(result.ignored)} layer(s) the model does not use will be ignored: "
@@ -185,8 +185,7 @@ def check(
 def _check_outputs(cfg: Config, problems: list[str]) -> None:
     """The run's output checks, without creating the output folders as a run would."""
     out = cfg.output
-    paths = [*out.rasters, *([out.preview] if out.preview is not None else [])]
-    folders = list(dict.fromkeys(path.parent for path in paths))
+    folders = list(dict.fromkeys(path.parent for path in out.files))
     if all(folder.is_dir() for folder in folders):
         try:
             check_writable(out)  # with the folders there, this only checks

@@ -69,6 +69,11 @@ class OutputConfig:
         """Every GeoTIFF this run writes: the classes first."""
         return [p for p in (self.path, self.probabilities, self.confidence) if p is not None]
 
+    @property
+    def files(self) -> list[Path]:
+        """Every file a run is asked for (rasters and preview), to check before the run."""
+        return [*self.rasters, *([self.preview] if self.preview is not None else [])]
+
 
 @dataclass(frozen=True)
 class ProcessingConfig:

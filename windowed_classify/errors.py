@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 
+def gdal_reason(exc: BaseException) -> str:
+    """GDAL's own words for a rasterio error, on one line.
+
+    rasterio raises "Read or write failed. See previous exception for details." with GDAL's
+    message chained as its cause: the first message in the chain that is not such a pointer.
+    """
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        text = " ".join(str(seen).split())
+        if text and "previous exception" not in text:
+            return text
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(str(exc).split())
+
+
 class UserError(Exception):
     """A problem with the user's config or inputs; printed as one line, no traceback."""
 

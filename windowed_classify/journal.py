@@ -19,7 +19,6 @@ import base64
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,23 +27,18 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__
+from .atomic import write_text_atomic
 from .config import Config
 from .errors import OutputError
 from .stack import Grid, Layer
 from .stats import LayerStats
+from .statscache import file_identity
 
 FORMAT = 1
 
 
 def journal_path(temp_output: Path) -> Path:
     return temp_output.with_name(temp_output.stem + ".journal.json")
-
-
-def _file_identity(path: Path | str) -> dict[str, Any]:
-    if not isinstance(path, Path):  # a URL: its name is all we can check
-        return {"path": str(path)}
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _sha256(path: Path) -> str:
@@ -84,8 +78,8 @@ def fingerprint(cfg: Config, layers: Sequence[Layer]) -> dict[str, Any]:
                 "output": output,
             }
         ),
-        "model_file": {**_file_identity(model), "sha256": _sha256(model)},
-        "inputs": {layer.name: _file_identity(layer.path) for layer in layers},
+        "model_file": {**file_identity(model), "sha256": _sha256(model)},
+        "inputs": {layer.name: file_identity(layer.path) for layer in layers},
     }
 
 
@@ -137,16 +131,7 @@ class Journal:
             "tile": self.tiles.tile,
             "done_tiles": base64.b64encode(np.packbits(self.tiles.done).tobytes()).decode(),
         }  # fmt: skip
-        temp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(temp, "w", encoding="utf-8") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, self.path)
-        except OSError as exc:
-            temp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write the resume journal {self.path}: {exc}") from None
+        write_text_atomic(self.path, json.dumps(data), durable=True)
 
     @classmethod
     def load(cls, path: Path, grid: Grid, prints: dict[str, Any]) -> Journal:
@@ -200,7 +185,6 @@ class TileTracker:
     def mark_done(self, done: np.ndarray) -> None:
         """Tiles known complete (from a journal): no window is left to write over them."""
         self.done = done.reshape(self.done.shape).copy()
-        self.pending[self.done] = 0
         self.windows = [w for w in self.windows if not self.done[self._span(w)].all()]
         self.pending[:] = 0
         for window in self.windows:

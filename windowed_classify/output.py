@@ -7,7 +7,6 @@ and moved into place by ``os.replace``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,8 +21,8 @@ from rasterio.windows import Window
 
 from .classify import WindowResult, proba_fill
 from .config import OutputConfig
-from .errors import OutputError
-from .stack import Grid
+from .errors import OutputError, gdal_reason
+from .stack import Grid, window_text
 from .style import colormap, palette, write_style
 
 TILE = 256
@@ -40,14 +39,13 @@ def temporary_paths(path: Path) -> list[Path]:
 
 def check_writable(out: OutputConfig) -> None:
     """Before any work: refuse an existing output (unless overwrite), make the folders."""
-    paths = [*out.rasters, *([out.preview] if out.preview is not None else [])]
-    for path in paths:
+    for path in out.files:
         if path.exists() and not out.overwrite:
             raise OutputError(
                 f"output {path} already exists; set output.overwrite: true "
                 "(or pass --overwrite) to replace it"
             )
-    for folder in dict.fromkeys(path.parent for path in paths):
+    for folder in dict.fromkeys(path.parent for path in out.files):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -85,21 +83,6 @@ def overview_factors(width: int, height: int, tile: int = TILE) -> list[int]:
     return factors
 
 
-def _reason(exc: BaseException) -> str:
-    """GDAL's own message, which rasterio chains under "Write failed. See previous ..."."""
-    messages = []
-    seen: BaseException | None = exc
-    while seen is not None and len(messages) < 5:
-        messages.append(str(seen))
-        seen = seen.__cause__ or seen.__context__
-    useful = [m for m in messages if m and "previous exception" not in m]
-    return useful[-1] if useful else messages[0]
-
-
-def _window_text(w: Window) -> str:
-    return f"col {int(w.col_off)}, row {int(w.row_off)}, {int(w.width)} x {int(w.height)}"
-
-
 class Target:
     """One output GeoTIFF, written under its temporary name; published by ``os.replace``."""
 
@@ -110,7 +93,6 @@ class Target:
         self.overview = overview
         self.compress = prof["compress"]
         self.cog_temp.unlink(missing_ok=True)
-        self.resumed = resume
         try:
             if resume:
                 self.ds = rasterio.open(self.temp, "r+")
@@ -137,7 +119,7 @@ class Target:
             self.ds = rasterio.open(self.temp, "r+")
         except (RasterioError, OSError) as exc:
             raise OutputError(
-                f"cannot write the output {self.final}: {_reason(exc)}; is the disk full?"
+                f"cannot write the output {self.final}: {gdal_reason(exc)}; is the disk full?"
             ) from None
 
     def write(self, data: np.ndarray, window: Window) -> None:
@@ -148,8 +130,8 @@ class Target:
                 self.ds.write(data, window=window)
         except RasterioError as exc:
             raise OutputError(
-                f"cannot write the output {self.final} (window {_window_text(window)}): "
-                f"{_reason(exc)}; is the disk full?"
+                f"cannot write the output {self.final} in window {window_text(window)}: "
+                f"{gdal_reason(exc)}; is the disk full?"
             ) from None
 
     def finish(self, cog: bool) -> None:
@@ -249,9 +231,10 @@ class OutputSet:
         }
         target = self._target(path, prof, Resampling.average)
         if not self.resume:
-            encoding = "percent 0-100, 255 = masked" if dtype == "uint8" else "probability 0-1"
             target.ds.update_tags(
-                encoding=encoding + (", NaN = masked" if dtype != "uint8" else "")
+                encoding="percent 0-100, 255 = masked"
+                if dtype == "uint8"
+                else "probability 0-1, NaN = masked"
             )
         return target
 
@@ -316,13 +299,3 @@ class OutputSet:
         """Close the temporary rasters and keep them, to be resumed."""
         for target in self.targets:
             target.close()
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    temp = path.with_name(f".{path.name}.partial")
-    try:
-        temp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from None

@@ -23,12 +23,11 @@ import pandas as pd
 import rasterio
 from rasterio.windows import Window
 
-from .api import budget
+from .api import budget, discover_layers, require_features
 from .config import Config, load_config
 from .errors import InputError, OutputError
 from .model import load_model, resolve_schema
-from .output import temporary_paths
-from .stack import Grid, Layer, StackReader, discover, open_layers
+from .stack import Grid, Layer, StackReader, open_layers
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +94,9 @@ def model_layers(cfg: Config) -> tuple[Grid, list[Layer]]:
     Like a run: the same discovery (the run's outputs are never layers), feature schema,
     missing-feature error, grid check and nodata rule; an existing output is no obstacle.
     """
-    ours = [p for path in cfg.output.rasters for p in (path, *temporary_paths(path))]
-    named = discover(cfg.rasters, exclude=ours)
+    named = discover_layers(cfg)
     schema = resolve_schema(load_model(cfg.model.path), cfg.model)
-    found = {name for name, _ in named}
-    missing = [f for f in schema.features if f not in found]
-    if missing:
-        where = cfg.rasters.folder or "rasters.files"
-        raise InputError(
-            f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
-            f"under {where}: " + ", ".join(missing)
-        )
+    require_features(named, schema, cfg)
     grid, layers = open_layers(named, cfg.nodata)
     rank = {name: i for i, name in enumerate(schema.features)}
     order = sorted(range(len(layers)), key=lambda i: (rank.get(layers[i].name, len(rank)), i))

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from .align import Warp, kernel_scales, read_warped
 from .config import NodataConfig, RastersConfig, is_remote
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, gdal_reason
 
 log = logging.getLogger(__name__)
 
@@ -405,10 +405,8 @@ def _read_raw(
         where = f"window {window_text(window)}"
         if grid_window is not None:
             where = f"window {window_text(grid_window)} (its own window {window_text(window)})"
-        cause = exc.__cause__  # GDAL's own words ("IReadBlock failed at X offset ...")
-        reason = " ".join(str(cause if cause is not None else exc).split())
         raise InputError(
-            f"cannot read raster {layer.path} (layer '{layer.name}') in {where}: {reason}"
+            f"cannot read raster {layer.path} (layer '{layer.name}') in {where}: {gdal_reason(exc)}"
         ) from None
     if data.dtype != np.float32:
         with np.errstate(over="ignore", invalid="ignore"):

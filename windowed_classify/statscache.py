@@ -14,7 +14,10 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from .atomic import write_text_atomic
+from .errors import OutputError
 from .stack import Layer
 from .stats import LayerStats
 
@@ -28,15 +31,21 @@ def default_cache_dir() -> Path:
     return Path(base) / "windowed_classify" / "stats"
 
 
+def file_identity(path: Path | str) -> dict[str, Any]:
+    """What tells a file's content has not changed: resolved path, size, modification time.
+    A URL has only its text."""
+    if not isinstance(path, Path):
+        return {"path": str(path)}
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def layer_key(layer: Layer) -> str:
     if not isinstance(layer.path, Path):  # a URL (rasters.files): no size or mtime to trust
         raise OSError(f"not a local file: {layer.path}")
-    st = layer.path.stat()
     ident = {
         "version": VERSION,
-        "path": str(layer.path.resolve()),
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
+        **file_identity(layer.path),
         "nodata": [repr(v) for v in layer.nodata_values],
     }
     if layer.warp is not None:  # warped onto a reference grid: other values than the file's
@@ -65,8 +74,6 @@ class StatsCache:
         target = self._file(layer)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-            temp.write_text(json.dumps(stats.to_dict()), encoding="utf-8")
-            os.replace(temp, target)
-        except OSError as exc:
+            write_text_atomic(target, json.dumps(stats.to_dict()))
+        except (OSError, OutputError) as exc:
             log.warning("could not write the statistics cache %s: %s", target, exc)

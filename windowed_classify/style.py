@@ -13,13 +13,12 @@ from __future__ import annotations
 import colorsys
 import csv
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from .errors import OutputError
+from .atomic import write_text_atomic
 
 RGB = tuple[int, int, int]
 
@@ -144,16 +143,6 @@ def style_paths(output: Path) -> dict[str, Path]:
         "legend_csv": output.with_name(output.stem + ".legend.csv"),
         "aux_xml": output.with_name(output.name + ".aux.xml"),
     }
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.partial")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from None
 
 
 def write_style(
