@@ -53,22 +53,20 @@ CONTENTION = 0.25
 # --------------------------------------------------------------------------- data
 
 
+def _stack_command(args: argparse.Namespace, script: str, size: int) -> list[str]:
+    """A script of this folder, run by the benchmark's Python on one generated stack."""
+    return [
+        args.python,
+        str(HERE / script),
+        *("--data", str(args.data), "--size", str(size), "--layers", str(args.layers)),
+    ]
+
+
 def ensure_stacks(args: argparse.Namespace, size: int) -> dict[str, Stack]:
     """Generate (or reuse) the stacks in a child process: the harness stays small, so
     that wait4's ru_maxrss of the runners (which starts at the parent's RSS) is theirs."""
     proc = subprocess.run(
-        [
-            args.python,
-            str(HERE / "datagen.py"),
-            "--data",
-            str(args.data),
-            "--size",
-            str(size),
-            "--layers",
-            str(args.layers),
-            "--layouts",
-            *args.layouts,
-        ],
+        [*_stack_command(args, "datagen.py", size), "--layouts", *args.layouts],
         stdout=subprocess.PIPE,
         text=True,
         check=True,
@@ -516,16 +514,7 @@ def prepare_pyspatialml(args: argparse.Namespace, size: int, model_path: Path) -
         )
         return
     steps = [
-        [
-            args.python,
-            str(HERE / "pyspatialml_trainset.py"),
-            "--data",
-            str(args.data),
-            "--size",
-            str(size),
-            "--layers",
-            str(args.layers),
-        ],
+        _stack_command(args, "pyspatialml_trainset.py", size),
         [args.pyspatialml_python, str(HERE / "pyspatialml_baseline.py"), "train"],
     ]
     out = ""
