@@ -13,7 +13,7 @@ GDAL WarpedVRT, and for the one case where windows and a whole-layer warp can di
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,33 +98,24 @@ def source_window(
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def nodata_to_nan(values: np.ndarray, nodata_values: Sequence[float]) -> np.ndarray:
-    """float32 values with every nodata value (and +-inf) replaced by NaN, in place."""
-    bad = np.isinf(values)
-    for v in nodata_values:
-        bad |= values == np.float32(v)
-    values[bad] = np.nan
-    return values
-
-
 def read_warped(
     warp: Warp,
     window: Window,
     src_crs: CRS,
     src_transform: Affine,
     src_shape: tuple[int, int],
-    nodata_values: Sequence[float],
     read_source: Callable[[Window], np.ndarray],
 ) -> np.ndarray:
     """``window`` of the reference grid as float32, NaN where the layer has no valid value.
 
-    ``read_source(w)`` reads the layer's band 1 in its own window ``w`` as float32.
+    ``read_source(w)`` reads the layer's band 1 in its own window ``w`` as float32, every
+    nodata value already NaN (so no nodata value enters a kernel).
     """
     out = np.full((int(window.height), int(window.width)), np.nan, dtype=np.float32)
     src_window = source_window(warp, window, src_crs, src_transform, src_shape)
     if src_window is None:
         return out  # wholly outside the layer's extent
-    values = nodata_to_nan(np.array(read_source(src_window), dtype=np.float32), nodata_values)
+    values = read_source(src_window)
     reproject(
         values,
         out,

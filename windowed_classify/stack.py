@@ -378,15 +378,13 @@ def read_band(ds: rasterio.io.DatasetReader, layer: Layer, window: Window) -> np
     """
     if layer.warp is None:
         return _read_raw(ds, layer, window)
-    return read_warped(
-        layer.warp,
-        window,
-        ds.crs,
-        ds.transform,
-        (ds.height, ds.width),
-        layer.nodata_values,
-        lambda src_window: _read_raw(ds, layer, src_window, window),
-    )
+
+    def source(src_window: Window) -> np.ndarray:
+        values = _read_raw(ds, layer, src_window, window)
+        values[nodata_mask(values, layer.nodata_values)] = np.nan
+        return values
+
+    return read_warped(layer.warp, window, ds.crs, ds.transform, (ds.height, ds.width), source)
 
 
 def window_text(window: Window) -> str:
