@@ -22,12 +22,13 @@ from tqdm.auto import tqdm
 from .atomic import write_json_atomic
 from .classify import ClassifyJob
 from .config import Config, OutputConfig, load_config
-from .errors import InputError, Interrupted, ModelError, UserError
+from .errors import InputError, Interrupted, ModelError, OutputError
 from .executor import Executor, make_executor
 from .journal import Journal, TileTracker, fingerprint, journal_path
 from .memory import TreeMemoryMonitor
 from .model import Legend, Schema, check_codes_fit, load_model, resolve_legend, resolve_schema
 from .output import TILE, OutputSet, check_writable, partial_path, temporary_paths
+from .preview import PREVIEW_HINT
 from .report import build_report
 from .stack import Grid, Layer, discover, open_layers, plan_windows
 from .stats import LayerStats
@@ -108,10 +109,7 @@ def check_proba(model: Any, out: OutputConfig) -> None:
 
 def check_preview_extra(out: OutputConfig) -> None:
     if out.preview is not None and importlib.util.find_spec("matplotlib") is None:
-        raise UserError(
-            "config key 'output.preview': the preview needs matplotlib; install it with "
-            "pip install 'windowed_classify[preview]' (or remove output.preview)"
-        )
+        raise OutputError(f"config key 'output.preview': {PREVIEW_HINT}")
 
 
 def budget(cfg: Config, n_layers: int, n_classes: int, workers: int) -> tuple[int, int]:
