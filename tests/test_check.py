@@ -13,8 +13,8 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from reference import nodata_mask
 
-from windowed_classify.check import check
-from windowed_classify.stack import StackReader
+from windowed_classify.commands.check import check
+from windowed_classify.inputs.reader import StackReader
 
 
 def table_rows(text: str, title: str) -> list[list[str]]:

@@ -363,7 +363,7 @@ def test_an_unreachable_scheduler_is_one_clear_error(
 ) -> None:
     import socket
 
-    from windowed_classify import dask_engine
+    from windowed_classify.engines import dask_engine
 
     monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", "1s")
     with socket.socket() as s:  # a port nobody listens on

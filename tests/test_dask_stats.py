@@ -16,9 +16,11 @@ from test_median import _median_stack, pandas_median
 
 from windowed_classify.config import NodataConfig
 from windowed_classify.errors import InputError
-from windowed_classify.partial_stats import LayerPlan, count_windows
-from windowed_classify.stack import Grid, Layer, discover, open_layers
-from windowed_classify.stats import LayerStats, layer_stats
+from windowed_classify.inputs.discover import discover
+from windowed_classify.inputs.grid import Grid
+from windowed_classify.inputs.layers import Layer, open_layers
+from windowed_classify.passes.partial_stats import LayerPlan, count_windows
+from windowed_classify.passes.stats import LayerStats, layer_stats
 
 
 def plan_stats(layer: Layer, grid: Grid, task_pixels: int, seed: int) -> LayerStats:
@@ -39,7 +41,8 @@ def plan_stats(layer: Layer, grid: Grid, task_pixels: int, seed: int) -> LayerSt
 def open_folder(folder: Path, nodata: NodataConfig) -> tuple[Grid, list[Layer]]:
     from windowed_classify.config import RastersConfig
 
-    return open_layers(discover(RastersConfig(folder=folder)), nodata)
+    rasters = RastersConfig(folder=folder)
+    return open_layers(discover(rasters), nodata, rasters)
 
 
 def pandas_stats(path: Path, nodata: list[float]) -> tuple[np.float32, int]:

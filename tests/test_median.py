@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 from reference import reference_from_config
 
 import windowed_classify
-from windowed_classify.stats import exact_median
+from windowed_classify.passes.stats import exact_median
 
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TINY = float(np.finfo(np.float32).smallest_subnormal)

@@ -32,11 +32,12 @@ from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
 import windowed_classify  # noqa: E402
-import windowed_classify.model  # noqa: E402
+import windowed_classify.models.load  # noqa: E402
 from windowed_classify.config import ModelConfig  # noqa: E402
 from windowed_classify.errors import ModelError  # noqa: E402
-from windowed_classify.model import resolve_legend, resolve_schema  # noqa: E402
-from windowed_classify.onnxmodel import OnnxClassifier, load_onnx  # noqa: E402
+from windowed_classify.models.legend import resolve_legend  # noqa: E402
+from windowed_classify.models.onnx_model import OnnxClassifier, load_onnx  # noqa: E402
+from windowed_classify.models.schema import resolve_schema  # noqa: E402
 
 FEATURES = ("elev", "slope", "ndvi")
 LABELS = ("forest", "urban", "water")  # sklearn's classes_ order (sorted)
@@ -310,9 +311,9 @@ def test_missing_onnxruntime_says_to_install_the_extra(
 
 
 def dispatch_is_wired(onnx_path: Path) -> bool:
-    """Does windowed_classify.model.load_model already open .onnx files itself?"""
+    """Does windowed_classify.models.load.load_model already open .onnx files itself?"""
     try:
-        return isinstance(windowed_classify.model.load_model(onnx_path), OnnxClassifier)
+        return isinstance(windowed_classify.models.load.load_model(onnx_path), OnnxClassifier)
     except ModelError:
         return False
 
@@ -320,12 +321,12 @@ def dispatch_is_wired(onnx_path: Path) -> bool:
 def wire_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Until model.load_model dispatches on .onnx: patch it where it was imported. Only this
     process sees the patch, so worker processes need the real dispatch."""
-    original = windowed_classify.model.load_model
+    original = windowed_classify.models.load.load_model
 
     def load_model(path: Path) -> Any:
         return load_onnx(path) if Path(path).suffix.lower() == ".onnx" else original(path)
 
-    for name in ("model", "api", "classify", "executor"):
+    for name in ("models.load", "engines.local", "engines.factory", "passes.window", "prepare"):
         module = sys.modules.get(f"windowed_classify.{name}")
         if module is not None and hasattr(module, "load_model"):
             monkeypatch.setattr(module, "load_model", load_model)

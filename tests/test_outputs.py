@@ -20,8 +20,8 @@ from reference import nodata_mask, read_layer, reference_from_config
 from sklearn.linear_model import RidgeClassifier
 
 from windowed_classify import run
-from windowed_classify.classify import _predict_from_proba
-from windowed_classify.style import palette
+from windowed_classify.outputs.style import palette
+from windowed_classify.passes.window import _predict_from_proba
 
 
 def _with_outputs(case: Case, **output: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.transform import from_origin
 
-from windowed_classify import stats
-from windowed_classify.stack import Grid, layer_windows, lcm, plan_windows
+from windowed_classify.inputs.grid import Grid
+from windowed_classify.inputs.windows import layer_windows, lcm, plan_windows
+from windowed_classify.passes import stats
 
 
 def _grid(width: int, height: int) -> Grid:
@@ -139,8 +140,8 @@ def test_second_read_is_exact_and_skips_windows_that_cannot_hold_the_median(
     the band of windows whose value range holds the median, and the median stays exact."""
     import rasterio
 
-    from windowed_classify.config import NodataConfig
-    from windowed_classify.stack import open_layers
+    from windowed_classify.config import NodataConfig, RastersConfig
+    from windowed_classify.inputs.layers import open_layers
 
     size = 2048
     rng = np.random.default_rng(5)
@@ -162,7 +163,7 @@ def test_second_read_is_exact_and_skips_windows_that_cannot_hold_the_median(
         compress="lzw",
     ) as ds:
         ds.write(data, 1)
-    grid, (layer,) = open_layers([("gradient", path)], NodataConfig())
+    grid, (layer,) = open_layers([("gradient", path)], NodataConfig(), RastersConfig())
     monkeypatch.setattr(stats, "SAMPLE_PIXELS", 1)  # hold one window only
     reads: list[int] = []
     original = stats.iter_layer_values

@@ -13,8 +13,8 @@ from helpers import write_raster
 from rasterio.io import DatasetReader
 
 from windowed_classify.errors import OutputError
-from windowed_classify.preview import write_preview
-from windowed_classify.style import palette
+from windowed_classify.outputs.preview import write_preview
+from windowed_classify.outputs.style import palette
 
 RED, GREEN, BLUE = (230, 25, 75), (60, 180, 75), (0, 130, 200)
 

@@ -8,7 +8,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from windowed_classify.errors import ModelError
-from windowed_classify.model import Legend, class_probabilities
+from windowed_classify.models.legend import Legend, class_probabilities
 
 
 @pytest.fixture(scope="module")

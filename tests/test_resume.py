@@ -20,11 +20,11 @@ from helpers import Case, build_case, load_report, package_root, run_cli
 
 import windowed_classify.api as api
 from windowed_classify import run
+from windowed_classify.engines.local import SerialExecutor
 from windowed_classify.errors import Interrupted, OutputError
-from windowed_classify.executor import SerialExecutor
-from windowed_classify.journal import TileTracker, journal_path
-from windowed_classify.output import partial_path
-from windowed_classify.stack import Grid
+from windowed_classify.inputs.grid import Grid
+from windowed_classify.outputs.journal import TileTracker, journal_path
+from windowed_classify.outputs.writer import partial_path
 
 
 def _read(path: Path) -> np.ndarray:

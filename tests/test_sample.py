@@ -23,8 +23,8 @@ from helpers import (
 )
 from reference import nodata_mask
 
+from windowed_classify.commands.sample import sample
 from windowed_classify.errors import InputError
-from windowed_classify.sample import sample
 
 RES = DEFAULT_TRANSFORM.a
 X0, Y0 = DEFAULT_TRANSFORM.c, DEFAULT_TRANSFORM.f
@@ -219,8 +219,8 @@ def test_integer_layers_and_declared_nodata(tmp_path: Path) -> None:
 
 
 def test_reads_only_the_blocks_that_hold_points(tmp_path: Path, monkeypatch) -> None:
-    from windowed_classify import sample as sample_mod
-    from windowed_classify.stack import StackReader
+    from windowed_classify.commands import sample as sample_mod
+    from windowed_classify.inputs.reader import StackReader
 
     case = build_case(tmp_path, height=64, width=80, layout=("tiled", 16))
     windows = []

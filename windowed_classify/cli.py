@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import Interrupted, UserError
 
 COMMANDS = ("run", "demo", "check", "sample")
@@ -126,17 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         if args.command == "demo":
-            from .demo import run_demo
+            from .commands.demo import run_demo
 
             run_demo(args.dir, size=args.size, workers=args.workers, quiet=args.quiet)
         elif args.command == "check":
-            from .check import check
+            from .commands.check import check
 
             result = check(args.config, workers=args.workers)
             print(result.render())
             return 0 if result.ok else EXIT_NOT_READY
         elif args.command == "sample":
-            from .sample import sample
+            from .commands.sample import sample
 
             done = sample(args.config, args.points, args.output, overwrite=args.overwrite)
             if not args.quiet:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from ._version import __version__
 from .memory import rusage_peaks_mb
 
 if TYPE_CHECKING:
-    from .api import Prepared
-    from .stats import LayerStats
+    from .passes.stats import LayerStats
+    from .prepare import Prepared
 
 
 def build_report(

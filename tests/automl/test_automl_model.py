@@ -57,7 +57,7 @@ from reference import Reference, reference_from_config, scoring_file_features  #
 
 import windowed_classify  # noqa: E402
 from windowed_classify.config import ModelConfig  # noqa: E402
-from windowed_classify.model import parse_scoring_file, resolve_schema  # noqa: E402
+from windowed_classify.models.schema import parse_scoring_file, resolve_schema  # noqa: E402
 
 # The order AutoML was trained with: not the order the rasters are discovered in
 # (Clim_etaaann, Geol_class, Relief_dem, Zz_unused, veg/Veg_ndvi).
@@ -348,7 +348,7 @@ def test_load_model_applies_the_fix_before_unpickling(automl: AutoML) -> None:
         import json, sys
         from pathlib import Path
         import pandas as pd
-        from windowed_classify.model import load_model
+        from windowed_classify.models.load import load_model
         model = load_model(Path(sys.argv[1]))
         from azureml.automl.core.onnx_convert.onnx_convert_constants import (
             OnnxConvertConstants,

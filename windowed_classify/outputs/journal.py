@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from . import __version__
+from .._version import __version__
+from ..config import Config
+from ..errors import OutputError
+from ..inputs.grid import Grid
+from ..inputs.layers import Layer
+from ..passes.stats import LayerStats
+from ..passes.statscache import file_identity
 from .atomic import write_text_atomic
-from .config import Config
-from .errors import OutputError
-from .stack import Grid, Layer
-from .stats import LayerStats
-from .statscache import file_identity
 
 FORMAT = 1
 

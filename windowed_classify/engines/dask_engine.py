@@ -32,13 +32,15 @@ from typing import Any
 
 from rasterio.windows import Window
 
-from .classify import ClassifyJob
-from .errors import ConfigError, EngineError
-from .executor import Executor, _Classifiers
-from .model import load_model
-from .partial_stats import Counts, LayerPlan, Task, count_windows, window_key
-from .stack import Grid, Layer
-from .stats import LayerStats
+from ..errors import ConfigError, EngineError
+from ..inputs.grid import Grid
+from ..inputs.layers import Layer
+from ..inputs.windows import window_key
+from ..models.load import load_model
+from ..passes.partial_stats import Counts, LayerPlan, Task, count_windows
+from ..passes.stats import LayerStats
+from ..passes.window import ClassifyJob
+from .base import Executor, _Classifiers
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,14 @@ import pandas as pd
 import rasterio
 from rasterio.windows import Window
 
-from .api import budget, discover_layers, require_features
-from .config import Config, load_config
-from .errors import InputError, OutputError
-from .model import load_model, resolve_schema
-from .stack import Grid, Layer, StackReader, open_layers
+from ..config import Config, load_config
+from ..errors import InputError, OutputError
+from ..inputs.grid import Grid
+from ..inputs.layers import Layer, open_layers
+from ..inputs.reader import StackReader
+from ..models.load import load_model
+from ..models.schema import resolve_schema
+from ..prepare import budget, discover_layers, require_features
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ def model_layers(cfg: Config) -> tuple[Grid, list[Layer]]:
     named = discover_layers(cfg)
     schema = resolve_schema(load_model(cfg.model.path), cfg.model)
     require_features(named, schema, cfg)
-    grid, layers = open_layers(named, cfg.nodata)
+    grid, layers = open_layers(named, cfg.nodata, cfg.rasters)
     rank = {name: i for i, name in enumerate(schema.features)}
     order = sorted(range(len(layers)), key=lambda i: (rank.get(layers[i].name, len(rank)), i))
     return grid, [layers[i] for i in order]

@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 from rasterio.windows import Window
 
-from .errors import ModelError
-from .model import CodeMapper, Legend, load_model, order_probabilities
-from .stack import Layer, StackReader
+from ..errors import ModelError
+from ..inputs.layers import Layer
+from ..inputs.reader import StackReader
+from ..models.legend import CodeMapper, Legend, order_probabilities
+from ..models.load import load_model
 
 
 def masked_pixels(invalid: np.ndarray, threshold: int) -> np.ndarray:

@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text_atomic
-from .errors import OutputError
-from .stack import Layer
+from ..errors import OutputError
+from ..inputs.layers import Layer
+from ..outputs.atomic import write_text_atomic
 from .stats import LayerStats
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from .config import ARCGIS_FLOAT32_NODATA
+from ..config import ARCGIS_FLOAT32_NODATA
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ processing:
 def run_demo(
     folder: Path, size: int = 1500, workers: int | None = None, quiet: bool = False
 ) -> dict:
-    from .api import run
+    from ..api import run
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import OutputError
+from ..errors import OutputError
 
 
 def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:

@@ -1,10 +1,8 @@
-"""Executors run a ``ClassifyJob`` over windows and yield (window, codes) in any order.
+"""The local engines: serial (in this thread), threads (one model), processes (one each).
 
-The pipeline only sees ``Executor.imap(job, windows)``; an engine (serial, thread pool,
-process pool, and later Dask) plugs in here without touching it. An executor is built from
-the model's path before pass 1, so worker processes start and load the model (once each)
-while the statistics are computed. The job (layers, medians, legend: a few KB) travels with
-each task; the model never does. In-flight windows are bounded so memory stays flat.
+Threads share one model and each has its own open rasters: GDAL reads and the predict of
+scikit-learn trees, LightGBM and onnxruntime release the GIL. Processes load the model once
+each, for models whose predict holds it.
 """
 
 from __future__ import annotations
@@ -15,66 +13,16 @@ import os
 import signal
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
-from .classify import ClassifyJob, WindowClassifier
-from .model import load_model
-from .stack import Grid, Layer
-from .stats import LayerStats, compute_stats
-
-Result = tuple[Window, np.ndarray]
-
-
-class Executor(ABC):
-    """Pass 1 (statistics) and pass 2 (classify windows; results come back in any order)."""
-
-    @abstractmethod
-    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]: ...
-
-    def compute_stats(
-        self, layers: Sequence[Layer], grid: Grid, workers: int, progress: Callable[[int], object]
-    ) -> dict[str, LayerStats]:
-        """Exact per-layer statistics; local engines count in this process's threads."""
-        return compute_stats(layers, grid, workers, progress=progress)
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        pass
-
-    def describe(self) -> dict[str, Any]:
-        """Fields the engine adds to the run report (a distributed engine names its workers)."""
-        return {}
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Classifiers:
-    """One WindowClassifier per job (open rasters are reused across that job's windows)."""
-
-    def __init__(self, model: Any):
-        self.model = model
-        self.job: ClassifyJob | None = None
-        self.classifier: WindowClassifier | None = None
-
-    def get(self, job: ClassifyJob) -> WindowClassifier:
-        if self.classifier is None or self.job is None or self.job.token != job.token:
-            self.close()
-            self.classifier, self.job = WindowClassifier(job, self.model), job
-        return self.classifier
-
-    def close(self) -> None:
-        if self.classifier is not None:
-            self.classifier.close()
-            self.classifier = None
+from ..models.load import load_model
+from ..passes.window import ClassifyJob, WindowClassifier
+from .base import Executor, Result, _Classifiers
 
 
 class SerialExecutor(Executor):
@@ -195,26 +143,3 @@ class ThreadExecutor(_BoundedPool):
         super().close()
         for classifiers in self.all:
             classifiers.close()
-
-
-def make_executor(
-    model_path: Path,
-    workers: int,
-    engine: str = "processes",
-    model: Any | None = None,
-    scheduler: str = "local",
-) -> Executor:
-    """The engine for ``workers``: serial for 1; ``model`` is reused where it can be.
-
-    ``dask`` runs on a Dask cluster (``scheduler``: an address, or ``local`` to start one of
-    ``workers`` processes); ``local`` is the default local engine (threads).
-    """
-    if engine == "dask":
-        from .dask_engine import DaskExecutor
-
-        return DaskExecutor(model_path, workers, scheduler)
-    if workers <= 1:
-        return SerialExecutor(model if model is not None else load_model(model_path))
-    if engine in ("threads", "local"):
-        return ThreadExecutor(model if model is not None else load_model(model_path), workers)
-    return ProcessExecutor(model_path, workers)

@@ -19,10 +19,11 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from .classify import WindowResult, proba_fill
-from .config import OutputConfig
-from .errors import OutputError, gdal_reason
-from .stack import Grid, window_text
+from ..config import OutputConfig
+from ..errors import OutputError, gdal_reason
+from ..inputs.grid import Grid
+from ..inputs.windows import window_text
+from ..passes.window import WindowResult, proba_fill
 from .style import colormap, palette, write_style
 
 TILE = 256

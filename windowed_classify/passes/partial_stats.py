@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from rasterio.windows import Window
 
-from .errors import InputError
-from .stack import Grid, Layer, iter_layer_values, layer_windows
+from ..errors import InputError
+from ..inputs.grid import Grid
+from ..inputs.layers import Layer
+from ..inputs.reader import iter_layer_values
+from ..inputs.windows import WindowKey, layer_windows, window_key
 from .stats import (
     BINS,
     SAMPLE_WINDOWS,
@@ -38,13 +41,6 @@ from .stats import (
 )
 
 TASK_PIXELS = 1 << 22  # about 4 million pixels (16 MB of float32) read by one task
-
-WindowKey = tuple[int, int, int, int]  # col_off, row_off, width, height (picklable, small)
-
-
-def window_key(window: Window) -> WindowKey:
-    return (int(window.col_off), int(window.row_off), int(window.width), int(window.height))
-
 
 @dataclass
 class Counts:

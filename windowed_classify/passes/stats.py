@@ -18,8 +18,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .stack import Grid, Layer, iter_layer_values, layer_windows
+from ..errors import InputError
+from ..inputs.grid import Grid
+from ..inputs.layers import Layer
+from ..inputs.reader import iter_layer_values
+from ..inputs.windows import layer_windows
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ModelError
+from ..errors import ModelError
 
 INSTALL_HINT = 'ONNX models need onnxruntime: pip install "windowed_classify[onnx]"'
 

@@ -1,0 +1,1 @@
+"""Commands beside ``run``: ``check``, ``sample`` and ``demo``."""

@@ -1,0 +1,1 @@
+"""Inputs: find the layers, open them on one grid, plan windows, read windows."""

@@ -1,0 +1,65 @@
+"""The grid every model layer shares: CRS, transform and shape, and what differs between two."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Grid:
+    crs: object
+    transform: object
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def same_grid(ref: Grid, this: Grid) -> bool:
+    return (
+        (ref.width, ref.height) == (this.width, this.height)
+        and ref.crs == this.crs
+        and this.transform.almost_equals(ref.transform, precision=1e-9)  # type: ignore[attr-defined]
+    )
+
+
+def grid_differences(ref: Grid, this: Grid) -> list[str]:
+    """What differs between two grids, each with both values ("CRS X (expected Y)")."""
+    diffs = []
+    if ref.crs != this.crs:
+        diffs.append(f"CRS {crs_text(this.crs)} (expected {crs_text(ref.crs)})")
+    rt, tt = ref.transform, this.transform
+    if not math.isclose(rt.a, tt.a, rel_tol=1e-9) or not math.isclose(rt.e, tt.e, rel_tol=1e-9):
+        diffs.append(
+            f"transform resolution {_num(tt.a)} x {_num(-tt.e)} "
+            f"(expected {_num(rt.a)} x {_num(-rt.e)})"
+        )
+    if (rt.b, rt.d) != (tt.b, tt.d):
+        diffs.append(f"transform rotation terms {(tt.b, tt.d)} (expected {(rt.b, rt.d)})")
+    if not (math.isclose(rt.c, tt.c, abs_tol=1e-9) and math.isclose(rt.f, tt.f, abs_tol=1e-9)):
+        diffs.append(
+            f"transform origin ({_num(tt.c)}, {_num(tt.f)}) (expected ({_num(rt.c)}, {_num(rt.f)}))"
+        )
+    if (ref.width, ref.height) != (this.width, this.height):
+        diffs.append(
+            f"shape {this.width} x {this.height} pixels (expected {ref.width} x {ref.height})"
+        )
+    if not diffs:  # tiny transform differences beyond the tolerance
+        diffs.append(f"transform {tuple(tt)[:6]} (expected {tuple(rt)[:6]})")
+    return diffs
+
+
+def _num(value: float) -> str:
+    return f"{value:.10g}"
+
+
+def crs_text(crs: object) -> str:
+    if crs is None:
+        return "none"
+    try:
+        return crs.to_string()  # type: ignore[attr-defined]
+    except Exception:  # pragma: no cover - exotic CRS objects
+        return str(crs)

@@ -1,0 +1,1 @@
+"""Outputs: the GeoTIFF writer, styles and sidecars, the preview, atomic writes, the journal."""

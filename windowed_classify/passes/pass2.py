@@ -1,0 +1,101 @@
+"""Pass 2: predict the windows still to do into the temporary outputs, checkpoint the progress
+into the resume journal as it goes, and move the outputs into place when complete."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import Interrupted
+from ..outputs.journal import Journal
+from ..outputs.writer import OutputSet
+from .window import ClassifyJob
+
+if TYPE_CHECKING:
+    from ..engines.executor import Executor
+    from ..prepare import Prepared
+
+
+def classify_job(prep: Prepared, medians: np.ndarray) -> ClassifyJob:
+    """What every worker needs for pass 2 (small and picklable)."""
+    cfg = prep.config
+    return ClassifyJob(
+        layers=tuple(prep.layers),
+        int_columns=tuple(
+            prep.schema.dtypes.get(layer.name, "").startswith(("int", "uint"))
+            for layer in prep.layers
+        ),
+        medians=medians,
+        threshold=cfg.nodata.threshold,
+        legend=prep.legend,
+        out_dtype=cfg.output.dtype,
+        out_nodata=cfg.output.nodata,
+        model_path=cfg.model.path,
+        probabilities=cfg.output.probabilities is not None,
+        confidence=cfg.output.confidence is not None,
+        proba_dtype=cfg.output.probabilities_dtype,
+    )
+
+
+def predict_windows(
+    prep: Prepared, journal: Journal, executor: Executor, quiet: bool, resumed: bool = False
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Returns the pixel count of every code and every file written, by kind."""
+    cfg = prep.config
+    stats = journal.stats
+    medians = np.array([stats[layer.name].median for layer in prep.layers], dtype=np.float32)
+    job = classify_job(prep, medians)
+    tiles = journal.tiles
+    todo = tiles.todo()
+    every = cfg.processing.checkpoint_seconds
+    writer = OutputSet(prep.grid, cfg.output, prep.legend.labels, resume=resumed)
+
+    def checkpoint() -> None:  # the rasters on disk first, then the journal that vouches
+        writer.checkpoint()
+        journal.save()
+
+    def discard() -> None:
+        writer.abort()
+        journal.path.unlink(missing_ok=True)
+
+    try:
+        checkpoint()  # a valid raster on disk from the start: resumable at once
+        last = time.monotonic()
+        with tqdm(
+            total=sum(int(w.width * w.height) for w in todo),
+            unit="px",
+            unit_scale=True,
+            desc="pass 2: classify",
+            disable=quiet,
+        ) as bar:
+            for window, result in executor.imap(job, todo):
+                writer.write(window, result, tiles.parts(window))
+                tiles.written(window)
+                bar.update(int(window.width * window.height))
+                if time.monotonic() - last >= every:
+                    checkpoint()
+                    last = time.monotonic()
+    except KeyboardInterrupt as exc:
+        try:  # keep what is complete, for --resume
+            checkpoint()
+            writer.suspend()
+        except BaseException:
+            discard()
+            raise
+        raise Interrupted(journal.path) from exc
+    except BaseException:
+        discard()
+        raise
+    try:
+        writer.commit()
+    finally:
+        journal.path.unlink(missing_ok=True)
+    outputs = {"classes": str(cfg.output.path)}
+    outputs |= {kind: str(path) for kind, path in writer.style.items()}
+    for key in ("probabilities", "confidence"):
+        if getattr(cfg.output, key) is not None:
+            outputs[key] = str(getattr(cfg.output, key))
+    return writer.pixel_counts(), outputs
