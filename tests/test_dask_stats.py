@@ -1,4 +1,4 @@
-"""Pass 1 in pieces (partial_stats): counts merged in any order give stats.py's exact results.
+"""Pass 1 in pieces: counts merged in any order (as a Dask engine gets them) are exact.
 
 No cluster here: the tasks a Dask engine would send run in this process, shuffled, in small
 groups, so every merge path (scout, rest, a second read of missed bins) is exercised.
@@ -19,13 +19,12 @@ from windowed_classify.errors import InputError
 from windowed_classify.inputs.discover import discover
 from windowed_classify.inputs.grid import Grid
 from windowed_classify.inputs.layers import Layer, open_layers
-from windowed_classify.passes.partial_stats import LayerPlan, count_windows
-from windowed_classify.passes.stats import LayerStats, layer_stats
+from windowed_classify.passes.stats import LayerPlan, LayerStats, compute_stats, count_task, serial
 
 
 def plan_stats(layer: Layer, grid: Grid, task_pixels: int, seed: int) -> LayerStats:
     """Every stage's tasks counted in a shuffled order, as results arrive from workers."""
-    plan = LayerPlan(layer, grid, task_pixels)
+    plan = LayerPlan.for_layer(layer, grid, task_pixels=task_pixels)
     rng = np.random.default_rng(seed)
     stages = 0
     while not plan.done:
@@ -34,8 +33,13 @@ def plan_stats(layer: Layer, grid: Grid, task_pixels: int, seed: int) -> LayerSt
         assert stages < 10, "the plan does not finish"
         for i in rng.permutation(len(tasks)):
             t = tasks[i]
-            plan.merge(t, count_windows(t.layer, t.windows, t.indices, t.run, t.bins))
+            plan.merge(t, count_task(t))
     return plan.result()
+
+
+def layer_stats(layer: Layer, grid: Grid) -> LayerStats:
+    """The statistics a local run computes: every task in order, in this thread."""
+    return compute_stats([layer], grid, serial)[layer.name]
 
 
 def open_folder(folder: Path, nodata: NodataConfig) -> tuple[Grid, list[Layer]]:

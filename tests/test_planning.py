@@ -11,7 +11,7 @@ from rasterio.transform import from_origin
 
 from windowed_classify.inputs.grid import Grid
 from windowed_classify.inputs.windows import layer_windows, lcm, plan_windows
-from windowed_classify.passes import stats
+from windowed_classify.passes import median, stats
 
 
 def _grid(width: int, height: int) -> Grid:
@@ -93,19 +93,19 @@ def test_median_is_exact_when_the_sample_misleads():
     rng = np.random.default_rng(3)
     low = rng.normal(-1000, 1, 5000).astype(np.float32)  # the sample: all far below
     rest = [rng.normal(50, 20, 7000).astype(np.float32) for _ in range(4)]
-    median, second = stats.streaming_median(lambda missing: iter(rest), [low])
-    assert second
+    plan = stats.plan_in_memory([low, *rest], held=[0], scouts=[])
+    assert plan.result().second_read
     expected = _pandas_median(np.concatenate([low, *rest]))
-    assert median.view(np.uint32) == expected.view(np.uint32)
+    assert np.float32(plan.result().median).view(np.uint32) == expected.view(np.uint32)
 
 
 def test_median_needs_one_read_when_the_sample_is_representative():
     rng = np.random.default_rng(4)
     chunks = [rng.normal(7, 3, 65536).astype(np.float32) for _ in range(40)]
-    median, second = stats.streaming_median(lambda missing: iter(chunks[10:]), chunks[:10])
-    assert not second
+    plan = stats.plan_in_memory(chunks, held=range(10), scouts=[])
+    assert not plan.result().second_read
     expected = _pandas_median(np.concatenate(chunks))
-    assert median.view(np.uint32) == expected.view(np.uint32)
+    assert np.float32(plan.result().median).view(np.uint32) == expected.view(np.uint32)
 
 
 @pytest.mark.parametrize(
@@ -127,9 +127,9 @@ def test_keys_preserve_order_across_signs_and_magnitudes():
     vals = np.array(
         [-np.inf, -3.4e38, -1.0, -1e-45, -0.0, 0.0, 1e-45, 1.0, 3.4e38, np.inf], dtype=np.float32
     )
-    keys = stats.to_keys(vals)
+    keys = median.to_keys(vals)
     assert (np.diff(keys.astype(np.int64)) > 0).all()
-    back = np.array([stats.from_key(int(k)) for k in keys], dtype=np.float32)
+    back = np.array([median.from_key(int(k)) for k in keys], dtype=np.float32)
     assert (back.view(np.uint32) == vals.view(np.uint32)).all()
 
 
@@ -164,7 +164,7 @@ def test_second_read_is_exact_and_skips_windows_that_cannot_hold_the_median(
     ) as ds:
         ds.write(data, 1)
     grid, (layer,) = open_layers([("gradient", path)], NodataConfig(), RastersConfig())
-    monkeypatch.setattr(stats, "SAMPLE_PIXELS", 1)  # hold one window only
+    monkeypatch.setattr(stats, "HOLD_PIXELS", 1)  # hold one window only
     reads: list[int] = []
     original = stats.iter_layer_values
 
@@ -173,13 +173,13 @@ def test_second_read_is_exact_and_skips_windows_that_cannot_hold_the_median(
         return original(lay, windows)
 
     monkeypatch.setattr(stats, "iter_layer_values", counting)
-    result = stats.layer_stats(layer, grid)
+    result = stats.compute_stats([layer], grid, stats.serial)[layer.name]
     valid = data[np.isfinite(data)]
     assert np.float32(result.median).view(np.uint32) == _pandas_median(valid).view(np.uint32)
-    n_windows = len(stats.layer_windows(grid, layer.block_shape))
-    held, scouted, rest, *again = reads
-    assert held + scouted + rest == n_windows  # every window read once...
-    assert 0 < sum(again) <= n_windows / 4  # ...then only the band holding the median
+    n_windows = len(layer_windows(grid, layer.block_shape))
+    first = int(np.searchsorted(np.cumsum(reads), n_windows)) + 1  # the first-read tasks
+    assert sum(reads[:first]) == n_windows  # every window read once...
+    assert 0 < sum(reads[first:]) <= n_windows / 4  # ...then only the band holding the median
 
 
 def test_median_is_exact_when_the_scout_misleads_too():
@@ -188,16 +188,8 @@ def test_median_is_exact_when_the_scout_misleads_too():
     held = [rng.normal(-1000, 1, 3000).astype(np.float32)]
     scout = [rng.normal(-900, 1, 4000).astype(np.float32) for _ in range(2)]
     rest = [rng.normal(50, 20, 9000).astype(np.float32) for _ in range(3)]
-    calls: list = []
-
-    def part(values):
-        def read(bins):
-            calls.append(bins)
-            return iter(values)
-
-        return read
-
-    median, missed = stats.streaming_median(part(rest), held, part(scout))
-    assert missed and calls[-1] is not None  # the rest was read again, for the missing bins
-    expected = _pandas_median(np.concatenate([*held, *scout, *rest]))
-    assert median.view(np.uint32) == expected.view(np.uint32)
+    chunks = [*held, *scout, *rest]
+    plan = stats.plan_in_memory(chunks, held=[0], scouts=[1, 2])
+    assert plan.result().second_read  # the rest was read again, for the missing bins
+    expected = _pandas_median(np.concatenate(chunks))
+    assert np.float32(plan.result().median).view(np.uint32) == expected.view(np.uint32)

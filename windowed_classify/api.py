@@ -73,7 +73,7 @@ def run(
         if journal is None:
             if not resume:
                 warn_if_leftover(prep)
-            stats, cache_state = statistics(prep, executor, n_workers, recompute_stats, quiet)
+            stats, cache_state = statistics(prep, executor, recompute_stats, quiet)
             windows = plan_windows(prep.grid, [la.block_shape for la in prep.layers], max_pixels)
             journal = new_journal(prep, prints, stats, windows)
         else:

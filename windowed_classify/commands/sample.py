@@ -30,6 +30,7 @@ from ..inputs.layers import Layer, open_layers
 from ..inputs.reader import StackReader
 from ..models.load import load_model
 from ..models.schema import resolve_schema
+from ..outputs.atomic import replace_atomic
 from ..prepare import budget, discover_layers, require_features
 
 log = logging.getLogger(__name__)
@@ -252,11 +253,8 @@ def values_at(
 
 def _write_csv(table: pd.DataFrame, out: Path) -> None:
     """Written under a temporary name and renamed: nothing half-written under ``out``."""
-    temp = out.with_name(f".{out.name}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(temp, index=False, encoding="utf-8")
-        os.replace(temp, out)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {out}: {exc}") from None
+    replace_atomic(out, lambda temp: table.to_csv(temp, index=False, encoding="utf-8"))

@@ -1,27 +1,67 @@
-"""The engine interface: pass 1 (statistics) and pass 2 (windows, results in any order).
+"""The engine interface: pass 1 (counting tasks) and pass 2 (windows, results in any order).
 
 The pipeline only sees ``Executor.imap(job, windows)`` and ``Executor.compute_stats``; an
 engine (serial, threads, processes, Dask) plugs in here without touching it. An executor is
 built from the model's path before pass 1, so worker processes start and load the model (once
 each) while the statistics are computed. The job (layers, medians, legend: a few KB) travels
-with each task; the model never does. In-flight windows are bounded so memory stays flat.
+with each task; the model never does. In-flight work is bounded so memory stays flat.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
-import numpy as np
 from rasterio.windows import Window
 
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
-from ..passes.stats import LayerStats, compute_stats
-from ..passes.window import ClassifyJob, WindowClassifier
+from ..passes.stats import Counts, LayerStats, Task, compute_stats
+from ..passes.window import ClassifyJob, WindowClassifier, WindowResult
 
-Result = tuple[Window, np.ndarray]
+Result = tuple[Window, WindowResult]
+T = TypeVar("T")
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> Any: ...
+
+
+F = TypeVar("F", bound=Cancellable)
+
+
+def bounded(
+    submit: Callable[[T], F],
+    take: Callable[[], T | None],
+    limit: int,
+    wait: Callable[[Collection[F]], Iterable[F]],
+) -> Iterator[tuple[T, F]]:
+    """Keep at most ``limit`` items submitted; yield (item, future) as each completes.
+
+    ``take()`` gives the next item whenever there is room (None: nothing more for now); it may
+    give more after results came back (pass 1's next stage depends on earlier counts). Ends
+    when nothing is pending and ``take`` has nothing. ``wait(pending)`` returns the futures
+    that are done, blocking until one is. Whatever is still pending is cancelled on exit.
+    """
+    pending: dict[F, T] = {}
+    try:
+        while True:
+            while len(pending) < limit and (item := take()) is not None:
+                pending[submit(item)] = item
+            if not pending:
+                return
+            for future in wait(pending):
+                yield pending.pop(future), future
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def taker(items: Iterable[T]) -> Callable[[], T | None]:
+    """``take`` over a plain iterable."""
+    it = iter(items)
+    return lambda: next(it, None)
 
 
 class Executor(ABC):
@@ -30,11 +70,18 @@ class Executor(ABC):
     @abstractmethod
     def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]: ...
 
+    @abstractmethod
+    def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
+        """Run pass 1's counting tasks as ``take`` gives them; yield each with its counts."""
+
+    #: layers whose counts are merged at once in pass 1 (enough tasks to keep workers busy)
+    stats_layers: int = 2
+
     def compute_stats(
-        self, layers: Sequence[Layer], grid: Grid, workers: int, progress: Callable[[int], object]
+        self, layers: Sequence[Layer], grid: Grid, progress: Callable[[int], object]
     ) -> dict[str, LayerStats]:
-        """Exact per-layer statistics; local engines count in this process's threads."""
-        return compute_stats(layers, grid, workers, progress=progress)
+        """Exact per-layer statistics: one algorithm (passes.stats), this engine's workers."""
+        return compute_stats(layers, grid, self.count, self.stats_layers, progress)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -50,7 +97,7 @@ class Executor(ABC):
         self.close()
 
 
-class _Classifiers:
+class Classifiers:
     """One WindowClassifier per job (open rasters are reused across that job's windows)."""
 
     def __init__(self, model: Any):

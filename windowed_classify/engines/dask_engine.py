@@ -7,7 +7,7 @@
 - the model reaches each worker once: a worker plugin carries the model file's bytes (read
   by the client, so the workers need not see it) and each worker loads it at start-up, a
   restarted or late-joining worker too; tasks carry only the small ``ClassifyJob``;
-- pass 1: tasks count groups of windows (partial_stats), the client merges: exact medians;
+- pass 1: tasks count groups of windows (passes/stats.py), the client merges: exact medians;
 - pass 2: each task reads its window from the inputs, classifies it and returns only the
   classifier's small result; the client is the one writer, results arrive in any order, at
   most ``2 x worker threads`` windows are in flight so the client's memory stays flat;
@@ -25,22 +25,18 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rasterio.windows import Window
 
 from ..errors import ConfigError, EngineError
-from ..inputs.grid import Grid
-from ..inputs.layers import Layer
 from ..inputs.windows import window_key
 from ..models.load import load_model
-from ..passes.partial_stats import Counts, LayerPlan, Task, count_windows
-from ..passes.stats import LayerStats
+from ..passes.stats import Counts, Task, count_task
 from ..passes.window import ClassifyJob
-from .base import Executor, _Classifiers
+from .base import Classifiers, Executor, bounded, taker
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +64,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 _MODELS: dict[str, Any] = {}  # model key -> model, one per worker process
 _LOCK = threading.Lock()
-_THREADS = threading.local()  # per worker thread: (model, _Classifiers) with open rasters
-_OPEN: weakref.WeakSet[_Classifiers] = weakref.WeakSet()  # to close them between runs
+_THREADS = threading.local()  # per worker thread: (model, Classifiers) with open rasters
+_OPEN: weakref.WeakSet[Classifiers] = weakref.WeakSet()  # to close them between runs
 
 
 def _model_key(model_path: Path) -> str:
@@ -118,7 +114,7 @@ def _classifier(job: ClassifyJob) -> Any:
     if slot is None or slot[0] is not model:
         if slot is not None:
             slot[1].close()
-        slot = _THREADS.slot = (model, _Classifiers(model))
+        slot = _THREADS.slot = (model, Classifiers(model))
         with _LOCK:
             _OPEN.add(slot[1])
     return slot[1].get(job)
@@ -137,10 +133,10 @@ def classify_window(job: ClassifyJob, key: tuple[int, int, int, int]) -> tuple[A
     return result, _worker_address(), time.perf_counter() - start
 
 
-def count_task(task: Task) -> tuple[Counts, str, float]:
+def count_on_worker(task: Task) -> tuple[Counts, str, float]:
     """Pass 1 on a worker: count one group of windows of one layer."""
     start = time.perf_counter()
-    counts = count_windows(task.layer, task.windows, task.indices, task.run, task.bins)
+    counts = count_task(task)
     return counts, _worker_address(), time.perf_counter() - start
 
 
@@ -151,7 +147,7 @@ class DaskExecutor(Executor):
     """Runs both passes on a Dask cluster; this process merges statistics and writes."""
 
     def __init__(self, model_path: Path, workers: int, scheduler: str = "local"):
-        distributed = _import_distributed()
+        self.distributed = distributed = _import_distributed()
         self.scheduler = scheduler
         self.cluster = None
         self.plugin_name: str | None = None
@@ -191,6 +187,11 @@ class DaskExecutor(Executor):
     def _inflight(self) -> int:
         return max(4, 2 * sum(self._nthreads().values()))
 
+    @property
+    def stats_layers(self) -> int:  # type: ignore[override]
+        """Enough layers in pass 1 that their stages' tasks keep every worker busy."""
+        return max(2, self._inflight())
+
     def _account(self, worker: str, kind: str, pixels: int, seconds: float) -> None:
         row = self.per_worker.setdefault(
             worker,
@@ -204,93 +205,39 @@ class DaskExecutor(Executor):
             row["pass1_tasks"] += 1
             row["pass1_seconds"] += seconds
 
-    # ------------------------------------------------------------------------- pass 1
+    # ------------------------------------------------------------------------- passes
 
-    def compute_stats(
-        self, layers: Sequence[Layer], grid: Grid, workers: int, progress: Callable[[int], object]
-    ) -> dict[str, LayerStats]:
-        """Tasks count groups of windows; a few layers are open at once on the client (each
-        holds up to 13 MB of counters), their stages' tasks keep every worker busy."""
-        distributed = _import_distributed()
-        todo = deque(layers)
-        plans: dict[str, LayerPlan] = {}
-        results: dict[str, LayerStats] = {}
-        queue: deque[Task] = deque()
-        pending: dict[Any, Task] = {}
-        running = distributed.as_completed()
-        limit = self._inflight()
-        max_layers = max(2, limit)
+    def _first_done(self, pending: Collection[Any]) -> Iterable[Any]:
+        return self.distributed.wait(list(pending), return_when="FIRST_COMPLETED").done
 
-        def start_layers() -> None:
-            while todo and len(plans) < max_layers:
-                layer = todo.popleft()
-                plans[layer.name] = plan = LayerPlan(layer, grid)
-                queue.extend(plan.next_tasks())
+    def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
+        """Pass 1: tasks count groups of windows on the workers; only counts come back."""
 
-        def fill() -> None:
-            while queue and len(pending) < limit:
-                task = queue.popleft()
-                future = self.client.submit(count_task, task, pure=False)
-                pending[future] = task
-                running.add(future)
+        def submit(task: Task) -> Any:
+            return self.client.submit(count_on_worker, task, pure=False)
 
-        try:
-            start_layers()
-            fill()
-            for future in running:
-                task = pending.pop(future)
-                counts, worker, seconds = _result(future, distributed)
-                future.release()
-                self._account(worker, "pass1", counts.pixels, seconds)
-                if task.first_read:
-                    progress(counts.pixels)
-                plan = plans[task.layer.name]
-                plan.merge(task, counts)
-                queue.extend(plan.next_tasks())
-                if plan.done:
-                    results[plan.layer.name] = plan.result()
-                    del plans[plan.layer.name]
-                    start_layers()
-                fill()
-        finally:
-            for future in pending:
-                future.cancel()
-        return {layer.name: results[layer.name] for layer in layers}
-
-    # ------------------------------------------------------------------------- pass 2
+        for task, future in bounded(submit, take, self._inflight(), self._first_done):
+            counts, worker, seconds = _result(future, self.distributed)
+            future.release()
+            self._account(worker, "pass1", counts.pixels, seconds)
+            yield task, counts
 
     def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[tuple[Window, Any]]:
-        distributed = _import_distributed()
-        limit = self._inflight()
-        running = distributed.as_completed()
-        pending: dict[Any, Window] = {}
-        remaining = iter(windows)
+        """Pass 2: each task reads, classifies and returns one window's small result."""
         prefix = f"classify-{job.token[:8]}"
 
-        def fill() -> None:
-            while len(pending) < limit:
-                window = next(remaining, None)
-                if window is None:
-                    return
-                key = window_key(window)
-                future = self.client.submit(
-                    classify_window, job, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
-                )
-                pending[future] = window
-                running.add(future)
+        def submit(window: Window) -> Any:
+            key = window_key(window)
+            return self.client.submit(
+                classify_window, job, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
+            )
 
-        try:
-            fill()
-            for future in running:
-                window = pending.pop(future)
-                result, worker, seconds = _result(future, distributed)
-                future.release()
-                self._account(worker, "pass2", int(window.width * window.height), seconds)
-                yield window, result
-                fill()
-        finally:
-            for future in pending:
-                future.cancel()
+        limit = self._inflight()
+        for window, future in bounded(submit, taker(windows), limit, self._first_done):
+            result, worker, seconds = _result(future, self.distributed)
+            future.release()
+            self._account(worker, "pass2", int(window.width * window.height), seconds)
+            yield window, result
 
     # ------------------------------------------------------------------------- report, close
 

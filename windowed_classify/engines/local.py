@@ -13,28 +13,34 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rasterio.windows import Window
 
+from ..inputs.windows import window_key
 from ..models.load import load_model
-from ..passes.window import ClassifyJob, WindowClassifier
-from .base import Executor, Result, _Classifiers
+from ..passes.stats import Counts, Task, count_task, serial
+from ..passes.window import ClassifyJob, WindowClassifier, WindowResult
+from .base import Classifiers, Executor, Result, bounded, taker
 
 
 class SerialExecutor(Executor):
     """In this process and thread; the simplest and the reference for the others."""
 
+    stats_layers = 1  # one task at a time: one layer's counters at a time
+
     def __init__(self, model: Any):
-        self.classifiers = _Classifiers(model)
+        self.classifiers = Classifiers(model)
 
     def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]:
         classifier = self.classifiers.get(job)
         for window in windows:
             yield window, classifier(window)
+
+    def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
+        return serial(take)
 
     def close(self) -> None:
         self.classifiers.close()
@@ -42,7 +48,7 @@ class SerialExecutor(Executor):
 
 # --------------------------------------------------------------------- process pool workers
 
-_WORKER: _Classifiers | None = None
+_WORKER: Classifiers | None = None
 
 
 def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
@@ -61,40 +67,43 @@ def _init_worker(model_path: Path) -> None:
     # Ctrl-C reaches the whole process group: the main process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(os.getppid())
-    _WORKER = _Classifiers(load_model(model_path))  # the model is loaded here, once
+    _WORKER = Classifiers(load_model(model_path))  # the model is loaded here, once
 
 
-def _classify_in_worker(job: ClassifyJob, window: tuple[int, int, int, int]) -> np.ndarray:
+def _classify_in_worker(job: ClassifyJob, window: tuple[int, int, int, int]) -> WindowResult:
     assert _WORKER is not None
     return _WORKER.get(job)(Window(*window))
 
 
+def _first_done(pending: Collection[cf.Future]) -> set[cf.Future]:
+    return cf.wait(pending, return_when=cf.FIRST_COMPLETED).done
+
+
 class _BoundedPool(Executor):
-    """Keeps at most ``inflight`` windows submitted; yields each result as it completes."""
+    """Keeps at most ``inflight`` windows submitted; yields each result as it completes.
+    Pass 1 counts in ``stats_pool``: threads of this process (GDAL reads release the GIL)."""
 
     pool: cf.Executor
+    stats_pool: cf.ThreadPoolExecutor
     inflight: int
 
     def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
         raise NotImplementedError
 
     def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]:
-        pending: dict[cf.Future, Window] = {}
-        try:
-            for window in windows:
-                pending[self._submit(job, window)] = window
-                if len(pending) >= self.inflight:
-                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    yield from ((pending.pop(f), f.result()) for f in done)
-            while pending:
-                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                yield from ((pending.pop(f), f.result()) for f in done)
-        finally:
-            for f in pending:
-                f.cancel()
+        submit = lambda window: self._submit(job, window)  # noqa: E731
+        for window, future in bounded(submit, taker(windows), self.inflight, _first_done):
+            yield window, future.result()
+
+    def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
+        submit = lambda task: self.stats_pool.submit(count_task, task)  # noqa: E731
+        for task, future in bounded(submit, take, self.inflight, _first_done):
+            yield task, future.result()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.stats_pool is not self.pool:
+            self.stats_pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ProcessExecutor(_BoundedPool):
@@ -108,13 +117,14 @@ class ProcessExecutor(_BoundedPool):
             initargs=(model_path,),
         )
         self.inflight = 2 * workers
+        self.stats_pool = cf.ThreadPoolExecutor(max_workers=workers)
+        self.stats_layers = workers + 1
         # Start every worker now, so imports and model loading overlap pass 1.
         for _ in range(workers):
             self.pool.submit(int)
 
     def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
-        key = (int(window.col_off), int(window.row_off), int(window.width), int(window.height))
-        return self.pool.submit(_classify_in_worker, job, key)
+        return self.pool.submit(_classify_in_worker, job, window_key(window))
 
 
 class ThreadExecutor(_BoundedPool):
@@ -123,15 +133,16 @@ class ThreadExecutor(_BoundedPool):
     def __init__(self, model: Any, workers: int):
         self.model = model
         self.local = threading.local()
-        self.all: list[_Classifiers] = []
+        self.all: list[Classifiers] = []
         self.lock = threading.Lock()
-        self.pool = cf.ThreadPoolExecutor(max_workers=workers)
+        self.pool = self.stats_pool = cf.ThreadPoolExecutor(max_workers=workers)
         self.inflight = 2 * workers
+        self.stats_layers = workers + 1
 
     def _classifier(self, job: ClassifyJob) -> WindowClassifier:
         classifiers = getattr(self.local, "classifiers", None)
         if classifiers is None:
-            classifiers = self.local.classifiers = _Classifiers(self.model)
+            classifiers = self.local.classifiers = Classifiers(self.model)
             with self.lock:
                 self.all.append(classifiers)
         return classifiers.get(job)

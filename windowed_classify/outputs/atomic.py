@@ -8,24 +8,35 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import OutputError
 
 
-def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:
-    """Write ``text`` to ``path``; ``durable`` also syncs it to disk before the rename."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.partial")  # unique per process
+def replace_atomic(
+    path: Path, write: Callable[[Path], object], *, durable: bool = False, what: str = ""
+) -> None:
+    """``write(temp)`` a file beside ``path``, then rename it to ``path``.
+
+    ``durable`` syncs the file to disk before the rename; ``what`` names the file in the
+    error ("the preview "). The temporary name keeps the suffix, which some writers go by.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")  # per process
     try:
-        with open(temp, "w", encoding="utf-8") as f:
-            f.write(text)
-            if durable:
-                f.flush()
+        write(temp)
+        if durable:
+            with open(temp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from None
+        raise OutputError(f"cannot write {what}{path}: {exc}") from None
+
+
+def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:
+    """Write ``text`` to ``path``; ``durable`` also syncs it to disk before the rename."""
+    replace_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"), durable=durable)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

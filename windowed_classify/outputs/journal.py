@@ -31,6 +31,7 @@ from ..config import Config
 from ..errors import OutputError
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
+from ..inputs.windows import window_key
 from ..passes.stats import LayerStats
 from ..passes.statscache import file_identity
 from .atomic import write_text_atomic
@@ -127,11 +128,10 @@ class Journal:
             "format": FORMAT,
             "fingerprint": self.prints,
             "stats": {name: s.to_dict() for name, s in self.stats.items()},
-            "windows": [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)]
-                        for w in self.windows],
+            "windows": [list(window_key(w)) for w in self.windows],
             "tile": self.tiles.tile,
             "done_tiles": base64.b64encode(np.packbits(self.tiles.done).tobytes()).decode(),
-        }  # fmt: skip
+        }
         write_text_atomic(self.path, json.dumps(data), durable=True)
 
     @classmethod

@@ -10,7 +10,6 @@ matplotlib (extra ``preview``).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
 from ..errors import OutputError
+from .atomic import replace_atomic
 from .style import palette
 
 PREVIEW_HINT = (
@@ -190,10 +190,6 @@ def _draw(
         alignment="left",
     )
     png.parent.mkdir(parents=True, exist_ok=True)
-    temp = png.with_name(f".{png.stem}.partial.png")
-    try:
-        fig.savefig(temp, dpi=DPI, facecolor="white")
-        os.replace(temp, png)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the preview {png}: {exc}") from None
+    replace_atomic(
+        png, lambda temp: fig.savefig(temp, dpi=DPI, facecolor="white"), what="the preview "
+    )

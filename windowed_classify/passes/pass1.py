@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def statistics(
-    prep: Prepared, executor: Executor, workers: int, recompute: bool, quiet: bool
+    prep: Prepared, executor: Executor, recompute: bool, quiet: bool
 ) -> tuple[dict[str, LayerStats], str]:
     """Per-layer statistics, and the cache's state: disabled, used, computed or partly used."""
     cache = (
@@ -39,7 +39,7 @@ def statistics(
             desc="pass 1: statistics",
             disable=quiet,
         ) as bar:
-            fresh = executor.compute_stats(todo, prep.grid, workers, progress=bar.update)
+            fresh = executor.compute_stats(todo, prep.grid, progress=bar.update)
         if cache is not None:
             for layer in todo:
                 cache.put(layer, fresh[layer.name])

@@ -1,228 +1,52 @@
-"""Pass 1: exact per-layer median, min, max and counts, streamed in bounded memory.
+"""Pass 1: exact per-layer median, min, max and counts, as counts that add up exactly.
 
-Each float32 maps to an order-preserving uint32 key. Every valid value is counted by the top
-16 bits of its key (65,536 bins). A spread-out sample of the layer's windows is read first and
-kept; it predicts which bins the middle rank(s) fall in ("candidate" bins), and for values in
-those bins the low 16 bits are counted too. When the middle ranks land in candidate bins (the
-common case) the median is exact after one read; otherwise only the missing bins are counted
-in a second read of that layer. The two middle values are averaged in float64, as pandas does,
-then cast to float32.
+One algorithm for every engine. A layer's windows are counted by tasks (groups of windows,
+any order, on any worker: a thread here or a Dask worker elsewhere), and ``LayerPlan`` merges
+their ``Counts`` in stages:
+
+1. scout: a spread quarter of the windows, counted by high bits only, except a small spread
+   "held" sample (about a million values) whose full keys come back too;
+2. rest: the other windows, counted by high bits and in full inside the candidate bins that
+   the scouts' histogram points at (the held keys inside them are added);
+3. finish: only the windows whose value range can hold the median's bin(s) are read again:
+   the scouts for every median bin, the rest only for a bin the candidates missed (the held
+   keys need no second read).
+
+When the candidates hold the median (the common case) a layer is read once, plus the scouts
+that can hold its bin. Counting is exact, so the order tasks finish in does not matter.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from rasterio.windows import Window
 
 from ..errors import InputError
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
 from ..inputs.reader import iter_layer_values
-from ..inputs.windows import layer_windows
+from ..inputs.windows import WindowKey, layer_windows, window_key
+from .median import (
+    BINS,
+    MedianCounter,
+    batched,
+    bin_range,
+    choose_candidates,
+    sparse,
+    to_keys,
+)
 
 log = logging.getLogger(__name__)
 
-BINS = 1 << 16
-SIGN = np.uint32(0x80000000)
-MAX_CANDIDATES = 24  # low-bit counters kept per layer: 24 x 65,536 x 8 bytes = 12 MB
-SAMPLE_PIXELS = 1 << 20  # about 1 million values held while candidates are chosen
-SAMPLE_WINDOWS = 64
-MARGIN = 0.03  # sample quantiles 0.5 +- MARGIN (at least) become candidates
+TASK_PIXELS = 1 << 22  # about 4 million pixels (16 MB of float32) read by one task
+HOLD_PIXELS = 1 << 20  # about a million values whose full keys are kept from the first read
+HOLD_WINDOWS = 64
 SCOUT_FRACTION = 4  # a quarter of the windows, spread out, choose the candidate bins
-BATCH = 1 << 18  # values per histogram update (4x the bins: amortised, small temporaries)
-
-
-def to_keys(values: np.ndarray) -> np.ndarray:
-    """float32 -> uint32 keys whose unsigned order is the float order (-0.0 just below +0.0).
-
-    Non-negative floats get their sign bit set; negative ones have every bit flipped.
-    """
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    flip = (bits.view(np.int32) >> 31).view(np.uint32)  # all ones where negative
-    return bits ^ (flip | SIGN)
-
-
-def from_key(key: int) -> np.float32:
-    k = np.uint32(key)
-    bits = k & ~SIGN if k & SIGN else ~k
-    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
-
-
-class MedianCounter:
-    """Counts keys by their high 16 bits, and in full inside one run of candidate bins.
-
-    The run is ``n`` contiguous high-16 bins starting at ``first``: a key is inside when
-    ``key - (first << 16)`` (wrapping below) is less than ``n << 16``, one comparison.
-    Bins counted later by a second read are kept in ``extra``.
-    """
-
-    def __init__(self, first: int = 0, n: int = 0):
-        self.high = np.zeros(BINS, dtype=np.int64)
-        self.first, self.n = first, n
-        self.base = np.uint32(first << 16)
-        self.low = np.zeros(n * BINS, dtype=np.int64)
-        self.extra: dict[int, np.ndarray] = {}
-
-    @property
-    def count(self) -> int:
-        return int(self.high.sum())
-
-    def add(self, keys: np.ndarray, count_high: bool = True) -> None:
-        if count_high:
-            self.high += np.bincount(keys >> 16, minlength=BINS)
-        if self.n:
-            offset = keys - self.base
-            offset = offset[offset < self.low.size]
-            if offset.size:
-                self.low += np.bincount(offset, minlength=self.low.size)
-
-    def low_counts(self, b: int) -> np.ndarray | None:
-        if self.first <= b < self.first + self.n:
-            i = b - self.first
-            return self.low[i * BINS : (i + 1) * BINS]
-        return self.extra.get(b)
-
-    def middle_bins(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """(bin, rank inside bin) of the lower and upper middle values."""
-        n = self.count
-        if n == 0:
-            raise ValueError("no valid values")
-        cum = np.cumsum(self.high)
-        out = []
-        for rank in ((n - 1) // 2, n // 2):
-            b = int(np.searchsorted(cum, rank, side="right"))
-            before = int(cum[b - 1]) if b else 0
-            out.append((b, rank - before))
-        return out[0], out[1]
-
-    def missing(self) -> list[int]:
-        return sorted({b for b, _ in self.middle_bins() if self.low_counts(b) is None})
-
-    def median(self) -> np.float32:
-        values = []
-        for b, rank in self.middle_bins():
-            counts = self.low_counts(b)
-            if counts is None:
-                raise RuntimeError(f"bin {b} was not counted in full")
-            low = int(np.searchsorted(np.cumsum(counts), rank, side="right"))
-            values.append(from_key((b << 16) | low))
-        # pandas (np.median) ends with np.mean of the middle value(s) in float64: that turns
-        # -0.0 into +0.0, so use the same call rather than (a + b) / 2.
-        middle = values[:1] if self.count % 2 else values
-        return np.float32(np.mean(np.asarray(middle, dtype=np.float64)))
-
-
-def choose_candidates(high: np.ndarray) -> tuple[int, int]:
-    """(first bin, count) of high-16 bins likely to hold the median, from a high-bit histogram
-    of part of the data: its quantiles 0.5 +- m, the band centred on its median in rank and
-    narrowed until it spans at most MAX_CANDIDATES bins.
-    """
-    n = int(high.sum())
-    if n == 0:
-        return 0, 0
-    cum = np.cumsum(high)
-    margin = max(MARGIN, 4.0 / np.sqrt(n))
-    while True:
-        lo = int(np.searchsorted(cum, max(0, int((0.5 - margin) * n)), side="right"))
-        hi = int(np.searchsorted(cum, min(n - 1, int((0.5 + margin) * n)), side="right"))
-        if hi - lo + 1 <= MAX_CANDIDATES or margin < 1e-4:
-            break
-        margin /= 1.5
-    if hi - lo + 1 > MAX_CANDIDATES:  # extremely spread: the bins nearest the median bin
-        mid = int(np.searchsorted(cum, n // 2, side="right"))
-        lo = max(lo, mid - MAX_CANDIDATES // 2)
-        hi = lo + MAX_CANDIDATES - 1
-    hi = min(hi, BINS - 1)
-    return lo, hi - lo + 1
-
-
-def _batched(arrays: Iterable[np.ndarray], size: int = BATCH) -> Iterator[np.ndarray]:
-    """Concatenate small arrays into about ``size`` values: one histogram update per batch."""
-    pending: list[np.ndarray] = []
-    held = 0
-    for a in arrays:
-        pending.append(a)
-        held += a.size
-        if held >= size:
-            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
-            pending, held = [], 0
-    if pending:
-        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
-
-
-def streaming_median(
-    chunks: Callable[[Sequence[int] | None], Iterable[np.ndarray]],
-    sample: Sequence[np.ndarray] = (),
-    scout: Callable[[Sequence[int] | None], Iterable[np.ndarray]] | None = None,
-) -> tuple[np.float32, bool]:
-    """Exact median of float32 values given in three parts, each read once in the common case.
-
-    - ``sample``: values held in memory;
-    - ``scout(None)``: values counted by their high bits only, before the candidate bins are
-      chosen from the histogram of sample + scout (a large, spread-out guess costs no memory);
-    - ``chunks(None)``: the rest, counted in full inside the candidate bins.
-    Afterwards ``scout(bins)`` (and, when the guess missed, ``chunks(bins)``) is called once
-    more for the median's bins only; it may skip chunks that cannot hold a key in them.
-    Returns (median, whether the guess missed: the rest was read again for missing bins).
-    """
-    sample_keys = to_keys(np.concatenate(sample)) if len(sample) else np.empty(0, np.uint32)
-    scouted = MedianCounter()
-    scouted.add(sample_keys)
-    for keys in _batched(to_keys(c) for c in (scout(None) if scout else ())):
-        scouted.add(keys)
-    counter = MedianCounter(*choose_candidates(scouted.high))
-    counter.high += scouted.high
-    counter.add(sample_keys, count_high=False)
-    del sample_keys
-    for keys in _batched(to_keys(c) for c in chunks(None)):
-        counter.add(keys)
-    if counter.count == 0:
-        raise ValueError("no valid values")
-    bins = sorted({b for b, _ in counter.middle_bins()})
-    missing = counter.missing()
-    if not missing and scout is None:
-        return counter.median(), False
-    # One more read, of the median's bins only (they may be far apart: a counter each).
-    seconds = {b: MedianCounter(b, 1) for b in bins}
-
-    def count(parts: Iterable[np.ndarray], which: Sequence[int]) -> None:
-        for keys in _batched(to_keys(c) for c in parts):
-            for b in which:
-                seconds[b].add(keys, count_high=False)
-
-    if scout:
-        count(scout(bins), bins)
-    if missing:
-        count(sample, missing)
-        count(chunks(missing), missing)
-    for b in bins:
-        inside = counter.low_counts(b)
-        if inside is None:
-            counter.extra[b] = seconds[b].low
-        else:  # a candidate bin: add the scouted values' counts to the rest's
-            inside += seconds[b].low
-    return counter.median(), bool(missing)
-
-
-def exact_median(values: np.ndarray, chunk: int = 65536) -> np.float32:
-    """The streaming algorithm over an in-memory array of valid values (for tests and tools)."""
-    values = np.asarray(values, dtype=np.float32).ravel()
-    if values.size == 0:
-        raise ValueError("no valid values")
-    pieces = [values[i : i + chunk] for i in range(0, values.size, chunk)]
-    step = max(1, len(pieces) // SAMPLE_WINDOWS)
-    picked = set(range(0, len(pieces), step)[:SAMPLE_WINDOWS])
-    sample = [pieces[i] for i in sorted(picked)]
-    rest = [p for i, p in enumerate(pieces) if i not in picked]
-    median, _ = streaming_median(lambda missing: iter(rest), sample)
-    return median
-
-
-# ----------------------------------------------------------------------------- per layer
 
 
 @dataclass
@@ -238,97 +62,343 @@ class LayerStats:
         return asdict(self)
 
 
+@dataclass
+class Counts:
+    """What one task counted over some windows of one layer; every field adds up exactly."""
+
+    indices: np.ndarray  # the windows' indices in the layer's window list (int64)
+    high: tuple[np.ndarray, np.ndarray] | None = None  # (bins, counts) of the high 16 bits
+    keys: tuple[np.ndarray, np.ndarray] = field(  # (distinct full uint32 keys, counts)
+        default_factory=lambda: (np.empty(0, np.uint32), np.empty(0, np.int64))
+    )
+    ranges: np.ndarray | None = None  # (windows, 2) int32 high-bin range; (1, 0) if empty
+    valid: int = 0
+    nodata: int = 0
+    min: float = np.inf
+    max: float = -np.inf
+
+    @property
+    def pixels(self) -> int:
+        return self.valid + self.nodata
+
+
+@dataclass
+class Task:
+    """One piece of pass-1 work: which windows of which layer, counted how.
+
+    A first read (``bins`` None) counts everything: totals, ranges, the high-bit histogram,
+    full keys inside the ``run`` (first bin, count) of candidate bins, or every full key when
+    ``hold``. A later read counts only full keys inside ``bins``.
+    """
+
+    layer: Layer | None  # None: values that are already in memory (exact_median)
+    windows: list[WindowKey]
+    indices: list[int]
+    run: tuple[int, int] | None = None
+    bins: list[int] | None = None
+    hold: bool = False
+
+    @property
+    def first_read(self) -> bool:
+        return self.bins is None
+
+
+def count_values(chunks: Iterable[tuple[np.ndarray, int]], task: Task) -> Counts:
+    """Count ``(valid float32 values, nodata count)`` chunks, one per window of ``task``."""
+    first_read = task.bins is None
+    out = Counts(indices=np.asarray(task.indices, dtype=np.int64))
+    if first_read:
+        out.ranges = np.tile(np.array([1, 0], dtype=np.int32), (len(task.indices), 1))
+    counter = MedianCounter(*(task.run or (0, 0))) if first_read else None
+    seconds = {b: MedianCounter(b, 1) for b in (task.bins or ())}
+    held: list[np.ndarray] = []
+
+    def values() -> Iterator[np.ndarray]:
+        for j, (data, n_invalid) in enumerate(chunks):
+            if first_read:
+                assert out.ranges is not None
+                out.nodata += n_invalid
+                out.valid += data.size
+                if data.size:
+                    lo, hi = float(data.min()), float(data.max())
+                    out.min, out.max = min(out.min, lo), max(out.max, hi)
+                    out.ranges[j] = bin_range(lo, hi)
+            yield data
+
+    for keys in batched(to_keys(v) for v in values()):
+        if counter is not None:
+            counter.add(keys)
+        if task.hold:
+            held.append(keys)
+        for second in seconds.values():
+            second.add(keys, count_high=False)
+
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    if counter is not None:
+        out.high = sparse(counter.high)
+        if counter.n:
+            parts.append(sparse(counter.low, counter.first << 16))
+    parts += [sparse(s.low, b << 16) for b, s in seconds.items()]
+    if held:
+        keys, n = np.unique(np.concatenate(held), return_counts=True)
+        parts.append((keys, n.astype(np.int64)))
+    if parts:
+        out.keys = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return out
+
+
+def count_task(task: Task) -> Counts:
+    """Read and count the windows of ``task`` (on whichever worker runs it)."""
+    assert task.layer is not None
+    windows = [Window(*w) for w in task.windows]
+    chunks = ((data, n) for _, data, n in iter_layer_values(task.layer, windows))
+    return count_values(chunks, task)
+
+
+class LayerPlan:
+    """The merging side for one layer: hands out tasks stage by stage, merges their counts.
+
+    Stages: scout -> rest -> finish -> done. ``next_tasks()`` gives the current stage's tasks
+    once the previous stage's counts are all in (an empty list means wait for more counts,
+    unless ``done``). ``windows`` is the layer's window list (``pixels`` each, about);
+    ``hold_pixels`` bounds the held sample.
+    """
+
+    def __init__(
+        self,
+        layer: Layer | None,
+        windows: Sequence[WindowKey],
+        pixels: int,
+        name: str = "",
+        task_pixels: int | None = None,
+        hold_pixels: int | None = None,
+    ):
+        self.layer = layer
+        self.name = name or (layer.name if layer is not None else "")
+        self.windows = list(windows)
+        n = len(self.windows)
+        task_pixels = TASK_PIXELS if task_pixels is None else task_pixels
+        hold_pixels = HOLD_PIXELS if hold_pixels is None else hold_pixels
+        self.per_task = max(1, task_pixels // max(pixels, 1))
+        spread = sample_order(n, max(HOLD_WINDOWS, n // SCOUT_FRACTION), n, 1)
+        picks = sample_order(len(spread), HOLD_WINDOWS, hold_pixels, pixels)
+        self.held = [spread[i] for i in picks]
+        held = set(self.held)
+        self.scouts = [i for i in spread if i not in held]
+        in_front = set(spread)
+        self.rest = [i for i in range(n) if i not in in_front]
+        self.ranges = np.tile(np.array([1, 0], dtype=np.int32), (n, 1))
+        self.scouted = np.zeros(BINS, dtype=np.int64)
+        self.held_keys = (np.empty(0, np.uint32), np.empty(0, np.int64))
+        self.counter: MedianCounter | None = None
+        self.seconds: dict[int, np.ndarray] = {}
+        self.bins: list[int] = []
+        self.missing: list[int] = []
+        self.totals = {"valid": 0, "nodata": 0, "min": np.inf, "max": -np.inf}
+        self.stage = "new"
+        self.outstanding = 0
+
+    @classmethod
+    def for_layer(cls, layer: Layer, grid: Grid, **kwargs: int) -> LayerPlan:
+        windows = [window_key(w) for w in layer_windows(grid, layer.block_shape)]
+        return cls(layer, windows, windows[0][2] * windows[0][3], **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def done(self) -> bool:
+        return self.stage == "done"
+
+    def _tasks(self, indices: Sequence[int], **how: object) -> list[Task]:
+        out = []
+        for s in range(0, len(indices), self.per_task):
+            part = list(indices[s : s + self.per_task])
+            windows = [self.windows[i] for i in part]
+            out.append(Task(self.layer, windows, part, **how))  # type: ignore[arg-type]
+        self.outstanding += len(out)
+        return out
+
+    def _holding(self, indices: Sequence[int], bins: Sequence[int]) -> list[int]:
+        """The windows whose value range can hold a key in one of ``bins``."""
+        r = self.ranges[np.asarray(indices, dtype=np.int64)]
+        hold = np.zeros(len(indices), dtype=bool)
+        for b in bins:
+            hold |= (r[:, 0] <= b) & (b <= r[:, 1])
+        return [i for i, h in zip(indices, hold, strict=True) if h]
+
+    def next_tasks(self) -> list[Task]:
+        """Advance through every stage whose inputs are complete; the tasks of the new one."""
+        while self.outstanding == 0 and not self.done:
+            tasks = self._advance()
+            if tasks:
+                return tasks
+        return []
+
+    def _advance(self) -> list[Task]:
+        if self.stage == "new":
+            self.stage = "scout"
+            return self._tasks(self.held, hold=True) + self._tasks(self.scouts)
+        if self.stage == "scout":
+            self.stage = "rest"
+            run = choose_candidates(self.scouted)
+            self.counter = MedianCounter(*run)
+            self.counter.high += self.scouted
+            if run[1]:
+                self.counter.add_sparse(*self.held_keys)
+            return self._tasks(self.rest, run=run)
+        assert self.counter is not None
+        if self.stage == "rest":
+            self.stage = "finish"
+            if self.counter.count == 0:
+                where = f" ({self.layer.path})" if self.layer is not None else ""
+                raise InputError(
+                    f"layer '{self.name}'{where} has no valid pixel: every value is nodata"
+                )
+            self.bins = sorted({b for b, _ in self.counter.middle_bins()})
+            self.missing = self.counter.missing()
+            self.seconds = {b: np.zeros(BINS, dtype=np.int64) for b in self.bins}
+            self._add_seconds(*self.held_keys, self.missing)  # held keys: no second read
+            # Scouts were counted by high bits only: all median bins; the rest: missed ones.
+            scouts = self._tasks(self._holding(self.scouts, self.bins), bins=self.bins)
+            return scouts + self._tasks(self._holding(self.rest, self.missing), bins=self.missing)
+        if self.stage == "finish":
+            for b in self.bins:
+                inside = self.counter.low_counts(b)
+                if inside is None:
+                    self.counter.extra[b] = self.seconds[b]
+                else:  # a candidate bin: add the scouts' counts to the rest's
+                    inside += self.seconds[b]
+            self.stage = "done"
+        return []
+
+    def _add_seconds(self, keys: np.ndarray, counts: np.ndarray, bins: Iterable[int]) -> None:
+        for b in bins:
+            inside = (keys >> 16) == b
+            self.seconds[b][(keys[inside] & 0xFFFF).astype(np.int64)] += counts[inside]
+
+    def merge(self, task: Task, counts: Counts) -> None:
+        """Add one task's counts (any order within a stage)."""
+        self.outstanding -= 1
+        if task.first_read:
+            assert counts.high is not None and counts.ranges is not None
+            self.ranges[counts.indices] = counts.ranges
+            t = self.totals
+            t["valid"] += counts.valid
+            t["nodata"] += counts.nodata
+            t["min"], t["max"] = min(t["min"], counts.min), max(t["max"], counts.max)
+            high_bins, high_counts = counts.high
+            target = self.scouted if self.stage == "scout" else self.counter.high  # type: ignore[union-attr]
+            target[high_bins.astype(np.int64)] += high_counts
+        keys, n = counts.keys
+        if not keys.size:
+            return
+        if task.hold:  # distinct keys per task; tasks may share keys: add them up
+            self.held_keys = distinct(
+                np.concatenate([self.held_keys[0], keys]), np.concatenate([self.held_keys[1], n])
+            )
+        elif task.first_read:  # keys inside the candidate run
+            assert self.counter is not None
+            self.counter.add_sparse(keys, n)
+        else:
+            self._add_seconds(keys, n, self.seconds)
+
+    def result(self) -> LayerStats:
+        assert self.done and self.counter is not None
+        t = self.totals
+        return LayerStats(
+            median=float(self.counter.median()),
+            min=t["min"],
+            max=t["max"],
+            valid_count=int(t["valid"]),
+            nodata_count=int(t["nodata"]),
+            second_read=bool(self.missing),
+        )
+
+
+def distinct(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse counts with every key once (their counts added up)."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    total = np.zeros(unique.size, dtype=np.int64)
+    np.add.at(total, inverse.reshape(-1), counts)
+    return unique, total
+
+
 def sample_order(n: int, max_windows: int, max_pixels: int, pixels_per_window: int) -> list[int]:
     """Indices of windows spread evenly over the layer, to read (and keep) first."""
     k = max(1, min(n, max_windows, max(1, max_pixels // max(pixels_per_window, 1))))
     return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
 
 
-def bin_range(lo: float, hi: float) -> tuple[int, int]:
-    """(lowest, highest) high-16 bin of the keys of values whose min and max are lo and hi.
-
-    Keys are monotonic; a zero extreme is taken as -0.0 below and +0.0 above, since min/max
-    may return either sign when both are present.
-    """
-    lo = np.float32(-0.0) if lo == 0 else np.float32(lo)
-    hi = np.float32(0.0) if hi == 0 else np.float32(hi)
-    keys = to_keys(np.array([lo, hi], dtype=np.float32))
-    return int(keys[0] >> 16), int(keys[1] >> 16)
-
-
-def layer_stats(
-    layer: Layer, grid: Grid, progress: Callable[[int], None] | None = None
-) -> LayerStats:
-    """Median, min, max and counts of one layer: one read, plus a re-read of the scouted
-    windows that can hold the median's bins (about a tenth of the layer on smooth data).
-    """
-    windows = layer_windows(grid, layer.block_shape)
-    n = len(windows)
-    per_window = int(windows[0].width * windows[0].height)
-    spread = sample_order(n, max(SAMPLE_WINDOWS, n // SCOUT_FRACTION), n * per_window, 1)
-    held = [spread[i] for i in sample_order(len(spread), SAMPLE_WINDOWS, SAMPLE_PIXELS, per_window)]
-    held_set, in_front = set(held), set(spread)
-    scouts = [i for i in spread if i not in held_set]
-    rest = [i for i in range(n) if i not in in_front]
-
-    totals = {"valid": 0, "nodata": 0, "min": np.inf, "max": -np.inf}
-    ranges: dict[int, tuple[int, int]] = {}  # window -> high-16 bin range (8 bytes a window)
-
-    def read(indices: Sequence[int], bins: Sequence[int] | None) -> Iterable[np.ndarray]:
-        """First time (bins None): every window, accounted. Then: only those that can hold
-        a key in ``bins`` (values near the median of a smooth layer lie in a band of them)."""
-        if bins is not None:
-            indices = [i for i in indices if any(ranges[i][0] <= b <= ranges[i][1] for b in bins)]
-        for j, values, n_invalid in iter_layer_values(layer, [windows[i] for i in indices]):
-            if bins is None:
-                if progress is not None:
-                    progress(values.size + n_invalid)
-                totals["nodata"] += n_invalid
-                totals["valid"] += values.size
-                ranges[indices[j]] = (1, 0)  # empty: holds no bin
-                if values.size:
-                    lo, hi = float(values.min()), float(values.max())
-                    totals["min"] = min(totals["min"], lo)
-                    totals["max"] = max(totals["max"], hi)
-                    ranges[indices[j]] = bin_range(lo, hi)
-            yield values
-
-    sample = list(read(held, None))
-    try:
-        median, missed = streaming_median(
-            lambda bins: read(rest, bins), sample, lambda bins: read(scouts, bins)
-        )
-    except ValueError:
-        raise InputError(
-            f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is nodata"
-        ) from None
-    return LayerStats(
-        median=float(median),
-        min=totals["min"],
-        max=totals["max"],
-        valid_count=int(totals["valid"]),
-        nodata_count=int(totals["nodata"]),
-        second_read=missed,
-    )
+Runner = Callable[[Callable[[], "Task | None"]], Iterator[tuple[Task, Counts]]]
 
 
 def compute_stats(
     layers: Sequence[Layer],
     grid: Grid,
-    workers: int = 1,
-    progress: Callable[[int], None] | None = None,
+    run: Runner,
+    open_layers: int = 2,
+    progress: Callable[[int], object] | None = None,
 ) -> dict[str, LayerStats]:
-    """Stats for every layer; layers run in parallel threads (GDAL reads release the GIL)."""
+    """Exact statistics of every layer, from tasks that ``run`` counts on some engine.
 
-    def one(layer: Layer) -> LayerStats:
-        result = layer_stats(layer, grid, progress)
-        if result.second_read:
-            log.info("layer '%s': the median needed a second read", layer.name)
-        return result
+    ``run(take)`` asks ``take()`` for tasks (None: nothing more for now) and yields each task
+    with its counts as they come back, in any order. At most ``open_layers`` layers are being
+    merged at once (each holds up to about 26 MB of counters).
+    """
+    todo = deque(layers)
+    plans: dict[str, LayerPlan] = {}
+    results: dict[str, LayerStats] = {}
+    queue: deque[Task] = deque()
 
-    if workers <= 1 or len(layers) <= 1:
-        results = [one(layer) for layer in layers]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(one, layers))
-    return {layer.name: r for layer, r in zip(layers, results, strict=True)}
+    def start_layers() -> None:
+        while todo and len(plans) < max(1, open_layers):
+            plan = LayerPlan.for_layer(todo.popleft(), grid)
+            plans[plan.name] = plan
+            queue.extend(plan.next_tasks())
+
+    start_layers()
+    for task, counts in run(lambda: queue.popleft() if queue else None):
+        if task.first_read and progress is not None:
+            progress(counts.pixels)
+        assert task.layer is not None
+        plan = plans[task.layer.name]
+        plan.merge(task, counts)
+        queue.extend(plan.next_tasks())
+        if plan.done:
+            results[plan.name] = plan.result()
+            if results[plan.name].second_read:
+                log.info("layer '%s': the median needed a second read", plan.name)
+            del plans[plan.name]
+            start_layers()
+    return {layer.name: results[layer.name] for layer in layers}
+
+
+def serial(take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
+    """Count tasks one after the other in this thread."""
+    while (task := take()) is not None:
+        yield task, count_task(task)
+
+
+def exact_median(values: np.ndarray, chunk: int = 65536) -> np.float32:
+    """The same counting over an in-memory array of valid values (for tests and tools)."""
+    values = np.asarray(values, dtype=np.float32).ravel()
+    if values.size == 0:
+        raise ValueError("no valid values")
+    chunks = [values[i : i + chunk] for i in range(0, values.size, chunk)]
+    return plan_in_memory(chunks).counter.median()  # type: ignore[union-attr]
+
+
+def plan_in_memory(
+    chunks: Sequence[np.ndarray],
+    held: Sequence[int] | None = None,
+    scouts: Sequence[int] | None = None,
+) -> LayerPlan:
+    """A finished plan over in-memory chunks of valid values (one chunk per window), with the
+    held and scout chunks chosen as for a layer, or given."""
+    plan = LayerPlan(None, [(0, 0, 0, 0)] * len(chunks), max(c.size for c in chunks), "values")
+    if held is not None and scouts is not None:
+        plan.held, plan.scouts = list(held), list(scouts)
+        front = {*held, *scouts}
+        plan.rest = [i for i in range(len(chunks)) if i not in front]
+    while not plan.done:
+        for task in plan.next_tasks():
+            plan.merge(task, count_values(((chunks[i], 0) for i in task.indices), task))
+    return plan
