@@ -1,35 +1,110 @@
 """YAML -> one typed, validated Config: paths resolved, unknown keys rejected.
 
-Every problem is a ConfigError whose message names the key (``section.key``) at fault.
+Every key is written once, as a dataclass field made by ``key()``: its checker, its default as
+one writes it in YAML, and its help. The validation, the unknown-key messages, ``SCHEMA`` and
+the generated reference (README table, configs/example.yaml: see ``config_docs``) all come
+from those fields. Every problem is a ConfigError whose message names the key at fault.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from . import config_values as v
+from .config_values import Validator
 from .errors import ConfigError
 
 ARCGIS_FLOAT32_NODATA = -3.3999999521443642e38
 CODE_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32")
 COMPRESSIONS = ("lzw", "deflate", "zstd", "lzma", "packbits", "none")
+REQUIRED = object()  # a key without a default
+
+
+def key(
+    check: Validator,
+    default: Any = REQUIRED,
+    *,
+    help: str,
+    details: str = "",
+    example: Any = None,
+    shown: str | None = None,
+    commented: bool = False,
+) -> Any:
+    """A config key: ``check`` turns the YAML value into the typed one; ``default`` is written
+    as in YAML (the field's default is ``check(default)``); ``help`` is one line for the README
+    table, ``details`` more lines for example.yaml; ``example`` is the value example.yaml shows
+    when it is not the default (``commented``: shown as a comment); ``shown`` the README's
+    text for the default."""
+    meta = {
+        "check": check,
+        "default": default,
+        "help": help,
+        "details": details,
+        "example": example,
+        "shown": shown,
+        "commented": commented,
+    }
+    if default is REQUIRED:
+        return field(metadata=meta)
+    typed = check(default, "", Path("."))
+    if isinstance(typed, dict | list):
+        return field(default_factory=lambda: type(typed)(typed), metadata=meta)
+    return field(default=typed, metadata=meta)
 
 
 @dataclass(frozen=True)
 class RastersConfig:
-    folder: Path | None = None  # exactly one of folder and files
-    files: tuple[tuple[str, Path | str], ...] | None = None  # (feature, path or GDAL URL)
-    extensions: tuple[str, ...] = (".tif", ".tiff")
-    align: bool = False  # warp misfit layers onto the reference grid, window by window
-    reference: Path | None = None  # the grid to warp onto (default: the first layer's)
-    resampling: Mapping[str, str] = field(default_factory=lambda: {"default": "nearest"})
+    folder: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="folder searched recursively for layers",
+        details="Every file whose name ends with one of the extensions (case-insensitive) is a "
+        "layer. Layers are sorted by relative path; the feature name is the file name without "
+        "its extension (Elev_dem.tif -> Elev_dem). Two files with the same feature name are an "
+        "error. Every raster must share the first one's CRS, transform and size.",
+        example="covariates",
+        shown="one of folder/files",
+    )
+    files: tuple[tuple[str, Path | str], ...] | None = key(
+        v.to_files,
+        None,
+        help="feature name -> path or GDAL URL (`/vsicurl/https://...`, `/vsis3/...`), "
+        "in this order",
+        details="Instead of folder. Dask workers must be able to read the same paths.",
+        example={"Elev_dem": "/shared/dem.tif", "Veg_ndvi": "/vsicurl/https://example.org/ndvi.tif"},
+        shown="one of folder/files",
+        commented=True,
+    )
+    extensions: tuple[str, ...] = key(
+        v.to_extensions,
+        [".tif", ".tiff"],
+        help="file name endings that are layers (case-insensitive)",
+    )
+    align: bool = key(
+        v.to_bool,
+        False,
+        help='warp layers off the reference grid onto it (see "Misfit grids")',
+        details="Layers off the grid: false = an error naming what differs; true = warp them "
+        "onto the reference grid as they are read, with `resampling`; nodata never enters a "
+        "kernel.",
+    )
+    reference: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="with `align`: a raster whose grid is the reference (default: the first layer's)",
+    )
+    resampling: Mapping[str, str] = key(
+        v.to_resampling,
+        "nearest",
+        help="with `align`: a method, or `{default: ..., <feature>: ...}`",
+    )
 
     def resampling_for(self, feature: str) -> str:
         """The warp resampling method of one layer: its own entry, else the default."""
@@ -38,31 +113,104 @@ class RastersConfig:
 
 @dataclass(frozen=True)
 class NodataConfig:
-    values: tuple[float, ...] = (ARCGIS_FLOAT32_NODATA,)
-    use_file_nodata: bool = True
-    threshold: int = 0
+    values: tuple[float, ...] = key(
+        v.to_numbers,
+        [ARCGIS_FLOAT32_NODATA],
+        help="values that mean nodata (compared as float32)",
+        details="A pixel value is nodata when it is NaN or +-inf, equals one of these values "
+        "(compared after casting both to float32), or equals the file's own nodata tag (if "
+        "use_file_nodata). The default is the ArcGIS float32 nodata value.",
+    )
+    use_file_nodata: bool = key(v.to_bool, True, help="a file's own nodata tag is nodata too")
+    threshold: int = key(
+        v.to_int(0),
+        0,
+        help="mask a pixel when more than this many layers are nodata",
+        details="A masked pixel gets output.nodata and is never given to the model. 0: any "
+        "nodata masks the pixel. Other nodata values are filled with their layer's global "
+        "median.",
+    )
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: Path
-    scoring_file: Path | None = None
-    features: tuple[str, ...] | None = None
-    classes: tuple[Any, ...] | None = None
+    path: Path = key(
+        v.to_path,
+        help="joblib/pickle model, or an ONNX model (`.onnx`)",
+        details="A scikit-learn estimator or an Azure AutoML model.pkl. Loading a pickle runs "
+        "code from it: only load models you trust.",
+        example="model.pkl",
+        shown="required",
+    )
+    scoring_file: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="Azure AutoML scoring file giving the features",
+        details="scoring_file_v_1_0_0.py: its input_sample gives the features and their "
+        "order. It is parsed, never executed.",
+    )
+    features: tuple[str, ...] | None = key(
+        v.to_names,
+        None,
+        help="features in the model's order",
+        details="When neither the scoring file nor the model's feature_names_in_ gives them. "
+        "When several sources exist they must agree.",
+    )
+    classes: tuple[Any, ...] | None = key(
+        v.to_labels,
+        None,
+        help="label order -> codes 0..n-1 (default: model's `classes_`)",
+    )
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    path: Path
-    dtype: str = "uint8"
-    nodata: int = 255
-    compress: str = "lzw"
-    overwrite: bool = False
-    probabilities: Path | None = None  # one band per class, in code order
-    probabilities_dtype: str = "uint8"  # uint8: percent 0-100, 255 masked; float32: 0-1, NaN
-    confidence: Path | None = None  # the highest class probability, same encoding
-    cog: bool = False  # Cloud Optimized GeoTIFFs (internal overviews)
-    preview: Path | None = None  # a quick-look PNG of the classes
+    path: Path = key(
+        v.to_path,
+        help="the classified GeoTIFF",
+        details="Written under a temporary name (.prediction.partial.tif) and renamed into "
+        "place only when complete. The JSON report is written beside it "
+        "(prediction.report.json), and the style sidecars: prediction.qml (QGIS style, applied "
+        "automatically), a legend CSV and prediction.tif.aux.xml (category names + attribute "
+        "table).",
+        example="prediction.tif",
+        shown="required",
+    )
+    dtype: str = key(
+        v.one_of(CODE_DTYPES), "uint8", help=", ".join(CODE_DTYPES)
+    )
+    nodata: int = key(
+        v.to_int(-(2**31)), 255, help="code of masked pixels; must not collide with a class code"
+    )
+    compress: str = key(v.one_of(COMPRESSIONS), "lzw", help=", ".join(COMPRESSIONS))
+    overwrite: bool = key(v.to_bool, False, help="replace an existing output")
+    probabilities: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="GeoTIFF of one probability band per class",
+        example="probabilities.tif",
+        commented=True,
+    )
+    probabilities_dtype: str = key(
+        v.one_of(("uint8", "float32")),
+        "uint8",
+        help="`uint8` (percent, 255 masked) or `float32` (0-1, NaN masked)",
+    )
+    confidence: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="GeoTIFF of the highest class probability",
+        example="confidence.tif",
+        commented=True,
+    )
+    cog: bool = key(v.to_bool, False, help="write Cloud Optimized GeoTIFFs (internal overviews)")
+    preview: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="a quick-look PNG of the classes (needs the `preview` extra)",
+        example="preview.png",
+        commented=True,
+    )
 
     @property
     def rasters(self) -> list[Path]:
@@ -77,13 +225,63 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ProcessingConfig:
-    memory_mb: int = 256
-    workers: int | None = None  # None: all cores
-    engine: str = "threads"  # threads (one model; "local" means this), processes, or dask
-    scheduler: str = "local"  # dask: a scheduler's address, or local (a LocalCluster)
-    stats_cache: bool = True
-    cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/windowed_classify (~/.cache/...)
-    checkpoint_seconds: float = 10.0  # how often pass 2 makes its progress resumable
+    memory_mb: int = key(
+        v.to_int(1),
+        256,
+        help="working-memory budget (windows + GDAL block cache)",
+        details="Peak memory is about the interpreter and model (per worker) plus this budget.",
+    )
+    workers: int | None = key(
+        v.to_opt_int(1), None, help="worker count; 1 = in-process", shown="all cores"
+    )
+    engine: str = key(
+        v.to_engine,
+        "local",
+        help="`local` (= `threads`: one model, least memory), `processes`, or `dask` (see "
+        '"Running on a Dask cluster")',
+        details="workers > 1: threads share one model in one process (least memory; right for "
+        "models whose predict releases the GIL: scikit-learn trees, LightGBM, XGBoost, ONNX); "
+        "processes load the model once per worker (for pure-Python models), each worker "
+        "~300 MB more.",
+    )
+    scheduler: str = key(
+        v.to_scheduler,
+        "local",
+        help="with `dask`: a scheduler address (`tcp://host:8786`), or `local` to start a "
+        "LocalCluster of `processing.workers` processes",
+    )
+    stats_cache: bool = key(
+        v.to_bool, True, help="reuse pass-1 statistics of unchanged files"
+    )
+    cache_dir: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="where the statistics cache lives",
+        details="null = $XDG_CACHE_HOME/windowed_classify/stats (~/.cache/...).",
+        shown="user cache",
+    )
+    checkpoint_seconds: float = key(
+        v.to_seconds, 10.0, help="how often pass 2 makes its progress resumable"
+    )
+
+
+SECTIONS: dict[str, type] = {
+    "rasters": RastersConfig,
+    "nodata": NodataConfig,
+    "model": ModelConfig,
+    "output": OutputConfig,
+    "processing": ProcessingConfig,
+}
+
+
+def spec(f: Field) -> tuple[Validator, Any]:
+    """(checker, default as written in YAML) of one key's field."""
+    return f.metadata["check"], f.metadata["default"]
+
+
+SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
+    name: {f.name: spec(f) for f in fields(cls)} for name, cls in SECTIONS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -105,261 +303,28 @@ def sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.stem + suffix)
 
 
-# ----------------------------------------------------------------------------- validators
-# Each validator takes (value, key, base_dir) and returns the typed value or raises.
-
-Validator = Callable[[Any, str, Path], Any]
-
-
-def _fail(key: str, expected: str, value: Any) -> ConfigError:
-    return ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
-
-
-def _path(value: Any, key: str, base: Path) -> Path:
-    if not isinstance(value, str | os.PathLike) or not str(value).strip():
-        raise _fail(key, "a path (text)", value)
-    if "\x00" in str(value):  # no file system takes it; os calls would raise ValueError
-        raise _fail(key, "a path without NUL characters", value)
-    p = Path(os.path.expanduser(str(value)))
-    return p if p.is_absolute() else (base / p)
-
-
-def _opt_path(value: Any, key: str, base: Path) -> Path | None:
-    return None if value is None else _path(value, key, base)
-
-
-def _bool(value: Any, key: str, base: Path) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(key, "true or false", value)
-    return value
-
-
-def _int(minimum: int, maximum: int | None = None) -> Validator:
-    def check(value: Any, key: str, base: Path) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise _fail(key, "a whole number", value)
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise _fail(key, f"a whole number {bound}", value)
-        return int(value)
-
-    return check
-
-
-def _opt_int(minimum: int) -> Validator:
-    inner = _int(minimum)
-    return lambda value, key, base: None if value is None else inner(value, key, base)
-
-
-def _seconds(value: Any, key: str, base: Path) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise _fail(key, "a number of seconds >= 0", value)
-    return float(value)
-
-
-def _choice(options: tuple[str, ...]) -> Validator:
-    def check(value: Any, key: str, base: Path) -> str:
-        text = str(value).lower() if isinstance(value, str) else None
-        if text not in options:
-            raise _fail(key, "one of " + ", ".join(options), value)
-        return text
-
-    return check
-
-
-def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        if isinstance(value, str):
-            try:
-                return float(value)  # "nan", "-inf", "-9999"
-            except ValueError:
-                pass
-        raise _fail(key, "a number", value)
-    return float(value)
-
-
-def _numbers(value: Any, key: str, base: Path) -> tuple[float, ...]:
-    if value is None:
-        return ()
-    items = value if isinstance(value, list | tuple) else [value]
-    return tuple(_number(v, f"{key}[{i}]") for i, v in enumerate(items))
-
-
-REMOTE = re.compile(r"^(/vsi[a-z0-9_]+/|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
-
-
-def is_remote(path: Path | str) -> bool:
-    """A GDAL virtual path or URL (/vsicurl/..., /vsis3/..., https://...): not a local file."""
-    return isinstance(path, str) and REMOTE.match(path) is not None
-
-
-def _source(value: Any, key: str, base: Path) -> Path | str:
-    """A local path (resolved like every path) or, kept as written, a GDAL path or URL."""
-    if isinstance(value, str) and REMOTE.match(value.strip()):
-        return value.strip()
-    return _path(value, key, base)
-
-
-def _files(value: Any, key: str, base: Path) -> tuple[tuple[str, Path | str], ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or not value:
-        raise _fail(key, "a mapping of feature name to a raster path or GDAL URL", value)
-    out = []
-    for name, source in value.items():
-        if not isinstance(name, str) or not name:
-            raise _fail(key, "feature names (text) as keys", name)
-        out.append((name, _source(source, f"{key}.{name}", base)))
-    return tuple(out)
-
-
-def _engine(value: Any, key: str, base: Path) -> str:
-    """local is the default local engine: threads."""
-    engine = _choice(("local", "threads", "processes", "dask"))(value, key, base)
-    return "threads" if engine == "local" else engine
-
-
-def _scheduler(value: Any, key: str, base: Path) -> str:
-    text = value.strip() if isinstance(value, str) else None
-    if not text or not (text.lower() == "local" or "://" in text):
-        raise _fail(key, "local, or a Dask scheduler address such as tcp://host:8786", value)
-    return "local" if text.lower() == "local" else text
-
-
-def _resampling(value: Any, key: str, base: Path) -> dict[str, str]:
-    """A method name, or {default: method, <feature>: method, ...}; names as rasterio's."""
-    from rasterio.warp import SUPPORTED_RESAMPLING
-
-    methods = tuple(r.name for r in SUPPORTED_RESAMPLING)
-    items = value if isinstance(value, Mapping) else {"default": value}
-    if not items:
-        raise _fail(key, "a resampling method, or a mapping of feature name to method", value)
-    out = {"default": "nearest"}
-    for name, method in items.items():
-        if not isinstance(name, str) or not name:
-            raise _fail(key, "feature names (text) as keys", name)
-        sub = key if items is not value else f"{key}.{name}"
-        out[name] = _choice(methods)(method, sub, base)
-    return out
-
-
-def _extensions(value: Any, key: str, base: Path) -> tuple[str, ...]:
-    items = value if isinstance(value, list | tuple) else [value]
-    out = []
-    for i, v in enumerate(items):
-        if not isinstance(v, str) or not v.strip(".").strip():
-            raise _fail(f"{key}[{i}]", "a file extension such as .tif", v)
-        out.append("." + v.strip().lstrip(".").lower())
-    if not out:
-        raise _fail(key, "at least one extension", value)
-    return tuple(out)
-
-
-def _names(value: Any, key: str, base: Path) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not value:
-        raise _fail(key, "a non-empty list of feature names", value)
-    for i, v in enumerate(value):
-        if not isinstance(v, str) or not v:
-            raise _fail(f"{key}[{i}]", "a feature name (text)", v)
-    _no_repeats(value, key)
-    return tuple(value)
-
-
-def _labels(value: Any, key: str, base: Path) -> tuple[Any, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not value:
-        raise _fail(key, "a non-empty list of class labels", value)
-    for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, str | int | float):
-            raise _fail(f"{key}[{i}]", "a class label (text or number)", v)
-    _no_repeats(value, key)
-    return tuple(value)
-
-
-def _no_repeats(values: list | tuple, key: str) -> None:
-    seen: set = set()
-    for v in values:
-        if v in seen:
-            raise ConfigError(f"config key '{key}': {v!r} is listed twice")
-        seen.add(v)
-
-
-_REQUIRED = object()
-
-SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
-    "rasters": {
-        "folder": (_opt_path, None),
-        "files": (_files, None),
-        "extensions": (_extensions, [".tif", ".tiff"]),
-        "align": (_bool, False),
-        "reference": (_opt_path, None),
-        "resampling": (_resampling, "nearest"),
-    },
-    "nodata": {
-        "values": (_numbers, [ARCGIS_FLOAT32_NODATA]),
-        "use_file_nodata": (_bool, True),
-        "threshold": (_int(0), 0),
-    },
-    "model": {
-        "path": (_path, _REQUIRED),
-        "scoring_file": (_opt_path, None),
-        "features": (_names, None),
-        "classes": (_labels, None),
-    },
-    "output": {
-        "path": (_path, _REQUIRED),
-        "dtype": (_choice(CODE_DTYPES), "uint8"),
-        "nodata": (_int(-(2**31)), 255),
-        "compress": (_choice(COMPRESSIONS), "lzw"),
-        "overwrite": (_bool, False),
-        "probabilities": (_opt_path, None),
-        "probabilities_dtype": (_choice(("uint8", "float32")), "uint8"),
-        "confidence": (_opt_path, None),
-        "cog": (_bool, False),
-        "preview": (_opt_path, None),
-    },
-    "processing": {
-        "memory_mb": (_int(1), 256),
-        "workers": (_opt_int(1), None),
-        "engine": (_engine, "local"),
-        "scheduler": (_scheduler, "local"),
-        "stats_cache": (_bool, True),
-        "cache_dir": (_opt_path, None),
-        "checkpoint_seconds": (_seconds, 10.0),
-    },
-}
-SECTIONS = {
-    "rasters": RastersConfig,
-    "nodata": NodataConfig,
-    "model": ModelConfig,
-    "output": OutputConfig,
-    "processing": ProcessingConfig,
-}
-
-
 def _section(raw: Any, name: str, base: Path) -> Any:
-    spec = SCHEMA[name]
+    cls = SECTIONS[name]
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise _fail(name, "a mapping of keys", raw)
-    unknown = [k for k in raw if k not in spec]
+        raise v.fail(name, "a mapping of keys", raw)
+    allowed = [f.name for f in fields(cls)]
+    unknown = [k for k in raw if k not in allowed]
     if unknown:
         raise ConfigError(
-            f"unknown config key '{name}.{unknown[0]}'; allowed in '{name}': " + ", ".join(spec)
+            f"unknown config key '{name}.{unknown[0]}'; allowed in '{name}': " + ", ".join(allowed)
         )
     values = {}
-    for key, (check, default) in spec.items():
-        if key in raw:
-            values[key] = check(raw[key], f"{name}.{key}", base)
-        elif default is _REQUIRED:
-            raise ConfigError(f"missing required config key '{name}.{key}'")
+    for f in fields(cls):
+        check, default = spec(f)
+        if f.name in raw:
+            values[f.name] = check(raw[f.name], f"{name}.{f.name}", base)
+        elif default is REQUIRED:
+            raise ConfigError(f"missing required config key '{name}.{f.name}'")
         else:
-            values[key] = check(default, f"{name}.{key}", base)
-    return SECTIONS[name](**values)
+            values[f.name] = check(default, f"{name}.{f.name}", base)
+    return cls(**values)
 
 
 def _check_output(out: OutputConfig) -> None:

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import RastersConfig, is_remote
+from ..config import RastersConfig
+from ..config_values import is_remote
 from ..errors import InputError
 
 log = logging.getLogger(__name__)

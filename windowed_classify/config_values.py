@@ -1,0 +1,192 @@
+"""The config's value checkers: each takes (value, key, base_dir) and returns the typed value,
+or raises a ConfigError whose message names the key (``section.key``) at fault."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+Validator = Callable[[Any, str, Path], Any]
+
+
+def fail(key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
+
+
+def to_path(value: Any, key: str, base: Path) -> Path:
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
+        raise fail(key, "a path (text)", value)
+    if "\x00" in str(value):  # no file system takes it; os calls would raise ValueError
+        raise fail(key, "a path without NUL characters", value)
+    p = Path(os.path.expanduser(str(value)))
+    return p if p.is_absolute() else (base / p)
+
+
+def to_opt_path(value: Any, key: str, base: Path) -> Path | None:
+    return None if value is None else to_path(value, key, base)
+
+
+def to_bool(value: Any, key: str, base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise fail(key, "true or false", value)
+    return value
+
+
+def to_int(minimum: int, maximum: int | None = None) -> Validator:
+    def check(value: Any, key: str, base: Path) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise fail(key, "a whole number", value)
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise fail(key, f"a whole number {bound}", value)
+        return int(value)
+
+    return check
+
+
+def to_opt_int(minimum: int) -> Validator:
+    inner = to_int(minimum)
+    return lambda value, key, base: None if value is None else inner(value, key, base)
+
+
+def to_seconds(value: Any, key: str, base: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise fail(key, "a number of seconds >= 0", value)
+    return float(value)
+
+
+def one_of(options: tuple[str, ...]) -> Validator:
+    def check(value: Any, key: str, base: Path) -> str:
+        text = str(value).lower() if isinstance(value, str) else None
+        if text not in options:
+            raise fail(key, "one of " + ", ".join(options), value)
+        return text
+
+    return check
+
+
+def to_number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        if isinstance(value, str):
+            try:
+                return float(value)  # "nan", "-inf", "-9999"
+            except ValueError:
+                pass
+        raise fail(key, "a number", value)
+    return float(value)
+
+
+def to_numbers(value: Any, key: str, base: Path) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    return tuple(to_number(v, f"{key}[{i}]") for i, v in enumerate(items))
+
+
+REMOTE = re.compile(r"^(/vsi[a-z0-9_]+/|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
+def is_remote(path: Path | str) -> bool:
+    """A GDAL virtual path or URL (/vsicurl/..., /vsis3/..., https://...): not a local file."""
+    return isinstance(path, str) and REMOTE.match(path) is not None
+
+
+def to_source(value: Any, key: str, base: Path) -> Path | str:
+    """A local path (resolved like every path) or, kept as written, a GDAL path or URL."""
+    if isinstance(value, str) and REMOTE.match(value.strip()):
+        return value.strip()
+    return to_path(value, key, base)
+
+
+def to_files(value: Any, key: str, base: Path) -> tuple[tuple[str, Path | str], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise fail(key, "a mapping of feature name to a raster path or GDAL URL", value)
+    out = []
+    for name, source in value.items():
+        if not isinstance(name, str) or not name:
+            raise fail(key, "feature names (text) as keys", name)
+        out.append((name, to_source(source, f"{key}.{name}", base)))
+    return tuple(out)
+
+
+def to_engine(value: Any, key: str, base: Path) -> str:
+    """local is the default local engine: threads."""
+    engine = one_of(("local", "threads", "processes", "dask"))(value, key, base)
+    return "threads" if engine == "local" else engine
+
+
+def to_scheduler(value: Any, key: str, base: Path) -> str:
+    text = value.strip() if isinstance(value, str) else None
+    if not text or not (text.lower() == "local" or "://" in text):
+        raise fail(key, "local, or a Dask scheduler address such as tcp://host:8786", value)
+    return "local" if text.lower() == "local" else text
+
+
+def to_resampling(value: Any, key: str, base: Path) -> dict[str, str]:
+    """A method name, or {default: method, <feature>: method, ...}; names as rasterio's."""
+    from rasterio.warp import SUPPORTED_RESAMPLING
+
+    methods = tuple(r.name for r in SUPPORTED_RESAMPLING)
+    items = value if isinstance(value, Mapping) else {"default": value}
+    if not items:
+        raise fail(key, "a resampling method, or a mapping of feature name to method", value)
+    out = {"default": "nearest"}
+    for name, method in items.items():
+        if not isinstance(name, str) or not name:
+            raise fail(key, "feature names (text) as keys", name)
+        sub = key if items is not value else f"{key}.{name}"
+        out[name] = one_of(methods)(method, sub, base)
+    return out
+
+
+def to_extensions(value: Any, key: str, base: Path) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    out = []
+    for i, v in enumerate(items):
+        if not isinstance(v, str) or not v.strip(".").strip():
+            raise fail(f"{key}[{i}]", "a file extension such as .tif", v)
+        out.append("." + v.strip().lstrip(".").lower())
+    if not out:
+        raise fail(key, "at least one extension", value)
+    return tuple(out)
+
+
+def to_names(value: Any, key: str, base: Path) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise fail(key, "a non-empty list of feature names", value)
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not v:
+            raise fail(f"{key}[{i}]", "a feature name (text)", v)
+    no_repeats(value, key)
+    return tuple(value)
+
+
+def to_labels(value: Any, key: str, base: Path) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise fail(key, "a non-empty list of class labels", value)
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise fail(f"{key}[{i}]", "a class label (text or number)", v)
+    no_repeats(value, key)
+    return tuple(value)
+
+
+def no_repeats(values: list | tuple, key: str) -> None:
+    seen: set = set()
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"config key '{key}': {v!r} is listed twice")
+        seen.add(v)
