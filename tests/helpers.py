@@ -322,6 +322,37 @@ def run_cli(
     )
 
 
+def run_main(
+    *args: str | os.PathLike[str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``cli.main(args)`` in this process, as ``run_cli`` would run it in a subprocess: the
+    exit code and what it printed (a user error's one line, the logging). Much faster than a
+    subprocess; keep ``run_cli`` for what needs a real process (signals, interpreter exit)."""
+    import contextlib
+    import io
+    import signal
+
+    from windowed_classify import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = [str(a) for a in args]
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own: put ours back
+    here = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(argv)
+            except SystemExit as exc:  # argparse: --help, usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(here)
+        signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(["windowed_classify", *argv], code, out.getvalue(),
+                                       err.getvalue())  # fmt: skip
+
+
 # --------------------------------------------------------------------------- stacks
 
 

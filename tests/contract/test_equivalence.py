@@ -24,7 +24,7 @@ from helpers import (
     make_config,
     native,
     read_output,
-    run_cli,
+    run_main,
     save_model,
     threshold_model,
     train_model,
@@ -337,13 +337,13 @@ def test_dict_relative_paths_resolve_against_cwd(
 def test_cli_run_succeeds_and_matches(tmp_path: Path) -> None:
     case = build_case(tmp_path, seed=11)
     cfg = case.write_config()
-    proc = run_cli(cfg, "--quiet", cwd=tmp_path)
+    proc = run_main(cfg, "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     ref = reference_from_config(case.config)
     assert_run_matches(load_report(case.output), ref, case.output)
     # the `run` sub-command form and --overwrite
-    proc = run_cli("run", cfg, "--quiet", "--overwrite", "--workers", "2", cwd=tmp_path)
+    proc = run_main("run", cfg, "--quiet", "--overwrite", "--workers", "2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert_run_matches(load_report(case.output), ref, case.output)
 
@@ -361,7 +361,7 @@ def test_extra_layers_ignored_with_warning(tmp_path: Path) -> None:
     ref = reference_from_config(case.config)
     assert sorted(ref.ignored) == ["junk_layer", "ndvi"]
     cfg = case.write_config()
-    proc = run_cli(cfg, cwd=tmp_path)
+    proc = run_main(cfg, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     said = proc.stderr + proc.stdout
     assert "junk_layer" in said and "ndvi" in said, f"no warning naming ignored layers: {said!r}"
@@ -589,7 +589,7 @@ def test_output_in_missing_folder_is_created_or_refused_cleanly(tmp_path: Path) 
     case = build_case(tmp_path)
     out = tmp_path / "new" / "deeper" / "prediction.tif"
     case.config["output"]["path"] = str(out)
-    proc = run_cli(case.write_config(), "--quiet", cwd=tmp_path)
+    proc = run_main(case.write_config(), "--quiet", cwd=tmp_path)
     assert "Traceback" not in proc.stderr, proc.stderr
     if proc.returncode == 0:
         assert_run_matches(load_report(out), reference_from_config(case.config), out)

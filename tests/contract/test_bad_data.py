@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import rasterio
-from helpers import Case, build_case, run_cli
+from helpers import Case, build_case, run_main
 
 from windowed_classify.errors import InputError
 
@@ -58,7 +58,7 @@ def assert_read_error(proc, case: Case, window: str) -> str:
 def test_corrupt_tile_in_pass1(tmp_path: Path, engine: str) -> None:
     case, config = make_case(tmp_path, engine)
     corrupt_tile(case.folder / "slope.tif", row=1, col=2)
-    proc = run_cli(config, "--quiet", *ENGINES[engine], cwd=case.root)
+    proc = run_main(config, "--quiet", *ENGINES[engine], cwd=case.root)
     # pass 1 reads bands of whole tile rows: the one holding tile row 1
     message = assert_read_error(proc, case, "(col_off=0, row_off=16, width=64, height=16)")
     assert re.search(r"IReadBlock failed|TIFFReadEncodedTile|LZW", message), message
@@ -68,12 +68,12 @@ def test_corrupt_tile_in_pass1(tmp_path: Path, engine: str) -> None:
 def test_corrupt_tile_in_pass2(tmp_path: Path, engine: str) -> None:
     """Statistics cached by a good run; the tile goes bad after: pass 2's read fails."""
     case, config = make_case(tmp_path, engine)
-    first = run_cli(config, "--quiet", "--workers", "1", cwd=case.root)
+    first = run_main(config, "--quiet", "--workers", "1", cwd=case.root)
     assert first.returncode == 0, first.stderr
     case.output.unlink()
     case.output.with_name("prediction.report.json").unlink()
     corrupt_tile(case.folder / "slope.tif", row=1, col=2)
-    proc = run_cli(config, "--quiet", *ENGINES[engine], cwd=case.root)
+    proc = run_main(config, "--quiet", *ENGINES[engine], cwd=case.root)
     assert_read_error(proc, case, "(col_off=0, row_off=0, width=64, height=64)")
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import rasterio
 from checks import assert_codes_equal
-from helpers import Case, build_case, run_cli
+from helpers import Case, build_case, run_main
 from reference import nodata_mask, read_layer, reference_from_config
 from sklearn.linear_model import RidgeClassifier
 
@@ -114,7 +114,7 @@ def test_model_without_predict_proba_fails_before_any_work(tmp_path: Path) -> No
     )
     joblib.dump(RidgeClassifier().fit(frame, ["a", "b", "c"] * 10), case.model_path)
     cfg = _with_outputs(case, confidence=str(tmp_path / "out" / "conf.tif"))
-    result = run_cli(case.write_config(config=cfg))
+    result = run_main(case.write_config(config=cfg))
     assert result.returncode == 2, result.stderr
     assert "predict_proba" in result.stderr and "output.confidence" in result.stderr
     assert "Traceback" not in result.stderr
@@ -221,7 +221,7 @@ def test_outputs_in_the_rasters_folder_are_not_read_as_layers(tmp_path: Path) ->
 def test_output_paths_must_differ(tmp_path: Path) -> None:
     case = build_case(tmp_path)
     cfg = _with_outputs(case, confidence=str(case.output))
-    result = run_cli(case.write_config(config=cfg))
+    result = run_main(case.write_config(config=cfg))
     assert result.returncode == 2
     assert "output.confidence" in result.stderr and "output.path" in result.stderr
 
@@ -230,7 +230,7 @@ def test_existing_probability_output_is_refused_without_overwrite(tmp_path: Path
     case = build_case(tmp_path)
     proba = tmp_path / "out" / "p.tif"
     proba.write_bytes(b"keep me")
-    result = run_cli(case.write_config(config=_with_outputs(case, probabilities=str(proba))))
+    result = run_main(case.write_config(config=_with_outputs(case, probabilities=str(proba))))
     assert result.returncode == 2 and str(proba) in result.stderr
     assert proba.read_bytes() == b"keep me" and not case.output.exists()
 

@@ -21,6 +21,7 @@ from helpers import (
     load_report,
     package_root,
     run_cli,
+    run_main,
     save_model,
     threshold_model,
     train_model,
@@ -62,7 +63,7 @@ def cli(
     case: Case, config: dict[str, Any] | None = None, *args: str
 ) -> subprocess.CompletedProcess:
     cfg = case.write_config("config.yaml", config)
-    return run_cli(cfg, *args, cwd=case.root)
+    return run_main(cfg, *args, cwd=case.root)
 
 
 # --------------------------------------------------------------------------- config
@@ -114,7 +115,7 @@ def test_config_file_missing(tmp_path: Path) -> None:
 def test_config_not_yaml_mapping(tmp_path: Path) -> None:
     cfg = tmp_path / "broken.yaml"
     cfg.write_text("rasters: [unclosed\n  - : :\n")
-    assert_user_error(run_cli(cfg, cwd=tmp_path), "broken.yaml")
+    assert_user_error(run_main(cfg, cwd=tmp_path), "broken.yaml")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -369,7 +370,7 @@ def test_scoring_file_relative_to_yaml(tmp_path: Path) -> None:
     cfg = write_yaml(tmp_path / "config.yaml", rel)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = run_cli(cfg, "--quiet", cwd=elsewhere)
+    proc = run_main(cfg, "--quiet", cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr
     case.config["model"]["scoring_file"] = str(tmp_path / "scoring_file_v_1_0_0.py")
     assert_run_matches(load_report(case.output), reference_from_config(case.config), case.output)

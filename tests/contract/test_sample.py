@@ -16,7 +16,7 @@ from helpers import (
     LayerSpec,
     Stack,
     build_case,
-    run_cli,
+    run_main,
     save_model,
     train_model,
     write_yaml,
@@ -74,7 +74,7 @@ def test_values_are_exactly_the_raster_values(tmp_path: Path) -> None:
         {"id": ids, "x": [repr(float(v)) for v in xs], "y": [repr(float(v)) for v in ys]}
     ).to_csv(points, index=False)
     out = tmp_path / "values.csv"
-    proc = run_cli("sample", case.write_config(), points, "-o", out)
+    proc = run_main("sample", case.write_config(), points, "-o", out)
     assert proc.returncode == 0, proc.stderr
 
     got = pd.read_csv(out, dtype=str, keep_default_na=False)
@@ -110,7 +110,7 @@ def test_outside_points_are_reported_and_kept(tmp_path: Path) -> None:
     )
     frame.to_csv(points, index=False)
     out = tmp_path / "values.csv"
-    proc = run_cli("sample", case.write_config(), points, "-o", out)
+    proc = run_main("sample", case.write_config(), points, "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert "2 of 4 point(s)" in proc.stderr and "data rows 2, 4" in proc.stderr
     got = pd.read_csv(out, dtype=str, keep_default_na=False)
@@ -166,11 +166,11 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "values.csv"
     out.write_text("keep me")
     config = case.write_config()
-    proc = run_cli("sample", config, points, "-o", out)
+    proc = run_main("sample", config, points, "-o", out)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: output ") and "already exists" in proc.stderr
     assert out.read_text() == "keep me"
-    proc = run_cli("sample", config, points, "-o", out, "--overwrite")
+    proc = run_main("sample", config, points, "-o", out, "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert out.read_text().startswith("x,y,elev,slope,ndvi")
     # an existing classified output is no obstacle to sampling
@@ -267,7 +267,7 @@ def test_vector_points_are_reprojected(tmp_path: Path) -> None:
     points = tmp_path / "plots.gpkg"
     gdf.to_file(points, engine="pyogrio")
     out = tmp_path / "v.csv"
-    proc = run_cli("sample", case.write_config(), points, "-o", out)
+    proc = run_main("sample", case.write_config(), points, "-o", out)
     assert proc.returncode == 0, proc.stderr
     got = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(got.columns) == ["plot", "x", "y", "elev", "slope", "ndvi"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from helpers import Case, build_case, load_report, package_root, run_cli
+from helpers import Case, build_case, load_report, package_root, run_main
 
 import windowed_classify.api as api
 from windowed_classify import run
@@ -109,12 +109,12 @@ def test_resume_refuses_when_a_covariate_changed(
     st = touched.stat()
     os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     config_file = case.write_config(config=cfg)
-    result = run_cli(config_file, "--resume")
+    result = run_main(config_file, "--resume")
     assert result.returncode == 2, result.stderr
     assert "cannot resume" in result.stderr and case.stack.layers[1].name in result.stderr
     assert "without --resume" in result.stderr and "Traceback" not in result.stderr
     # the interrupted run's files are kept; without --resume it starts over and says so
-    result = run_cli(config_file)
+    result = run_main(config_file)
     assert result.returncode == 0, result.stderr
     assert "--resume" in result.stderr
     assert load_report(tmp_path / "out" / "classes.tif")["resumed"] is False
@@ -181,7 +181,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     done = _done_tiles(journal)
     assert 4 <= done < math.ceil(1500 / 256) ** 2
 
-    result = run_cli(config_file, "--resume")
+    result = run_main(config_file, "--resume")
     assert result.returncode == 0, result.stderr
     report = load_report(tmp_path / "out" / "classes.tif")
     assert report["resumed"] is True

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from helpers import build_case, run_cli, save_model, train_model, write_raster
+from helpers import build_case, run_main, save_model, train_model, write_raster
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from reference import nodata_mask
@@ -37,7 +37,7 @@ def test_check_names_every_feature_and_passes(tmp_path: Path) -> None:
         ["forest", "water", "urban"],
     )
     save_model(model, case.model_path)
-    proc = run_cli("check", case.write_config())
+    proc = run_main("check", case.write_config())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     features = table_rows(out, "model features:")
@@ -63,7 +63,7 @@ def test_check_fails_on_a_missing_feature_and_lists_every_problem(tmp_path: Path
         transform=from_origin(0, 0, 10, 10),
     )
     case.output.write_bytes(b"an earlier run")
-    proc = run_cli("check", case.write_config())
+    proc = run_main("check", case.write_config())
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
     status = {r[1]: r[-1] for r in table_rows(out, "model features:")}
@@ -90,7 +90,7 @@ def test_check_does_not_run_the_model(tmp_path: Path, monkeypatch) -> None:
 def test_config_errors_exit_2(tmp_path: Path) -> None:
     case = build_case(tmp_path)
     case.config["output"]["colour"] = "red"
-    proc = run_cli("check", case.write_config())
+    proc = run_main("check", case.write_config())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: unknown config key 'output.colour'")
 

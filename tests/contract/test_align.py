@@ -20,7 +20,7 @@ from helpers import (
     AZURE_NODATA,
     DEFAULT_TRANSFORM,
     make_config,
-    run_cli,
+    run_main,
     save_model,
     train_model,
     write_raster,
@@ -290,7 +290,7 @@ def test_misfit_without_align_names_what_differs(tmp_path: Path) -> None:
     folder, _, _, model_path = aligned_case(tmp_path, 20, 24, methods)
     write_raster(folder / "ndvi.tif", np.ones((20, 24), np.float32))  # back on the grid
     out = tmp_path / "out.tif"
-    proc = run_cli(write_yaml(tmp_path / "c.yaml", make_config(folder, model_path, out)))
+    proc = run_main(write_yaml(tmp_path / "c.yaml", make_config(folder, model_path, out)))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from helpers import Case, read_output, run_cli
+from helpers import Case, read_output, run_main
 
 import windowed_classify
 
@@ -43,7 +43,7 @@ def test_a_model_that_fails_to_predict_is_one_clear_error(case: Case, tmp_path: 
     config = copy.deepcopy(case.config)
     config["model"]["path"] = str(model_path)
     config["processing"] = {"workers": 1}
-    result = run_cli(case.write_config("broken.yaml", config), cwd=Path(__file__).parent)
+    result = run_main(case.write_config("broken.yaml", config), cwd=Path(__file__).parent)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "failed to predict" in result.stderr and "broken.pkl" in result.stderr
