@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from windowed_classify.errors import ConfigError, InputError, ModelError
+from ..errors import ConfigError, InputError, ModelError
 
 log = logging.getLogger(__name__)
 

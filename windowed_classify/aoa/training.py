@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from windowed_classify.errors import ConfigError, InputError
-
+from ..errors import ConfigError, InputError
+from ..inputs.tables import read_csv_text
 from .method import AoaModel, fit_aoa, random_folds, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def _read_columns(path: Path, wanted: Sequence[str]) -> dict[str, list[Any]]:
     """The wanted columns as lists of cells (text for a CSV, Python values for a vector file);
     every absent column in one error."""
     csv = path.suffix.lower() in CSV_SUFFIXES
-    frame = _read_csv(path) if csv else _read_vector(path)
+    frame = read_csv_text(path, "AOA training table") if csv else _read_vector(path)
     names = [str(c) for c in frame.columns]
     absent = [c for c in dict.fromkeys(wanted) if c not in names]
     if absent:
@@ -167,18 +167,6 @@ def _read_columns(path: Path, wanted: Sequence[str]) -> dict[str, list[Any]]:
         )
     frame.columns = names
     return {c: frame[c].tolist() for c in dict.fromkeys(wanted)}
-
-
-def _read_csv(path: Path) -> Any:
-    """Every column as text exactly as written (no NA guessing), as `sample` reads points."""
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the AOA training table {path} as CSV: {exc}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read the AOA training table {path}: {exc}") from None
 
 
 def _read_vector(path: Path) -> Any:

@@ -28,6 +28,7 @@ from ..errors import InputError, OutputError
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer, open_layers
 from ..inputs.reader import StackReader
+from ..inputs.tables import read_csv_text
 from ..models.load import load_model
 from ..models.schema import resolve_schema
 from ..outputs.atomic import replace_atomic
@@ -117,7 +118,7 @@ def read_points(
     if not path.is_file():
         raise InputError(f"points file not found: {path}")
     if path.suffix.lower() in CSV_SUFFIXES:
-        frame = _read_csv(path)
+        frame = read_csv_text(path, "points file")
         xs, ys = _coordinates(frame, path)
     else:
         frame, xs, ys = _read_vector(path, grid)
@@ -128,16 +129,6 @@ def read_points(
             "layer, whose values would replace them; rename them"
         )
     return frame, xs, ys
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    """Every column as text, exactly as written (no NA guessing); a BOM is dropped."""
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the points file {path} as CSV: {exc}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read the points file {path}: {exc}") from None
 
 
 def _coordinates(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray]:
