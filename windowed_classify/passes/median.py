@@ -81,21 +81,42 @@ class MedianCounter:
         self.high = np.zeros(BINS, dtype=np.int64)
         self.first, self.n = first, n
         self.base = np.uint32(first << 16)
-        self.low = np.zeros(n * BINS, dtype=np.int64)
+        self._low = np.zeros(n * BINS, dtype=np.int64)
         self.extra: dict[int, np.ndarray] = {}
+        # In-run offsets waiting to be counted: one bincount per low.size of them, since each
+        # bincount writes a whole low.size array (12 MB for 24 bins), whatever it counts.
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
 
     @property
     def count(self) -> int:
         return int(self.high.sum())
+
+    @property
+    def low(self) -> np.ndarray:
+        """Full-key counts inside the run: ``n`` x 65,536 (bin-major)."""
+        if self._pending:
+            offsets = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._low += np.bincount(offsets, minlength=self._low.size)
+            self._pending, self._pending_n = [], 0
+        return self._low
 
     def add(self, keys: np.ndarray, count_high: bool = True) -> None:
         if count_high:
             self.high += np.bincount(keys >> 16, minlength=BINS)
         if self.n:
             offset = keys - self.base
-            offset = offset[offset < self.low.size]
-            if offset.size:
-                self.low += np.bincount(offset, minlength=self.low.size)
+            inside = offset[offset < self._low.size]
+            if inside.size:
+                self._pending.append(inside)
+                self._pending_n += inside.size
+                if self._pending_n >= self._low.size:
+                    self.low  # noqa: B018 - counts what is pending
+
+    def counted(self, keys: np.ndarray) -> np.ndarray:
+        """The low counts ``keys`` add inside the run (without adding them)."""
+        offset = keys - self.base
+        return np.bincount(offset[offset < self._low.size], minlength=self._low.size)
 
     def add_sparse(self, keys: np.ndarray, counts: np.ndarray) -> None:
         """Distinct full keys (with their counts) counted elsewhere: those inside the run."""

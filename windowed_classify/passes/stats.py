@@ -72,6 +72,7 @@ class Counts:
         default_factory=lambda: (np.empty(0, np.uint32), np.empty(0, np.int64))
     )
     ranges: np.ndarray | None = None  # (windows, 2) int32 high-bin range; (1, 0) if empty
+    held: np.ndarray | None = None  # a held task's every full key (uint32), as read
     valid: int = 0
     nodata: int = 0
     min: float = np.inf
@@ -139,9 +140,8 @@ def count_values(chunks: Iterable[tuple[np.ndarray, int]], task: Task) -> Counts
         if counter.n:
             parts.append(sparse(counter.low, counter.first << 16))
     parts += [sparse(s.low, b << 16) for b, s in seconds.items()]
-    if held:
-        keys, n = np.unique(np.concatenate(held), return_counts=True)
-        parts.append((keys, n.astype(np.int64)))
+    if task.hold:
+        out.held = np.concatenate(held) if held else np.empty(0, np.uint32)
     if parts:
         out.keys = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     return out
@@ -189,7 +189,7 @@ class LayerPlan:
         self.rest = [i for i in range(n) if i not in in_front]
         self.ranges = np.tile(np.array([1, 0], dtype=np.int32), (n, 1))
         self.scouted = np.zeros(BINS, dtype=np.int64)
-        self.held_keys = (np.empty(0, np.uint32), np.empty(0, np.int64))
+        self.held_keys: list[np.ndarray] = []  # every key of the held windows, as read
         self.counter: MedianCounter | None = None
         self.seconds: dict[int, np.ndarray] = {}
         self.bins: list[int] = []
@@ -241,8 +241,8 @@ class LayerPlan:
             run = choose_candidates(self.scouted)
             self.counter = MedianCounter(*run)
             self.counter.high += self.scouted
-            if run[1]:
-                self.counter.add_sparse(*self.held_keys)
+            for keys in self.held_keys:
+                self.counter.add(keys, count_high=False)
             return self._tasks(self.rest, run=run)
         assert self.counter is not None
         if self.stage == "rest":
@@ -255,7 +255,9 @@ class LayerPlan:
             self.bins = sorted({b for b, _ in self.counter.middle_bins()})
             self.missing = self.counter.missing()
             self.seconds = {b: np.zeros(BINS, dtype=np.int64) for b in self.bins}
-            self._add_seconds(*self.held_keys, self.missing)  # held keys: no second read
+            for keys in self.held_keys:  # held keys: no second read
+                for b in self.missing:
+                    self.seconds[b] += MedianCounter(b, 1).counted(keys)
             # Scouts were counted by high bits only: all median bins; the rest: missed ones.
             scouts = self._tasks(self._holding(self.scouts, self.bins), bins=self.bins)
             return scouts + self._tasks(self._holding(self.rest, self.missing), bins=self.missing)
@@ -287,14 +289,12 @@ class LayerPlan:
             high_bins, high_counts = counts.high
             target = self.scouted if self.stage == "scout" else self.counter.high  # type: ignore[union-attr]
             target[high_bins.astype(np.int64)] += high_counts
+        if counts.held is not None:
+            self.held_keys.append(counts.held)
         keys, n = counts.keys
         if not keys.size:
             return
-        if task.hold:  # distinct keys per task; tasks may share keys: add them up
-            self.held_keys = distinct(
-                np.concatenate([self.held_keys[0], keys]), np.concatenate([self.held_keys[1], n])
-            )
-        elif task.first_read:  # keys inside the candidate run
+        if task.first_read:  # keys inside the candidate run
             assert self.counter is not None
             self.counter.add_sparse(keys, n)
         else:
@@ -311,14 +311,6 @@ class LayerPlan:
             nodata_count=int(t["nodata"]),
             second_read=bool(self.missing),
         )
-
-
-def distinct(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse counts with every key once (their counts added up)."""
-    unique, inverse = np.unique(keys, return_inverse=True)
-    total = np.zeros(unique.size, dtype=np.int64)
-    np.add.at(total, inverse.reshape(-1), counts)
-    return unique, total
 
 
 def sample_order(n: int, max_windows: int, max_pixels: int, pixels_per_window: int) -> list[int]:
