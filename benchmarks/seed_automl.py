@@ -25,9 +25,10 @@ shared/AZUREML.md), so that what the tool loads is what AutoML hands a user.
   VENV/bin/python benchmarks/seed_automl.py floor CONFIG --processes 2 --valid-rows N \\
       --result R.json
       The floor: "the model's own predict on the same rows already in memory, split over
-      the same cores". Reads a sample of ``--sample-rows`` unmasked pixels (whole 256 x 256
-      tiles at random places; the config's nodata rules and threshold, remaining nodata
-      filled with the sample's medians: the fill value does not change the cost of a row),
+      the same cores". Reads a sample of ``--sample-rows`` unmasked pixels (an equal share
+      from each of ``--tiles`` 256 x 256 tiles at random places; the config's nodata rules
+      and threshold, remaining nodata filled with the sample's medians: the fill value does
+      not change the cost of a row),
       as a float32 DataFrame in the model's feature order (what the tool passes), then
       forks ``--processes`` processes, each predicting its share in chunks of
       ``--chunk-rows``; the timed section is from a barrier that releases them all to the
@@ -266,10 +267,12 @@ def model_features(model: Any, cfg: dict[str, Any]) -> list[str]:
 
 
 def read_sample(
-    cfg: dict[str, Any], features: list[str], rows: int, seed: int
+    cfg: dict[str, Any], features: list[str], rows: int, tiles: int, seed: int
 ) -> tuple[np.ndarray, int]:
-    """Up to ``rows`` unmasked pixels (rows x features, float32) from whole tiles at random
-    places, with the config's nodata rules; returns them and the tiles read."""
+    """About ``rows`` unmasked pixels (rows x features, float32): an equal share drawn at
+    random from each of ``tiles`` whole 256 x 256 tiles at random places (more tiles when
+    they cannot hold that many), with the config's nodata rules; returns them and the
+    number of tiles read."""
     import rasterio
     from rasterio.windows import Window
 
@@ -279,8 +282,10 @@ def read_sample(
     values = nodata_values(cfg)
     with rasterio.open(layers[features[0]]) as src:
         width, height = src.width, src.height
-    tiles = [(r, c) for r in range(0, height, TILE) for c in range(0, width, TILE)]
-    order = np.random.default_rng(seed).permutation(len(tiles))
+    grid = [(r, c) for r in range(0, height, TILE) for c in range(0, width, TILE)]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(grid))
+    per_tile = math.ceil(rows / min(tiles, len(grid)))
     parts: list[np.ndarray] = []
     got = used = 0
     with rasterio.Env(GDAL_CACHEMAX=64 * 1024 * 1024):
@@ -289,7 +294,7 @@ def read_sample(
             for k in order:
                 if got >= rows:
                     break
-                r, c = tiles[k]
+                r, c = grid[k]
                 win = Window(c, r, min(TILE, width - c), min(TILE, height - r))
                 block = np.empty((len(features), win.height * win.width), dtype=np.float32)
                 bad = np.zeros(block.shape, dtype=bool)
@@ -302,7 +307,9 @@ def read_sample(
                         if v is not None and not math.isnan(v):
                             mask |= block[j] == np.float32(v)
                     bad[j] = mask
-                keep = bad.sum(axis=0) <= threshold
+                keep = np.flatnonzero(bad.sum(axis=0) <= threshold)
+                if keep.size > per_tile:
+                    keep = np.sort(rng.choice(keep, per_tile, replace=False))
                 x = block[:, keep].T.copy()
                 x[bad[:, keep].T] = np.nan  # filled below, with the sample's medians
                 parts.append(x)
@@ -334,7 +341,7 @@ def floor(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args.config)
     model = load_model(cfg["model"]["path"])
     features = model_features(model, cfg)
-    x, tiles = read_sample(cfg, features, args.sample_rows, args.seed)
+    x, tiles = read_sample(cfg, features, args.sample_rows, args.tiles, args.seed)
     shares = np.array_split(np.arange(len(x)), args.processes)
     frames = [
         [  # float32 columns in the model's order, built before the clock starts
@@ -388,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--sample-rows", type=int, default=1_000_000)
     f.add_argument("--chunk-rows", type=int, default=250_000, help="rows per predict call")
     f.add_argument("--valid-rows", type=int, default=None, help="unmasked pixels of the grid")
-    f.add_argument("--seed", type=int, default=0, help="which tiles are sampled")
+    f.add_argument("--tiles", type=int, default=64, help="tiles the sample is spread over")
+    f.add_argument("--seed", type=int, default=0, help="which tiles and pixels are sampled")
     f.add_argument("--result", type=Path)
     args = ap.parse_args(argv)
     if args.command == "build":
