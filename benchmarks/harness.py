@@ -694,7 +694,7 @@ def plot_peaks(
     if plt is None:
         missing_matplotlib(path)
         return
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     bars = [b for b in bars if b[1]]
     if not bars:
@@ -713,6 +713,7 @@ def plot_peaks(
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlim(right=max(max(b[1] for b in bars), *(limits or {0: 0}).values()) * 3)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("peak RSS of the process tree (MB, log scale)")
