@@ -45,7 +45,14 @@ MB = 1024 * 1024
 CONTENTION = 0.25
 # Messages of a process that ran out of address space under RLIMIT_AS (numpy, pandas,
 # C++ libraries, glibc): the run failed for memory, not for a bug.
-_MEMORY_ERRORS = ("MemoryError", "Unable to allocate", "std::bad_alloc", "Cannot allocate memory")
+_MEMORY_ERRORS = (
+    "MemoryError",
+    "Unable to allocate",
+    "std::bad_alloc",
+    "Cannot allocate memory",
+    "Out of memory",
+    "out of memory",
+)
 # Report keys that are bulky and say nothing about performance; everything else the tool
 # writes is kept, so new report keys show up in the benchmark JSON without a change here.
 _BULKY_REPORT_KEYS = ("grid", "features", "layers", "outputs", "legend", "ignored_layers")
@@ -372,6 +379,13 @@ def _memory_limit_hit(m: Measurement, stderr: str) -> str | None:
     found = next((s for s in _MEMORY_ERRORS if s in stderr), None)
     if found:
         return f"address space limit (RLIMIT_AS {m.memory_limit_mb:.0f} MB): {found}"
+    near = (m.tree_peak_vms_mb or 0) >= 0.9 * m.memory_limit_mb
+    if m.returncode is not None and m.returncode < 0 and near:
+        # a C library that does not check malloc's result dies of a signal instead
+        return (
+            f"probably the address space limit (RLIMIT_AS {m.memory_limit_mb:.0f} MB): "
+            f"signal {-m.returncode} at {m.tree_peak_vms_mb:.0f} MB of address space"
+        )
     return None
 
 
