@@ -680,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     harness.print_table(*table_rows(runs))
     for t in doc["summary"]["targets"]:
         met = {True: "met", False: "NOT met", None: "-"}[t["met"]]
-        print(f"{t['target']} (t{t['threshold']}): {fmt(t['value'], 3)} <= {t['bound']}: {met}")
+        value = fmt(t["value"], 3) if t["value"] is not None else f"- ({t.get('note', '')})"
+        print(f"{t['target']} (t{t['threshold']}): {value} <= {t['bound']}: {met}")
     bad = [a for a in doc["agreement"] if a.get("identical") is False or a.get("error")]
     for a in bad:
         print(f"warning: t{a['threshold']} {a['a']} vs {a['b']} differ: {a}")
