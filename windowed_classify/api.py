@@ -21,8 +21,8 @@ from .engines.factory import make_executor
 from .inputs.windows import plan_windows
 from .memory import TreeMemoryMonitor
 from .outputs.atomic import write_json_atomic
-from .outputs.journal import Journal, TileTracker, fingerprint, journal_path
 from .outputs.writer import TILE, partial_path
+from .passes.journal import Journal, TileTracker, fingerprint, journal_path
 from .passes.pass1 import statistics
 from .passes.pass2 import predict_windows
 from .passes.stats import LayerStats

@@ -23,8 +23,8 @@ from windowed_classify import run
 from windowed_classify.engines.local import SerialExecutor
 from windowed_classify.errors import Interrupted, OutputError
 from windowed_classify.inputs.grid import Grid
-from windowed_classify.outputs.journal import TileTracker, journal_path
 from windowed_classify.outputs.writer import partial_path
+from windowed_classify.passes.journal import TileTracker, journal_path
 
 
 def _read(path: Path) -> np.ndarray:

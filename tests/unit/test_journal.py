@@ -1,4 +1,4 @@
-"""The resume journal's tile tracker and its save/load round trip (outputs/journal.py)."""
+"""The resume journal's tile tracker and its save/load round trip (passes/journal.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rasterio.windows import Window
 
 from windowed_classify.errors import OutputError
 from windowed_classify.inputs.grid import Grid
-from windowed_classify.outputs.journal import Journal, TileTracker, journal_path
+from windowed_classify.passes.journal import Journal, TileTracker, journal_path
 from windowed_classify.passes.stats import LayerStats
 
 GRID = Grid("EPSG:32633", from_origin(0, 0, 1, 1), width=700, height=300)

@@ -9,7 +9,8 @@ import pytest
 
 from windowed_classify.errors import ModelError
 from windowed_classify.models.legend import CodeMapper, Legend
-from windowed_classify.passes.window import encode_proba, filled, masked_pixels, model_frame
+from windowed_classify.outputs.results import encode_proba
+from windowed_classify.passes.window import filled, masked_pixels, model_frame
 
 
 def test_a_pixel_is_masked_when_more_than_threshold_layers_are_nodata() -> None:

@@ -17,8 +17,9 @@ from rasterio.windows import Window
 
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
+from ..outputs.results import WindowResult
 from ..passes.stats import Counts, LayerStats, Task, compute_stats
-from ..passes.window import ClassifyJob, WindowClassifier, WindowResult
+from ..passes.window import ClassifyJob, WindowClassifier
 
 Result = tuple[Window, WindowResult]
 T = TypeVar("T")

@@ -21,8 +21,9 @@ from rasterio.windows import Window
 
 from ..inputs.windows import window_key
 from ..models.load import load_model
+from ..outputs.results import WindowResult
 from ..passes.stats import Counts, Task, count_task, serial
-from ..passes.window import ClassifyJob, WindowClassifier, WindowResult
+from ..passes.window import ClassifyJob, WindowClassifier
 from .base import Classifiers, Executor, Result, bounded, taker
 
 

@@ -23,7 +23,7 @@ from ..config import OutputConfig
 from ..errors import OutputError, gdal_reason
 from ..inputs.grid import Grid
 from ..inputs.windows import window_text
-from ..passes.window import WindowResult, proba_fill
+from .results import WindowResult, proba_fill
 from .style import colormap, palette, write_style
 
 TILE = 256

@@ -10,8 +10,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import Interrupted
-from ..outputs.journal import Journal
 from ..outputs.writer import OutputSet
+from .journal import Journal
 from .window import ClassifyJob
 
 if TYPE_CHECKING:

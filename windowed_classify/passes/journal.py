@@ -32,9 +32,9 @@ from ..errors import OutputError
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
 from ..inputs.windows import window_key
-from ..passes.stats import LayerStats
-from ..passes.statscache import file_identity
-from .atomic import write_text_atomic
+from ..outputs.atomic import write_text_atomic
+from .stats import LayerStats
+from .statscache import file_identity
 
 FORMAT = 1
 
