@@ -249,7 +249,7 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
         feedback.pushInfo(f"windowed_classify interpreter: {python} (from the {source})")
         return python
 
-    def run(
+    def run_tool(
         self,
         python: Path,
         command: str,
@@ -299,7 +299,7 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
     def _log(feedback: QgsProcessingFeedback, kind: str, line: str) -> None:
         if kind == "warning":
             feedback.pushWarning(line)
-        elif kind in ("error", "interrupted"):
+        elif kind == "interrupted":
             feedback.reportError(line)
         elif kind == "info":
             feedback.pushInfo(line)
@@ -369,7 +369,11 @@ class ClassifyAlgorithm(_ToolAlgorithm):
     def initAlgorithm(self, config: Any = None) -> None:
         self.add_stack_parameters()
         self.add_threshold()
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Classified raster"))
+        self.addParameter(  # optional: a config names its own output
+            QgsProcessingParameterRasterDestination(
+                "OUTPUT", "Classified raster (with a config: the config's)", optional=True
+            )
+        )
         self.addParameter(
             _advanced(
                 QgsProcessingParameterRasterDestination(
@@ -467,7 +471,7 @@ class ClassifyAlgorithm(_ToolAlgorithm):
         options["resume"] = resume and (
             expected is None or client.journal_path_for(expected).exists()
         )
-        result = self.run(python, "run", config_file, feedback, **options)
+        result = self.run_tool(python, "run", config_file, feedback, **options)
         self.fail_or_cancel(result, "run", python, config_file, feedback, resume)
 
         output = result.output_path() or expected
@@ -540,7 +544,10 @@ class CheckAlgorithm(_ToolAlgorithm):
         self.add_threshold()
         self.addParameter(
             QgsProcessingParameterFileDestination(
-                "OUTPUT", "Classified raster the run would write", "GeoTIFF (*.tif *.tiff)"
+                "OUTPUT",
+                "Classified raster the run would write (with a config: the config's)",
+                "GeoTIFF (*.tif *.tiff)",
+                optional=True,
             )
         )
         self.add_resources()
@@ -567,14 +574,16 @@ class CheckAlgorithm(_ToolAlgorithm):
                 config_file = str(
                     client.write_config(self.work_folder() / "check.config.yaml", config, python)
                 )
-            result = self.run(python, "check", config_file, feedback)
+            result = self.run_tool(python, "check", config_file, feedback)
         except client.ClientError as exc:
             raise QgsProcessingException(str(exc)) from None
         report = "\n".join(result.stdout)
         if result.returncode == client.EXIT_NOT_READY:
-            raise QgsProcessingException(
-                client.failure_message("check", result.returncode, result.stderr, result.stdout)
+            overwrite = self.parameterAsBool(parameters, "OVERWRITE", context)
+            message = client.failure_message(
+                "check", result.returncode, result.stderr, result.stdout
             )
+            raise QgsProcessingException(message if overwrite else client.explain(message))
         self.fail_or_cancel(result, "check", python, config_file, feedback)
         return {"READY": True, "REPORT": report, "CONFIG_FILE": config_file}
 
@@ -686,7 +695,7 @@ class SampleAlgorithm(_ToolAlgorithm):
         out_csv = self.parameterAsFileOutput(parameters, "OUTPUT_CSV", context) or str(
             work / "covariates.csv"
         )
-        result = self.run(
+        result = self.run_tool(
             python,
             "sample",
             config_file,
