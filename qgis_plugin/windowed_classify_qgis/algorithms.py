@@ -51,7 +51,8 @@ GROUP_ID = ""  # top level of the provider: only four algorithms
 YAML_FILTER = "YAML config (*.yaml *.yml)"
 MODEL_FILTER = "Models (*.pkl *.joblib *.pickle *.onnx);;All files (*)"
 
-_progress_supported: dict[str, bool] = {}  # interpreter -> does its tool know --progress?
+# (interpreter, command) -> does that tool's command know --progress? (not asked again)
+_progress_supported: dict[tuple[str, str], bool] = {}
 
 
 def _advanced(param: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
@@ -260,7 +261,7 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
         """Runs the tool with ``--progress json`` when it knows it (an older tool rejects the
         flag at once: then again without it, taking progress from its bars)."""
         env = client.tool_environment(os.environ)
-        progress = command != "check" and _progress_supported.get(str(python), True)
+        progress = command != "check" and _progress_supported.get((str(python), command), True)
         while True:
             argv = client.build_command(python, command, config, progress=progress, **options)
             feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in argv))
@@ -269,13 +270,12 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
             result = client.run_tool(
                 argv,
                 env=env,
-                cwd=str(Path(config).parent),
                 is_canceled=feedback.isCanceled,
                 on_progress=functools.partial(self._progress, feedback, text=text),
                 on_log=log,
             )
             if progress and client.progress_unsupported(result.returncode, result.stderr):
-                _progress_supported[str(python)] = False
+                _progress_supported[(str(python), command)] = False
                 feedback.pushInfo(
                     "this windowed_classify has no --progress json: progress comes from its bars"
                 )
@@ -283,7 +283,7 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
                 continue
             log.flush()
             if progress:
-                _progress_supported[str(python)] = True
+                _progress_supported[(str(python), command)] = True
             return result
 
     @staticmethod
@@ -314,12 +314,17 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
         config: str,
         feedback: QgsProcessingFeedback,
         resume: bool = False,
+        journal: Path | None = None,
     ) -> None:
         """Raises the algorithm's error when the tool did not succeed."""
         if result.returncode == 0:
             return
         if result.canceled or result.returncode == client.EXIT_INTERRUPTED:
-            resumable = result.killed or any("--resume" in line for line in result.stderr)
+            # The tool says so after SIGTERM; killed (or ended at once on Windows), its
+            # journal from the last checkpoint is what makes the run resumable.
+            resumable = any("--resume" in line for line in result.stderr) or bool(
+                journal and journal.exists()
+            )
             if resumable and command == "run":
                 hint = client.resume_hint(python, config)
                 feedback.pushWarning(f"Canceled. {hint}")
@@ -472,7 +477,8 @@ class ClassifyAlgorithm(_ToolAlgorithm):
             expected is None or client.journal_path_for(expected).exists()
         )
         result = self.run_tool(python, "run", config_file, feedback, **options)
-        self.fail_or_cancel(result, "run", python, config_file, feedback, resume)
+        journal = client.journal_path_for(expected) if expected else None
+        self.fail_or_cancel(result, "run", python, config_file, feedback, resume, journal)
 
         output = result.output_path() or expected
         if not output:

@@ -658,6 +658,14 @@ class RunResult:
         return str(done["report"]) if done and done.get("report") else None
 
 
+def neutral_cwd(python: str | os.PathLike) -> str | None:
+    """The interpreter's own folder as the working directory: ``python -m`` puts the working
+    directory first on sys.path, so a folder holding a copy of the package (a checkout) would
+    shadow the installed tool. The tool resolves paths against the config, not the cwd."""
+    folder = Path(python).parent
+    return str(folder) if folder.is_dir() else None
+
+
 Log = Callable[[str, str], None]  # (kind, line): stdout, info, warning, error, other, ...
 
 
@@ -694,7 +702,7 @@ def run_tool(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(env) if env is not None else None,
-            cwd=os.fspath(cwd) if cwd is not None else None,
+            cwd=os.fspath(cwd) if cwd is not None else neutral_cwd(argv[0]),
             text=True,
             encoding="utf-8",
             errors="replace",
@@ -788,6 +796,7 @@ def read_version(argv: Sequence[str], env: Mapping[str, str] | None = None) -> s
             encoding="utf-8",
             errors="replace",
             env=dict(env) if env is not None else None,
+            cwd=neutral_cwd(argv[0]),
             timeout=120,
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )

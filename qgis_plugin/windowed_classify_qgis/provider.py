@@ -75,8 +75,7 @@ class WindowedClassifyProvider(QgsProcessingProvider):
                 Setting(
                     self.name(),
                     PYTHON_SETTING,
-                    "Python interpreter of windowed_classify (e.g. /path/to/venv/bin/python; "
-                    f"the environment variable {client.ENV_PYTHON} overrides it)",
+                    "Python interpreter of windowed_classify (venv/bin/python)",
                     "",
                     valuetype=Setting.FILE,
                     validator=_validate_python,

@@ -397,6 +397,7 @@ def inprocess(work: Path, venv_python: Path) -> int:
             QgsProcessingFeedback.setProgressText(self, text)
 
     out = work / "q_cancel" / "prediction.tif"
+    shutil.rmtree(out.parent, ignore_errors=True)  # a fresh start, also in a reused --work
     params = {
         "FOLDER": str(work / "big" / "covariates"),
         "MODEL": str(work / "big" / "model.pkl"),
@@ -464,7 +465,25 @@ def inprocess(work: Path, venv_python: Path) -> int:
             problem = "the journal is still there after the resumed run"
     record("resume_equals_cli", problem)
 
-    # 3. loaded into a project: the tool's paletted style with the class names
+    # 3. the Processing setting tests the interpreter when it is saved (the options dialog's
+    #    OK): one without the tool is refused with the reason, the venv's is accepted
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    problem = None
+    try:
+        ProcessingConfig.setSettingValue("WINDOWED_CLASSIFY_PYTHON", "/usr/bin/python3")
+        problem = "an interpreter without windowed_classify was accepted"
+    except ValueError as exc:
+        if "not installed in /usr/bin/python3" not in str(exc):
+            problem = f"refused for another reason: {exc}"
+    if problem is None:
+        try:
+            ProcessingConfig.setSettingValue("WINDOWED_CLASSIFY_PYTHON", str(venv_python))
+        except ValueError as exc:
+            problem = f"the venv's interpreter was refused: {exc}"
+    record("setting_tests_interpreter", problem)
+
+    # 4. loaded into a project: the tool's paletted style with the class names
     styled = work / "q_styled" / "classes.tif"
     small = {
         **params,

@@ -454,6 +454,16 @@ def test_a_missing_interpreter_is_one_clear_error(tmp_path):
         client.read_version([str(tmp_path / "nope" / "python")])
 
 
+def test_the_tool_runs_outside_the_callers_folder(tmp_path, monkeypatch):
+    # python -m would import a windowed_classify folder of the working directory first
+    shadow = tmp_path / "windowed_classify"
+    shadow.mkdir()
+    (shadow / "__main__.py").write_text("print('shadowed')", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert "shadowed" not in client.read_version(client.version_command(sys.executable))
+    assert client.neutral_cwd(sys.executable) == str(Path(sys.executable).parent)
+
+
 def test_read_version_of_the_real_tool():
     import windowed_classify
 
