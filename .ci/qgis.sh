@@ -45,7 +45,7 @@ fi
 echo "$version"
 
 echo "== QGIS plugin: ruff and the zip =="
-"$PY" -m ruff check qgis_plugin scripts/build_qgis_plugin.py tests/qgis
+"$PY" -m ruff check qgis_plugin scripts/build_qgis_plugin.py tests/qgis docs/qgis
 dist="$(mktemp -d /tmp/qgis-dist.XXXXXX)"
 "$PY" scripts/build_qgis_plugin.py -o "$dist"
 rm -rf "$dist"
