@@ -8,14 +8,16 @@ comparisons (tests/qgis/stack_tools.py: numpy, rasterio, scikit-learn). Each che
 PASS or FAIL with its time, then one closing line 'N passed, N failed'.
 
 What it checks, with qgis_process.bin (offscreen; the plugin enabled in a throw-away profile):
-the provider's algorithms are listed; 'Test the interpreter' prints the tool's version;
-'Classify raster stack' (from a folder, from layers, from the config it wrote) gives the CLI's
-output pixel for pixel with the .qml style beside it; 'Check' passes, and fails naming an
-existing output; a bad config and a missing model fail with the tool's message; 'Sample
-covariates at points' gives the CLI's values. In a PyQGIS process (the 'inprocess' command of
-this script): a run cancelled at its first pass-2 progress leaves the journal, the log says how
-to resume, and the resumed run gives the CLI's output; loaded into a project, the classes carry
-the tool's paletted style with the class names.
+the provider's algorithms are listed, also from the plugin zip extracted into a profile; 'Test
+the interpreter' prints the tool's version, with the interpreter from WINDOWED_CLASSIFY_PYTHON
+or from the Processing setting; 'Classify raster stack' (from a folder, from layers, from the
+config it wrote) gives the CLI's output pixel for pixel with the .qml style beside it; 'Check'
+passes, and fails naming an existing output; a bad config and a missing model fail with the
+tool's message; 'Sample covariates at points' gives the CLI's values. In a PyQGIS process (the
+'inprocess' command of this script): a run cancelled at its first pass-2 progress leaves the
+journal, the log says how to resume, and the resumed run gives the CLI's output; the setting
+refuses an interpreter without the tool; loaded into a project, the classes carry the tool's
+paletted style with the class names.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -172,6 +175,31 @@ class Suite:
         check("Windowed classify" in done.stdout, "the provider is not listed")
         for alg in ALGORITHMS:
             check(f"windowed_classify:{alg}" in done.stdout, f"{alg} is not listed")
+
+    def zip_install(self) -> None:
+        """The zip of scripts/build_qgis_plugin.py, extracted where 'Install from ZIP' puts
+        it (the profile's python/plugins), without QGIS_PLUGINPATH: the provider loads."""
+        dist = self.work / "dist"
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "build_qgis_plugin.py"), "-o", str(dist)],
+            capture_output=True,
+            text=True,
+        )
+        check(done.returncode == 0, f"build_qgis_plugin failed: {done.stderr}")
+        home = self.work / "zip_home"
+        plugins = home / ".local/share/QGIS/QGIS3/profiles/default/python/plugins"
+        plugins.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(done.stdout.strip()) as z:
+            z.extractall(plugins)
+        env = {**self.env, "HOME": str(home)}
+        del env["QGIS_PLUGINPATH"]
+        for argv in (["plugins", "enable", PLUGIN], ["list"]):
+            ran = subprocess.run(
+                [QGIS_PROCESS, *argv], env=env, capture_output=True, text=True, timeout=300
+            )
+            check(ran.returncode == 0, f"qgis_process {argv[0]} failed: {ran.stderr}")
+        for alg in ALGORITHMS:
+            check(f"windowed_classify:{alg}" in ran.stdout, f"{alg} not listed from the zip")
 
     def test_interpreter(self) -> None:
         code, result, err = self.run_alg("testinterpreter")
@@ -547,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         if suite.failed:  # nothing below can work
             print(f"{len(suite.passed)} passed, {len(suite.failed)} failed")
             return 1
+        suite.step("zip_install", suite.zip_install)
         suite.step("test_interpreter", suite.test_interpreter)
         suite.step("setting_interpreter", suite.setting_interpreter)
         suite.step("classify_folder", suite.classify_folder)
