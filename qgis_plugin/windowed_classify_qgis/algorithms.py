@@ -75,15 +75,13 @@ class _ApplyStyle(QgsProcessingLayerPostProcessorInterface):
             layer.triggerRepaint()
 
 
-# QGIS holds post-processors by pointer only: keep ours alive until the layer is loaded.
-_STYLERS: list[_ApplyStyle] = []
+# QGIS holds post-processors by pointer only: keep ours alive until the layer is loaded
+# (one per output path, replaced by the next run to it).
+_STYLERS: dict[str, _ApplyStyle] = {}
 
 
 class _ToolAlgorithm(QgsProcessingAlgorithm):
     """What the algorithms share: the stack parameters, the interpreter and the tool run."""
-
-    def tr(self, text: str) -> str:
-        return text
 
     def icon(self) -> QIcon:
         return QIcon(str(ICON))
@@ -99,7 +97,7 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
 
     # -------------------------------------------------------------- parameters
 
-    def add_stack_parameters(self, nodata: bool = True) -> None:
+    def add_stack_parameters(self) -> None:
         self.addParameter(
             QgsProcessingParameterFile(
                 "CONFIG",
@@ -148,8 +146,6 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
                 fileFilter="Python (*.py)",
             )
         )
-        if not nodata:
-            return
         self.addParameter(
             QgsProcessingParameterString(
                 "NODATA_VALUES",
@@ -236,11 +232,10 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
             values["extensions"] = client.parse_extensions(
                 self.parameterAsString(parameters, "EXTENSIONS", context)
             )
-        if self.parameterDefinition("NODATA_VALUES") is not None:
-            values["nodata_values"] = client.parse_numbers(
-                self.parameterAsString(parameters, "NODATA_VALUES", context)
-            )
-            values["use_file_nodata"] = self.parameterAsBool(parameters, "USE_FILE_NODATA", context)
+        values["nodata_values"] = client.parse_numbers(
+            self.parameterAsString(parameters, "NODATA_VALUES", context)
+        )
+        values["use_file_nodata"] = self.parameterAsBool(parameters, "USE_FILE_NODATA", context)
         return values
 
     # -------------------------------------------------------------- running the tool
@@ -524,7 +519,7 @@ class ClassifyAlgorithm(_ToolAlgorithm):
             details.name = Path(output).stem  # its file name rather than "Classified raster"
             details.forceName = True
         styler = _ApplyStyle(style)
-        _STYLERS.append(styler)
+        _STYLERS[output] = styler
         details.setPostProcessor(styler)
 
 

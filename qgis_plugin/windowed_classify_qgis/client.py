@@ -153,9 +153,14 @@ def layer_files(layers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return files
 
 
+# GDAL sources that are not file paths: /vsi... paths, URLs, DRIVER:... (NETCDF:"f.nc":var);
+# a one-letter prefix is a Windows drive.
+_NOT_A_PATH = re.compile(r"^(/vsi|[A-Za-z][A-Za-z0-9+.-]*://|[A-Za-z][A-Za-z0-9_]+:)")
+
+
 def _absolute(path: str | os.PathLike) -> str:
     text = str(path)
-    if text.startswith("/vsi") or "://" in text:  # a GDAL virtual path or URL: as given
+    if _NOT_A_PATH.match(text):  # given to GDAL as it is
         return text
     return str(Path(os.path.expanduser(text)).absolute())
 

@@ -166,6 +166,10 @@ def test_config_needs_one_source_a_model_and_an_output():
     assert cfg["nodata"]["values"] == []  # NaN only: the user's choice, not the default
     cfg = client.build_config(files={"a": "/vsicurl/https://h/a.tif"}, model="m", output="o")
     assert cfg["rasters"]["files"]["a"] == "/vsicurl/https://h/a.tif"  # URLs kept as given
+    files = {"n": 'NETCDF:"/d/f.nc":tas', "h": "https://h/a.tif", "w": "C:\\d\\a.tif"}
+    got = client.build_config(files=files, model="m", output="o")["rasters"]["files"]
+    assert got["n"] == files["n"] and got["h"] == files["h"]
+    assert got["w"] != files["w"] or sys.platform == "win32"  # a drive letter is a path
 
 
 def test_sidecar_names():
