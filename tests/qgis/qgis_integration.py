@@ -421,8 +421,16 @@ def inprocess(work: Path, venv_python: Path) -> int:
             super().reportError(error, fatalError)
 
     class Log(CancelAtPass2):
+        def __init__(self) -> None:
+            super().__init__()
+            self.percents: list[float] = []
+
         def setProgressText(self, text: str) -> None:
             QgsProcessingFeedback.setProgressText(self, text)
+
+        def setProgress(self, progress: float) -> None:
+            self.percents.append(progress)
+            super().setProgress(progress)
 
     out = work / "q_cancel" / "prediction.tif"
     shutil.rmtree(out.parent, ignore_errors=True)  # a fresh start, also in a reused --work
@@ -475,6 +483,9 @@ def inprocess(work: Path, venv_python: Path) -> int:
         problem = f"the second run was not given --resume:\n{log}"
     elif problem is None and "resuming:" not in log:
         problem = f"the tool did not resume:\n{log}"
+    bar = feedback.percents
+    if problem is None and (not bar or bar != sorted(bar) or bar[-1] < 99.9):
+        problem = f"the progress bar went {bar[:3]} ... {bar[-3:]}, not up to 100"
     if problem is None:
         done = subprocess.run(
             [
