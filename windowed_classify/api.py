@@ -36,6 +36,7 @@ def run(
     config: str | os.PathLike | Mapping | Config,
     *,
     quiet: bool = True,
+    progress: str | None = None,
     workers: int | None = None,
     recompute_stats: bool = False,
     overwrite: bool | None = None,
@@ -44,13 +45,16 @@ def run(
     """Classify the stack described by ``config``; returns the report (also written as JSON).
 
     ``resume``: continue an interrupted run from its journal (same config, model and
-    inputs), or start from the beginning when there is none.
+    inputs), or start from the beginning when there is none. ``progress``: ``bar`` (tqdm),
+    ``json`` (JSON lines on stderr, for programs) or ``none``; default ``none`` when
+    ``quiet``, else ``bar``.
     """
     t_start = time.perf_counter()
     cfg = load_config(config)
     if overwrite is not None:
         cfg = replace(cfg, output=replace(cfg.output, overwrite=overwrite))
     n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
+    shown = progress or ("none" if quiet else "bar")
 
     prep = prepare(cfg)
     max_pixels, cache_mb = budget(cfg, len(prep.layers), len(prep.legend.labels), n_workers)
@@ -73,13 +77,14 @@ def run(
         if journal is None:
             if not resume:
                 warn_if_leftover(prep)
-            stats, cache_state = statistics(prep, executor, recompute_stats, quiet)
+            stats, cache_state = statistics(prep, executor, recompute_stats, shown)
             windows = plan_windows(prep.grid, [la.block_shape for la in prep.layers], max_pixels)
             journal = new_journal(prep, prints, stats, windows)
         else:
             cache_state = "journal"
         t2 = time.perf_counter()
-        counts, outputs = predict_windows(prep, journal, executor, quiet, cache_state == "journal")
+        resumed = cache_state == "journal"
+        counts, outputs = predict_windows(prep, journal, executor, shown, resumed)
         t3 = time.perf_counter()
     if cfg.output.preview is not None:
         from .outputs.preview import write_preview

@@ -30,6 +30,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="debug logging; tracebacks on errors")
 
 
+def _progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        choices=("bar", "json", "none"),
+        help="how progress is shown: bar (default; none with --quiet), or json: one JSON "
+        "object per line on stderr, for programs (see progress.py)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m windowed_classify",
@@ -56,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs); starts from the beginning when there is nothing to resume",
     )
     _common(run)
+    _progress(run)
 
     demo = sub.add_parser("demo", help="make a synthetic stack and model, then classify it")
     demo.add_argument(
@@ -91,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
     sample.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _common(sample)
+    _progress(sample)
     return parser
 
 
@@ -139,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .commands.sample import sample
 
             done = sample(args.config, args.points, args.output, overwrite=args.overwrite)
+            if args.progress == "json":
+                from .progress import emit
+
+                emit({"event": "finished", "outputs": {"table": str(done.output)}})
             if not args.quiet:
                 print(
                     f"sampled {done.points} point(s) x {len(done.columns)} layer(s): {done.output}"
@@ -153,7 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 recompute_stats=args.recompute_stats,
                 overwrite=True if args.overwrite else None,
                 resume=args.resume,
+                progress=args.progress,
             )
+            if args.progress == "json":
+                from .progress import emit
+
+                report_path = str(Path(report["output"]).with_suffix(".report.json"))
+                emit({"event": "finished", "outputs": report["outputs"], "report": report_path})
             if not args.quiet:
                 print(f"classified: {report['output']}")
     except UserError as exc:

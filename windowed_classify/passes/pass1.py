@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tqdm.auto import tqdm
-
+from ..progress import Progress
 from .stats import LayerStats
 from .statscache import StatsCache
 
@@ -18,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def statistics(
-    prep: Prepared, executor: Executor, recompute: bool, quiet: bool
+    prep: Prepared, executor: Executor, recompute: bool, progress: str = "bar"
 ) -> tuple[dict[str, LayerStats], str]:
     """Per-layer statistics, and the cache's state: disabled, used, computed or partly used."""
     cache = (
@@ -32,13 +31,7 @@ def statistics(
                 found[layer.name] = hit
     todo = [layer for layer in prep.layers if layer.name not in found]
     if todo:
-        with tqdm(
-            total=prep.grid.pixels * len(todo),
-            unit="px",
-            unit_scale=True,
-            desc="pass 1: statistics",
-            disable=quiet,
-        ) as bar:
+        with Progress("pass1", prep.grid.pixels * len(todo), progress) as bar:
             fresh = executor.compute_stats(todo, prep.grid, progress=bar.update)
         if cache is not None:
             for layer in todo:

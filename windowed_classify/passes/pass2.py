@@ -7,10 +7,10 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import Interrupted
 from ..outputs.writer import OutputSet
+from ..progress import Progress
 from .journal import Journal
 from .window import ClassifyJob
 
@@ -41,7 +41,11 @@ def classify_job(prep: Prepared, medians: np.ndarray) -> ClassifyJob:
 
 
 def predict_windows(
-    prep: Prepared, journal: Journal, executor: Executor, quiet: bool, resumed: bool = False
+    prep: Prepared,
+    journal: Journal,
+    executor: Executor,
+    progress: str = "bar",
+    resumed: bool = False,
 ) -> tuple[dict[str, int], dict[str, str]]:
     """Returns the pixel count of every code and every file written, by kind."""
     cfg = prep.config
@@ -64,13 +68,7 @@ def predict_windows(
     try:
         checkpoint()  # a valid raster on disk from the start: resumable at once
         last = time.monotonic()
-        with tqdm(
-            total=sum(int(w.width * w.height) for w in todo),
-            unit="px",
-            unit_scale=True,
-            desc="pass 2: classify",
-            disable=quiet,
-        ) as bar:
+        with Progress("pass2", sum(int(w.width * w.height) for w in todo), progress) as bar:
             for window, result in executor.imap(job, todo):
                 writer.write(window, result, tiles.parts(window))
                 tiles.written(window)
