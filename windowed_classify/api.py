@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import rasterio
@@ -21,7 +22,7 @@ from .engines.factory import make_executor
 from .inputs.windows import plan_windows
 from .memory import TreeMemoryMonitor
 from .outputs.atomic import write_json_atomic
-from .outputs.writer import TILE, partial_path
+from .outputs.writer import TILE, partial_path, remove_if_empty
 from .passes.journal import Journal, TileTracker, fingerprint, journal_path
 from .passes.pass1 import statistics
 from .passes.pass2 import predict_windows
@@ -51,12 +52,29 @@ def run(
     """
     t_start = time.perf_counter()
     cfg = load_config(config)
+    cfg.need("model", "output")
     if overwrite is not None:
         cfg = replace(cfg, output=replace(cfg.output, overwrite=overwrite))
     n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
     shown = progress or ("none" if quiet else "bar")
+    created: list[Path] = []  # output folders this run makes: removed if it fails, when empty
+    try:
+        return _run(cfg, created, n_workers, shown, recompute_stats, resume, t_start)
+    except BaseException:
+        remove_if_empty(created)
+        raise
 
-    prep = prepare(cfg)
+
+def _run(
+    cfg: Config,
+    created: list[Path],
+    n_workers: int,
+    shown: str,
+    recompute_stats: bool,
+    resume: bool,
+    t_start: float,
+) -> dict:
+    prep = prepare(cfg, created)
     max_pixels, cache_mb = budget(cfg, len(prep.layers), len(prep.legend.labels), n_workers)
     # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
     os.environ["GDAL_CACHEMAX"] = str(cache_mb)
@@ -89,7 +107,8 @@ def run(
     if cfg.output.preview is not None:
         from .outputs.preview import write_preview
 
-        write_preview(cfg.output.path, cfg.output.preview, dict(enumerate(prep.legend.labels)))
+        labels = dict(zip(prep.legend.output_codes, prep.legend.labels, strict=True))
+        write_preview(cfg.output.path, cfg.output.preview, labels)
         outputs["preview"] = str(cfg.output.preview)
 
     report = build_report(

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--size", type=int, default=1500, help="raster width and height")
     demo.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    demo.add_argument(
+        "--overwrite", action="store_true", help="replace the demo's files if DIR holds them"
+    )
     _common(demo)
 
     check = sub.add_parser(
@@ -91,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser(
         "sample", help="write the layers' values under points (training data) to a CSV"
     )
-    sample.add_argument("config", type=Path, help="the YAML config (layers, nodata, model)")
+    sample.add_argument(
+        "config", type=Path, help="the YAML config (rasters; nodata and model if given)"
+    )
     sample.add_argument(
         "points",
         type=Path,
@@ -99,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
         "with the 'vector' extra)",
     )
     sample.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
+    sample.add_argument(
+        "--prefix",
+        default="",
+        help="text put before every layer column (for points whose attributes are named like "
+        "layers)",
+    )
+    sample.add_argument(
+        "--points-crs",
+        metavar="CRS",
+        help="the CRS of the CSV's x and y (e.g. EPSG:4326), reprojected to the rasters' CRS "
+        "(default: they are in the rasters' CRS)",
+    )
     sample.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _common(sample)
     _progress(sample)
@@ -139,7 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from .commands.demo import run_demo
 
-            run_demo(args.dir, size=args.size, workers=args.workers, quiet=args.quiet)
+            run_demo(
+                args.dir,
+                size=args.size,
+                workers=args.workers,
+                quiet=args.quiet,
+                overwrite=args.overwrite,
+            )
         elif args.command == "check":
             from .commands.check import check
 
@@ -149,7 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "sample":
             from .commands.sample import sample
 
-            done = sample(args.config, args.points, args.output, overwrite=args.overwrite)
+            done = sample(
+                args.config,
+                args.points,
+                args.output,
+                overwrite=args.overwrite,
+                prefix=args.prefix,
+                points_crs=args.points_crs,
+            )
             if args.progress == "json":
                 from .progress import emit
 
@@ -170,13 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resume=args.resume,
                 progress=args.progress,
             )
+            from .report import sibling_report, summary
+
             if args.progress == "json":
                 from .progress import emit
 
-                report_path = str(Path(report["output"]).with_suffix(".report.json"))
+                report_path = str(sibling_report(report["output"]))
                 emit({"event": "finished", "outputs": report["outputs"], "report": report_path})
             if not args.quiet:
-                print(f"classified: {report['output']}")
+                print(summary(report))
     except UserError as exc:
         if args.debug:
             raise

@@ -183,6 +183,12 @@ class OutputConfig:
         v.to_int(-(2**31)), 255, help="code of masked pixels; must not collide with a class code"
     )
     compress: str = key(v.one_of(COMPRESSIONS), "lzw", help=", ".join(COMPRESSIONS))
+    codes: str = key(
+        v.one_of(("index", "label")),
+        "index",
+        help="`index`: a class's code is its place in the legend (0..n-1, the notebook's rule); "
+        "`label`: integer labels are written as themselves (soil class 3 -> 3)",
+    )
     overwrite: bool = key(v.to_bool, False, help="replace an existing output")
     probabilities: Path | None = key(
         v.to_opt_path,
@@ -274,6 +280,9 @@ SECTIONS: dict[str, type] = {
 }
 
 
+OPTIONAL_SECTIONS = ("model", "output")  # sample and check work without them
+
+
 def spec(f: Field) -> tuple[Validator, Any]:
     """(checker, default as written in YAML) of one key's field."""
     return f.metadata["check"], f.metadata["default"]
@@ -288,14 +297,23 @@ SCHEMA: dict[str, dict[str, tuple[Validator, Any]]] = {
 class Config:
     rasters: RastersConfig
     nodata: NodataConfig
-    model: ModelConfig
-    output: OutputConfig
+    model: ModelConfig | None  # None: no model section (sample and check need none)
+    output: OutputConfig | None  # None: no output section (likewise)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     source: Path | None = None  # the YAML file, when there is one
 
     @property
     def report_path(self) -> Path:
+        assert self.output is not None
         return sibling(self.output.path, ".report.json")
+
+    def need(self, *sections: str) -> None:
+        """A run needs a model and an output: an error naming a section that is absent."""
+        for name in sections:
+            if getattr(self, name) is None:
+                raise ConfigError(
+                    f"missing required config section '{name}' (with its key '{name}.path')"
+                )
 
 
 def sibling(path: Path, suffix: str) -> Path:
@@ -385,10 +403,14 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config
     base = base_dir.resolve()
     parts = {}
     for name in SCHEMA:
+        if name in OPTIONAL_SECTIONS and raw.get(name) is None:
+            parts[name] = None  # a run will say it needs it (Config.need)
+            continue
         parts[name] = _section(raw.get(name), name, base)
         if name == "rasters":  # a missing folder is reported before later sections' errors
             _check_rasters(parts[name])
-    _check_output(parts["output"])
+    if parts["output"] is not None:
+        _check_output(parts["output"])
     return Config(**parts, source=source)
 
 

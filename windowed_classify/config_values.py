@@ -105,7 +105,10 @@ def to_source(value: Any, key: str, base: Path) -> Path | str:
     return to_path(value, key, base)
 
 
-def to_files(value: Any, key: str, base: Path) -> tuple[tuple[str, Path | str], ...] | None:
+def to_files(
+    value: Any, key: str, base: Path
+) -> tuple[tuple[str, Path | str, int | None], ...] | None:
+    """name -> path (or GDAL URL), or name -> {path: ..., band: N}: (name, path, band or None)."""
     if value is None:
         return None
     if not isinstance(value, Mapping) or not value:
@@ -114,7 +117,15 @@ def to_files(value: Any, key: str, base: Path) -> tuple[tuple[str, Path | str], 
     for name, source in value.items():
         if not isinstance(name, str) or not name:
             raise fail(key, "feature names (text) as keys", name)
-        out.append((name, to_source(source, f"{key}.{name}", base)))
+        band = None
+        if isinstance(source, Mapping):
+            extra = [k for k in source if k not in ("path", "band")]
+            if extra or "path" not in source:
+                raise fail(f"{key}.{name}", "a path, or a mapping with path and band", source)
+            if "band" in source:
+                band = to_int(1)(source["band"], f"{key}.{name}.band", base)
+            source = source["path"]
+        out.append((name, to_source(source, f"{key}.{name}", base), band))
     return tuple(out)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,11 @@ from typing import Any
 from .config import Config, OutputConfig
 from .errors import InputError, ModelError, OutputError
 from .inputs.discover import discover
-from .inputs.grid import Grid
-from .inputs.layers import Layer, open_layers
+from .inputs.grid import Grid, same_grid
+from .inputs.layers import Band, Layer, Unreadable, list_bands, open_layers
 from .models.legend import Legend, check_codes_fit, resolve_legend
 from .models.load import load_model
-from .models.schema import Schema, resolve_schema
+from .models.schema import Schema, resolve_schema, trust_warning
 from .outputs.preview import PREVIEW_HINT
 from .outputs.writer import check_writable, temporary_paths
 
@@ -37,50 +36,95 @@ class Prepared:
     model: Any
 
 
-def prepare(cfg: Config) -> Prepared:
-    """Discover, load the model, match features to layers, check the grid and the codes."""
-    check_writable(cfg.output)
+def prepare(cfg: Config, created: list[Path] | None = None) -> Prepared:
+    """Discover, load the model, match features to layers, check the grid and the codes.
+
+    ``created`` collects the output folders made here (a failed run removes them if empty).
+    """
+    cfg.need("model", "output")
+    check_writable(cfg.output, created)
     check_preview_extra(cfg.output)
-    named = discover_layers(cfg)
+    found = find_layers(cfg)
     model = load_model(cfg.model.path)
     schema = resolve_schema(model, cfg.model)
-    legend = resolve_legend(model, cfg.model)
+    legend = resolve_legend(model, cfg.model, cfg.output.codes)
     check_codes_fit(legend, cfg.output.dtype, cfg.output.nodata)
     check_proba(model, cfg.output)
 
-    require_features(named, schema, cfg)
-    ignored = [name for name, _ in named if name not in set(schema.features)]
+    if schema.trusted:
+        log.warning(trust_warning(schema))
+    bands = model_bands(found, schema, cfg)
+    # The model's layers share the reference grid (the output's); other layers never matter.
+    grid, layers = open_layers(bands, cfg.nodata, cfg.rasters)
+    ignored = unused_layers(found, schema, grid)
     if ignored:
         log.warning(
-            "ignoring %d layer(s) the model does not use: %s", len(ignored), ", ".join(ignored)
+            "ignoring %d layer(s) the model does not use: %s",
+            len(ignored),
+            ", ".join(f"{name} ({why})" if why else name for name, why in ignored.items()),
         )
-    # Every raster shares the first one's grid; the output takes that grid.
-    grid, all_layers = open_layers(named, cfg.nodata, cfg.rasters)
-    by_name = {layer.name: layer for layer in all_layers}
-    layers = [by_name[f] for f in schema.features]
-    return Prepared(cfg, grid, layers, ignored, schema, legend, model)
+    return Prepared(cfg, grid, layers, list(ignored), schema, legend, model)
 
 
-def discover_layers(cfg: Config) -> list[tuple[str, Path | str]]:
-    """Every layer ``rasters`` names, never this run's own outputs (or their temporary names)."""
-    ours = [p for path in cfg.output.rasters for p in (path, *temporary_paths(path))]
-    return discover(cfg.rasters, exclude=ours)
+@dataclass
+class Found:
+    """Every layer of the inputs, in discovery order, and the files that cannot be opened."""
+
+    bands: list[Band]
+    unreadable: list[Unreadable]
+
+    @property
+    def names(self) -> list[str]:
+        """Layer names; an unreadable file stands for one layer named by its stem."""
+        return [b.name for b in self.bands] + [u.name for u in self.unreadable]
 
 
-def missing_features(named: Sequence[tuple[str, Path | str]], schema: Schema) -> list[str]:
-    found = {name for name, _ in named}
-    return [f for f in schema.features if f not in found]
+def find_layers(cfg: Config) -> Found:
+    """Every layer ``rasters`` names (every band of every file), never this run's own outputs
+    (or their temporary names)."""
+    written = cfg.output.rasters if cfg.output is not None else []
+    ours = [p for path in written for p in (path, *temporary_paths(path))]
+    return Found(*list_bands(discover(cfg.rasters, exclude=ours)))
 
 
-def require_features(named: Sequence[tuple[str, Path | str]], schema: Schema, cfg: Config) -> None:
-    """Every feature the model expects has a layer; else an error naming all the missing."""
-    missing = missing_features(named, schema)
+def missing_features(found: Found, schema: Schema) -> list[str]:
+    names = set(found.names)
+    return [f for f in schema.features if f not in names]
+
+
+def require_features(found: Found, schema: Schema, cfg: Config) -> None:
+    """Every feature the model expects has a layer; else an error naming all the missing.
+    A feature whose file cannot be opened is that file's error."""
+    missing = missing_features(found, schema)
     if missing:
         raise InputError(
             f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
             + (f"under {cfg.rasters.folder}: " if cfg.rasters.folder else "in rasters.files: ")
             + ", ".join(missing)
         )
+    for bad in found.unreadable:
+        if bad.name in schema.features:
+            raise InputError(bad.reason)
+
+
+def model_bands(found: Found, schema: Schema, cfg: Config) -> list[Band]:
+    """The bands of the model's features, in the model's order."""
+    require_features(found, schema, cfg)
+    by_name = {b.name: b for b in found.bands}
+    return [by_name[f] for f in schema.features]
+
+
+def unused_layers(found: Found, schema: Schema, grid: Grid) -> dict[str, str]:
+    """Layers the model does not use -> why they could not have been used ("" if they could)."""
+    used = set(schema.features)
+    out = {}
+    for band in found.bands:
+        if band.name not in used:
+            out[band.name] = "" if same_grid(grid, band.grid) else "not on the model's grid"
+    for bad in found.unreadable:
+        if bad.name not in used:
+            out[bad.name] = f"cannot be opened: {bad.source.path}"
+    return out
 
 
 def check_proba(model: Any, out: OutputConfig) -> None:
@@ -108,7 +152,8 @@ def budget(cfg: Config, n_layers: int, n_classes: int, workers: int) -> tuple[in
     """
     total = cfg.processing.memory_mb * 2**20
     per_pixel = 14 * n_layers + 16 * n_classes + 64
-    if cfg.output.probabilities is not None or cfg.output.confidence is not None:
+    out = cfg.output
+    if out is not None and (out.probabilities is not None or out.confidence is not None):
         per_pixel += 24 * n_classes  # predict_proba twice over (raw, legend order) and encoded
     max_pixels = int(0.6 * total / max(workers, 1) / per_pixel)
     cache_mb = max(8, int(0.2 * cfg.processing.memory_mb / (workers + 1)))

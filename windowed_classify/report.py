@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -38,6 +39,7 @@ def build_report(
         },
         "features": [layer.name for layer in prep.layers],
         "features_source": prep.schema.source,
+        "features_trusted": prep.schema.trusted,  # order from model.features, unverifiable
         "ignored_layers": prep.ignored,
         "nodata": {
             "values": list(cfg.nodata.values),
@@ -68,3 +70,34 @@ def build_report(
         "peak_memory_largest_worker_mb": worker,
         **extra,
     }
+
+
+STATS_STATES = {
+    "computed": "computed (and kept in the statistics cache)",
+    "used": "from the statistics cache",
+    "partly used": "partly from the statistics cache, the rest computed",
+    "disabled": "computed (statistics cache disabled)",
+    "journal": "from the interrupted run's journal (resumed)",
+}
+
+
+def summary(report: dict[str, Any]) -> str:
+    """What the CLI prints after a run: every file written, where the statistics came from,
+    the time of each pass and the peak memory."""
+    lines = [f"classified: {report['output']}", "written:"]
+    files = {**report["outputs"], "report": str(sibling_report(report["output"]))}
+    width = max(len(kind) for kind in files)
+    lines += [f"  {kind:<{width}}  {path}" for kind, path in files.items()]
+    lines.append(f"statistics: {STATS_STATES.get(report['stats_cache'], report['stats_cache'])}")
+    t = report["timing"]
+    lines.append(
+        f"time: pass 1 {t['pass1_seconds']:.1f} s, pass 2 {t['pass2_seconds']:.1f} s, "
+        f"total {t['total_seconds']:.1f} s; peak memory {report['peak_memory_mb']} MB"
+    )
+    return "\n".join(lines)
+
+
+def sibling_report(output: str) -> Path:
+    """prediction.tif -> prediction.report.json."""
+    path = Path(output)
+    return path.with_name(path.stem + ".report.json")

@@ -36,7 +36,7 @@ from windowed_classify import run
 from windowed_classify.config import RastersConfig, load_config
 from windowed_classify.errors import ConfigError, UserError
 from windowed_classify.inputs.discover import discover
-from windowed_classify.inputs.layers import open_layers
+from windowed_classify.inputs.layers import list_bands, open_layers
 from windowed_classify.inputs.reader import StackReader
 from windowed_classify.passes.statscache import layer_key
 
@@ -228,7 +228,7 @@ def test_window_reads_equal_whole_warp_for_every_tiling(tmp_path: Path, source: 
     for method in METHODS:
         rasters = RastersConfig(folder=folder, align=True, resampling={"default": method})
         cfg = load_config(make_config(folder, "m.pkl", tmp_path / "o.tif"))
-        grid, layers = open_layers(discover(rasters), cfg.nodata, rasters)
+        grid, layers = open_layers(list_bands(discover(rasters))[0], cfg.nodata, rasters)
         layer = layers[1]
         assert layer.warp is not None and layers[0].warp is None
         whole = warp_in_memory(folder / "b.tif", folder / "a_ref.tif", method)
@@ -255,7 +255,7 @@ def test_layer_on_the_grid_is_not_warped(tmp_path: Path) -> None:
     folder = tmp_path / "c"
     write_layers(folder, misfit_layers(20, 24))
     cfg = load_config(make_config(folder, "m.pkl", tmp_path / "o.tif", rasters={"align": True}))
-    grid, layers = open_layers(discover(cfg.rasters), cfg.nodata, cfg.rasters)
+    grid, layers = open_layers(list_bands(discover(cfg.rasters))[0], cfg.nodata, cfg.rasters)
     by_name = {la.name: la for la in layers}
     assert by_name["elev"].warp is None
     assert by_name["ndvi"].warp is not None and by_name["slope"].warp is not None
@@ -274,9 +274,9 @@ def test_stats_cache_key_includes_the_warp(tmp_path: Path) -> None:
         {"align": True, "resampling": "bilinear"},
     ):
         cfg = load_config(make_config(folder, "m.pkl", tmp_path / "o.tif", rasters=settings))
-        named = discover(cfg.rasters)
+        named = list_bands(discover(cfg.rasters))[0]
         if not settings["align"]:
-            named = [pair for pair in named if pair[0] == "ndvi"]
+            named = [band for band in named if band.name == "ndvi"]
         _, layers = open_layers(named, cfg.nodata, cfg.rasters)
         keys.add(layer_key(next(la for la in layers if la.name == "ndvi")))
     assert len(keys) == 3
@@ -306,7 +306,7 @@ def test_crs_difference_named(tmp_path: Path) -> None:
     write_raster(folder / "b.tif", np.zeros((8, 8), np.float32), crs="EPSG:32634")
     cfg = load_config(make_config(folder, "m.pkl", tmp_path / "o.tif"))
     with pytest.raises(UserError, match=r"CRS EPSG:32634 \(expected EPSG:32633\).*rasters\.align"):
-        open_layers(discover(cfg.rasters), cfg.nodata, cfg.rasters)
+        open_layers(list_bands(discover(cfg.rasters))[0], cfg.nodata, cfg.rasters)
 
 
 @pytest.mark.parametrize(
@@ -329,7 +329,7 @@ def test_align_config_errors(tmp_path: Path, rasters: dict[str, Any], needle: st
     write_layers(folder, misfit_layers(20, 24))
     with pytest.raises(UserError) as info:
         cfg = load_config(make_config(folder, "m.pkl", tmp_path / "o.tif", rasters=rasters))
-        open_layers(discover(cfg.rasters), cfg.nodata, cfg.rasters)
+        open_layers(list_bands(discover(cfg.rasters))[0], cfg.nodata, cfg.rasters)
     assert needle in str(info.value)
     if needle != "rasters.reference" or "missing" not in str(rasters):
         assert isinstance(info.value, ConfigError)

@@ -48,7 +48,7 @@ def test_check_names_every_feature_and_passes(tmp_path: Path) -> None:
     assert classes[3][0] == "255"
     layers = table_rows(out, "layers:")
     assert [r[1] for r in layers] == ["elev", "ndvi", "slope", "spare"]  # files' order
-    assert all(r[5] == "-9999" for r in layers)  # each file's nodata tag
+    assert all(r[6] == "-9999" for r in layers)  # each file's nodata tag (after "band")
     assert "WARNING: 1 layer(s) the model does not use will be ignored: spare" in out
     assert out.rstrip().endswith("OK: the run would start.")
     assert not case.output.exists()

@@ -127,8 +127,10 @@ def test_raster_folder_missing(case: Case) -> None:
 
 
 def test_unreadable_raster_named(case: Case) -> None:
-    (case.folder / "broken_layer.tif").write_bytes(b"II*\x00 definitely not a GeoTIFF")
-    assert_user_error(cli(case), "broken_layer.tif", output=case.output, out_dir_empty=True)
+    """A layer the model uses that cannot be opened (an unused one does not matter: see
+    test_inputs.py)."""
+    (case.folder / "slope.tif").write_bytes(b"II*\x00 definitely not a GeoTIFF")
+    assert_user_error(cli(case), "slope.tif", output=case.output, out_dir_empty=True)
 
 
 def test_duplicate_feature_names_both_files(case: Case) -> None:

@@ -18,9 +18,9 @@ from test_median import _median_stack, pandas_median
 
 from windowed_classify.config import NodataConfig, RastersConfig
 from windowed_classify.errors import InputError
-from windowed_classify.inputs.discover import discover
+from windowed_classify.inputs.discover import Source, discover
 from windowed_classify.inputs.grid import Grid
-from windowed_classify.inputs.layers import Layer, open_layers
+from windowed_classify.inputs.layers import Layer, list_bands, open_layers
 from windowed_classify.inputs.windows import layer_windows
 from windowed_classify.passes import median, stats
 from windowed_classify.passes.stats import LayerPlan, LayerStats, compute_stats, count_task, serial
@@ -49,7 +49,7 @@ def layer_stats(layer: Layer, grid: Grid) -> LayerStats:
 def open_folder(folder: Path, nodata: NodataConfig) -> tuple[Grid, list[Layer]]:
 
     rasters = RastersConfig(folder=folder)
-    return open_layers(discover(rasters), nodata, rasters)
+    return open_layers(list_bands(discover(rasters))[0], nodata, rasters)
 
 
 def pandas_stats(path: Path, nodata: list[float]) -> tuple[np.float32, int]:
@@ -195,7 +195,8 @@ def test_second_read_is_exact_and_skips_windows_that_cannot_hold_the_median(
         compress="lzw",
     ) as ds:
         ds.write(data, 1)
-    grid, (layer,) = open_layers([("gradient", path)], NodataConfig(), RastersConfig())
+    (band,), _ = list_bands([Source("gradient", path)])
+    grid, (layer,) = open_layers([band], NodataConfig(), RastersConfig())
     monkeypatch.setattr(stats, "HOLD_PIXELS", 1)  # hold one window only
     reads: list[int] = []
     original = stats.iter_layer_values

@@ -22,21 +22,22 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..config import Config, load_config
-from ..errors import InputError, UserError
-from ..inputs.grid import Grid
-from ..inputs.layers import Layer, open_layers
+from ..errors import UserError
+from ..inputs.grid import Grid, same_grid
+from ..inputs.layers import Band, Layer, Reference, open_layers, reference_grid
 from ..inputs.reader import StackReader, nodata_mask
 from ..inputs.windows import layer_windows, plan_windows
 from ..models.legend import Legend, check_codes_fit, resolve_legend
 from ..models.load import load_model
-from ..models.schema import Schema, resolve_schema
+from ..models.schema import Schema, resolve_schema, trust_warning
 from ..outputs.writer import check_writable
 from ..passes.statscache import StatsCache
 from ..prepare import (
+    Found,
     budget,
     check_preview_extra,
     check_proba,
-    discover_layers,
+    find_layers,
     missing_features,
     require_features,
 )
@@ -55,10 +56,11 @@ PROCESS_WORKER_MB = 300  # each worker process of engine: processes (measured, R
 
 @dataclass
 class LayerInfo:
-    """One raster found under rasters.folder, as a run would see it."""
+    """One layer (a band of a raster) of the inputs, as a run would see it."""
 
     name: str
     path: Path | str
+    band: int  # 1-based band of a multi-band file; 0 for a single-band file
     dtype: str
     block_shape: tuple[int, int]
     file_nodata: float | None
@@ -119,7 +121,9 @@ def check(
     workers: int | None = None,
     sample_pixels: int = SAMPLE_PIXELS,
 ) -> CheckResult:
-    """Everything knowable before a run; config errors raise ConfigError like ``run``."""
+    """Everything knowable before a run; config errors raise ConfigError like ``run``.
+
+    Without a model section: the layers and the grid only (every layer found is wanted)."""
     cfg = load_config(config)
     result = CheckResult(cfg)
 
@@ -130,50 +134,53 @@ def check(
             result.problems.append(str(exc))
             return None
 
-    _check_outputs(cfg, result.problems)
-    attempt(check_preview_extra, cfg.output)
-    named = attempt(discover_layers, cfg) or []
-    model = attempt(load_model, cfg.model.path)
-    if model is not None:
+    if cfg.output is not None:
+        _check_outputs(cfg, result.problems)
+        attempt(check_preview_extra, cfg.output)
+    found = attempt(find_layers, cfg) or Found([], [])
+    model = attempt(load_model, cfg.model.path) if cfg.model is not None else None
+    mc = cfg.model
+    if model is not None and cfg.output is not None:
         attempt(check_proba, model, cfg.output)
-    if model is not None or cfg.model.scoring_file or cfg.model.features:
-        result.schema = attempt(resolve_schema, model, cfg.model)
-    if model is not None or cfg.model.classes:
-        result.legend = attempt(resolve_legend, model, cfg.model)
-    if result.legend is not None:
+    if mc is not None and (model is not None or mc.scoring_file or mc.features):
+        result.schema = attempt(resolve_schema, model, mc)
+        if result.schema is not None and result.schema.trusted:
+            result.warnings.append(trust_warning(result.schema))
+    if mc is not None and (model is not None or mc.classes):
+        codes = cfg.output.codes if cfg.output is not None else "index"
+        result.legend = attempt(resolve_legend, model, mc, codes)
+    if result.legend is not None and cfg.output is not None:
         attempt(check_codes_fit, result.legend, cfg.output.dtype, cfg.output.nodata)
 
-    if result.schema is not None and named:
-        result.missing = missing_features(named, result.schema)
-        attempt(require_features, named, result.schema, cfg)
+    wanted = found.bands
+    if result.schema is not None and (found.bands or found.unreadable):
+        result.missing = missing_features(found, result.schema)
+        attempt(require_features, found, result.schema, cfg)
         used = set(result.schema.features)
-        result.ignored = [name for name, _ in named if name not in used]
+        wanted = [b for b in found.bands if b.name in used]
+        result.ignored = [name for name in found.names if name not in used]
         if result.ignored:
             result.warnings.append(
                 f"{len(result.ignored)} layer(s) the model does not use will be ignored: "
                 + ", ".join(result.ignored)
             )
 
-    result.grid, opened = _open_all(named, cfg, result.problems)
     position = {f: i for i, f in enumerate(result.schema.features)} if result.schema else {}
-    result.layers = [
-        _layer_info(name, path, layer, status, position.get(name))
-        for name, path, layer, status in opened
-    ]
-    layers = [layer for _, _, layer, status in opened if layer is not None and not status]
+    if result.schema is not None:  # the model's order: its first layer wins a tie of grids
+        wanted = sorted(wanted, key=lambda b: position[b.name])
+    result.grid, layers = _grid_and_layers(wanted, found, cfg, result, attempt)
     if result.grid is not None:
         cache = StatsCache(cfg.processing.cache_dir) if cfg.processing.stats_cache else None
         infos = {info.name: info for info in result.layers}
         for layer in layers:
             info = infos[layer.name]
-            if info.model_position is not None or result.schema is None:
-                _value_range(info, layer, result.grid, cache, sample_pixels)
-                result.warnings += [f"layer '{info.name}': {w}" for w in info.warnings]
+            _value_range(info, layer, result.grid, cache, sample_pixels)
+            result.warnings += [f"layer '{info.name}': {w}" for w in info.warnings]
 
-    if result.grid is not None and result.schema is not None and not result.missing:
-        model_layers = [la for la in layers if la.name in position]
+    ready = result.schema is not None and not result.missing and cfg.output is not None
+    if result.grid is not None and ready and len(layers) == len(wanted):
         n_classes = len(result.legend.labels) if result.legend else 1
-        result.estimate = _estimate(cfg, result.grid, model_layers, n_classes, workers)
+        result.estimate = _estimate(cfg, result.grid, layers, n_classes, workers)
         _space_warning(result.estimate, result.warnings)
     return result
 
@@ -181,6 +188,7 @@ def check(
 def _check_outputs(cfg: Config, problems: list[str]) -> None:
     """The run's output checks, without creating the output folders as a run would."""
     out = cfg.output
+    assert out is not None
     folders = list(dict.fromkeys(path.parent for path in out.files))
     if all(folder.is_dir() for folder in folders):
         try:
@@ -194,62 +202,73 @@ def _check_outputs(cfg: Config, problems: list[str]) -> None:
             problems.append(f"the output folder {folder} cannot be created (no write access)")
 
 
-def _open_all(
-    named: Sequence[tuple[str, Path | str]], cfg: Config, problems: list[str]
-) -> tuple[Grid | None, list[tuple[str, Path | str, Layer | None, str]]]:
-    """Open every layer like a run; when that fails, find every layer at fault, not just one.
-
-    Returns the grid and (name, path, layer, status) in discovery order; status is empty for
-    a layer the run can read, else why it cannot ("not on the grid", "cannot open").
-    """
-    if not named:
-        return None, []
-    try:
-        grid, layers = open_layers(named, cfg.nodata, cfg.rasters)
-        return grid, [(la.name, la.path, la, "") for la in layers]
-    except InputError:
-        pass
-    found: Grid | None = None
-    first: tuple[str, Path | str] | None = None
-    opened: list[tuple[str, Path | str, Layer | None, str]] = []
-    for name, path in named:
-        try:
-            this_grid, (layer,) = open_layers([(name, path)], cfg.nodata, cfg.rasters)
-        except InputError as exc:
-            problems.append(str(exc))
-            opened.append((name, path, None, "cannot open"))
-            continue
-        status = ""
-        if first is None:
-            found, first = this_grid, (name, path)
+def _grid_and_layers(
+    wanted: list[Band],
+    found: Found,
+    cfg: Config,
+    result: CheckResult,
+    attempt: Callable[..., Any],
+) -> tuple[Grid | None, list[Layer]]:
+    """The reference grid and the wanted layers a run can read on it, like a run (its error
+    for layers off the grid is a problem); every layer found gets its line in the table."""
+    position = {f: i for i, f in enumerate(result.schema.features)} if result.schema else {}
+    ref = attempt(reference_grid, wanted, cfg.rasters) if wanted else None
+    status: dict[str, str] = {}
+    fitting: list[Band] = []
+    if ref is not None:
+        attempt(open_layers, wanted, cfg.nodata, cfg.rasters)  # the run's one-line error
+        for band in wanted:
+            same = same_grid(ref.grid, band.grid)
+            warpable = cfg.rasters.align and (band.grid.crs is None) == (ref.grid.crs is None)
+            if same or warpable:
+                fitting.append(band)
+            else:
+                status[band.name] = "not on the grid"
+    layers: list[Layer] = []
+    if fitting:
+        layers = attempt(_open_on, ref, fitting, cfg) or []
+    by_name = {layer.name: layer for layer in layers}
+    want = {b.name for b in wanted}
+    for band in found.bands:
+        if band.name in want:
+            why = status.get(band.name, "")
+        elif ref is not None and not same_grid(ref.grid, band.grid):
+            why = "unused, not on the grid"
         else:
-            try:
-                # the run's own grid check (and rasters.align, which warps misfits instead)
-                open_layers([first, (name, path)], cfg.nodata, cfg.rasters)
-            except InputError as exc:
-                problems.append(str(exc))
-                status = "not on the grid"
-        opened.append((name, path, layer, status))
-    return found, opened
+            why = "unused"
+        result.layers.append(_layer_info(band, by_name.get(band.name), why, position))
+    for bad in found.unreadable:
+        why = "cannot open" if bad.name in position else "unused, cannot open"
+        if bad.name not in position:
+            result.warnings.append(bad.reason)
+        result.layers.append(
+            LayerInfo(bad.name, bad.source.path, 0, "-", (0, 0), None, (),
+                      position.get(bad.name), status=why)  # fmt: skip
+        )
+    return (ref.grid if ref is not None else None), layers
+
+
+def _open_on(ref: Reference, bands: list[Band], cfg: Config) -> list[Layer]:
+    """The layers of ``bands``, on the reference grid ``ref`` they were checked against."""
+    grid, layers = open_layers(bands, cfg.nodata, cfg.rasters)
+    assert same_grid(grid, ref.grid)
+    return layers
 
 
 def _layer_info(
-    name: str, path: Path | str, layer: Layer | None, status: str, model_position: int | None
+    band: Band, layer: Layer | None, status: str, position: Mapping[str, int]
 ) -> LayerInfo:
-    if layer is None:
-        return LayerInfo(name, path, "-", (0, 0), None, (), model_position, status=status)
-    with StackReader([layer]) as reader:
-        file_nodata = reader.dataset(layer.name).nodatavals[0]
     return LayerInfo(
-        name=layer.name,
-        path=layer.path,
-        dtype=layer.dtype,
-        block_shape=layer.block_shape,
-        file_nodata=file_nodata,
-        nodata_values=layer.nodata_values,
-        model_position=model_position,
+        name=band.name,
+        path=band.path,
+        band=band.index if band.count > 1 else 0,
+        dtype=band.dtype,
+        block_shape=band.block_shape,
+        file_nodata=band.file_nodata,
+        nodata_values=layer.nodata_values if layer is not None else (),
+        model_position=position.get(band.name),
         status=status,
-        warped=layer.warp.resampling if layer.warp is not None else None,
+        warped=layer.warp.resampling if layer is not None and layer.warp is not None else None,
     )
 
 
@@ -273,11 +292,11 @@ def _value_range(
     with StackReader([layer]) as reader:
         ds = reader.dataset(layer.name)  # a warped layer: its own file, as the run reads it
         # a warped layer is sampled through its warp, as the run reads it
-        overviews = ds.overviews(1) if layer.warp is None else []
+        overviews = ds.overviews(layer.band) if layer.warp is None else []
         factor = _overview_factor(overviews, grid, budget_px)
         if factor is not None:
             shape = (math.ceil(grid.height / factor), math.ceil(grid.width / factor))
-            data = ds.read(1, out_shape=shape).astype(np.float32, copy=False).ravel()
+            data = ds.read(layer.band, out_shape=shape).astype(np.float32, copy=False).ravel()
             info.range_source = f"overview 1/{factor}"
         else:
             windows = _spread_windows(grid, layer.block_shape, budget_px)
@@ -447,6 +466,7 @@ def render(r: CheckResult) -> str:
                     i,
                     la.name,
                     _rel(la.path, cfg.rasters.folder),
+                    la.band or "-",
                     la.dtype,
                     f"{la.block_shape[0]}x{la.block_shape[1]}",
                     _num(la.file_nodata, 9),
@@ -461,6 +481,7 @@ def render(r: CheckResult) -> str:
                     "#",
                     "layer",
                     "file",
+                    "band",
                     "dtype",
                     "block",
                     "file nodata",
@@ -490,7 +511,8 @@ def render(r: CheckResult) -> str:
             )
     if r.legend is not None:
         out.append(f"\nclasses: {len(r.legend.labels)}, from {r.legend.source}")
-        rows = [[code, repr(label)] for code, label in enumerate(r.legend.labels)]
+        pairs = zip(r.legend.output_codes, r.legend.labels, strict=True)
+        rows = [[c, repr(label)] for c, label in pairs]
         rows.append([cfg.output.nodata, "(masked pixels: output.nodata)"])
         out.append(_table(["code", "label"], rows))
     ranged = [la for la in r.layers if la.range_source]
@@ -542,6 +564,8 @@ def render(r: CheckResult) -> str:
 
 
 def _status(la: LayerInfo) -> str:
+    if la.status.startswith("unused"):
+        return la.status  # not a problem: a run never reads it
     if la.status:
         return la.status.upper()
     return f"ok, warped ({la.warped})" if la.warped else "ok"

@@ -15,6 +15,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from ..config import ARCGIS_FLOAT32_NODATA
+from ..errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +149,42 @@ processing:
 """
 
 
+DEMO_OUTPUTS = (
+    "prediction.tif",
+    "prediction.report.json",
+    "prediction.qml",
+    "prediction.legend.csv",
+    "prediction.tif.aux.xml",
+    "confidence.tif",
+)
+
+
+def demo_files(folder: Path) -> list[Path]:
+    """Every file the demo writes (covariates, model, config, run outputs)."""
+    names = [f"covariates/{name}.tif" for name in LAYERS]
+    return [folder / n for n in ("config.yaml", "model.pkl", *names, *DEMO_OUTPUTS)]
+
+
 def run_demo(
-    folder: Path, size: int = 1500, workers: int | None = None, quiet: bool = False
+    folder: Path,
+    size: int = 1500,
+    workers: int | None = None,
+    quiet: bool = False,
+    overwrite: bool = False,
 ) -> dict:
+    """Write the demo stack, model and config under ``folder`` and classify it. Files there
+    (an edited config.yaml, say) are never replaced unless ``overwrite``."""
     from ..api import run
+    from ..report import summary
 
     folder = Path(folder)
+    existing = [p for p in demo_files(folder) if p.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} other demo file(s)" if len(existing) > 1 else ""
+        raise OutputError(
+            f"the demo would replace {existing[0]}{more}; pass --overwrite to replace them, or "
+            "give another folder"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     log.info("demo: writing a %d x %d x %d stack under %s", size, size, len(LAYERS), folder)
     cov = make_stack(folder, size)
@@ -165,15 +196,7 @@ def run_demo(
     counts = ", ".join(
         f"{report['legend'].get(code, 'masked')}: {n}" for code, n in report["pixel_counts"].items()
     )
-    print(f"demo config:  {config}")
-    print(f"output:       {report['output']}")
-    for kind in ("confidence", "qml", "legend_csv"):
-        print(f"{kind + ':':<13} {report['outputs'][kind]}")
-    print(f"report:       {Path(report['output']).with_suffix('.report.json')}")
+    print(f"demo config: {config}")
+    print(summary(report))
     print(f"pixel counts: {counts}")
-    print(
-        f"time: pass 1 {report['timing']['pass1_seconds']:.1f} s, "
-        f"pass 2 {report['timing']['pass2_seconds']:.1f} s; "
-        f"peak memory {report['peak_memory_mb']} MB"
-    )
     return report

@@ -25,14 +25,14 @@ from rasterio.windows import Window
 
 from ..config import Config, load_config
 from ..errors import InputError, OutputError
-from ..inputs.grid import Grid
+from ..inputs.grid import Grid, crs_text, same_grid
 from ..inputs.layers import Layer, open_layers
 from ..inputs.reader import StackReader
 from ..inputs.tables import read_csv_text
 from ..models.load import load_model
 from ..models.schema import resolve_schema
 from ..outputs.atomic import replace_atomic
-from ..prepare import budget, discover_layers, require_features
+from ..prepare import budget, find_layers, model_bands
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,16 @@ def sample(
     out: str | os.PathLike,
     *,
     overwrite: bool = False,
+    prefix: str = "",
+    points_crs: str | None = None,
 ) -> SampleResult:
-    """Write ``out``: the rows of ``points`` plus the value of every layer under each point."""
+    """Write ``out``: the rows of ``points`` plus the value of every layer under each point.
+
+    Needs only the ``rasters`` section: with a model, its features come first in its order,
+    then the other layers on its grid; without one, every layer found. ``prefix`` goes before
+    every layer column (points whose attributes are named like layers); ``points_crs`` is the
+    CRS of a CSV's x and y (EPSG:4326, say), reprojected to the rasters' CRS.
+    """
     cfg = load_config(config)
     points, out = Path(points), Path(out)
     if out.resolve() == points.resolve():
@@ -68,15 +76,15 @@ def sample(
     if out.exists() and not overwrite:
         raise OutputError(f"output {out} already exists; pass --overwrite to replace it")
 
-    grid, layers = model_layers(cfg)
-    names = [layer.name for layer in layers]
-    frame, xs, ys = read_points(points, grid, names)
+    grid, layers = sample_layers(cfg)
+    columns = [prefix + layer.name for layer in layers]
+    frame, xs, ys = read_points(points, grid, columns, points_crs)
     _, cache_mb = budget(cfg, len(layers), 1, 1)
     values, empty, reads = values_at(layers, grid, xs, ys, cache_mb)
     outside = [int(i) + 1 for i in np.flatnonzero(~_inside(grid, xs, ys))]
 
     table = frame.copy()
-    for j, name in enumerate(names):
+    for j, name in enumerate(columns):
         table[name] = [
             "" if e else repr(float(v)) for v, e in zip(values[:, j], empty[:, j], strict=True)
         ]
@@ -90,29 +98,51 @@ def sample(
             points,
             shown,
         )
-    return SampleResult(out, len(xs), names, outside, reads)
+        if len(outside) * 2 > len(xs) and points.suffix.lower() in CSV_SUFFIXES:
+            log.warning(
+                "most points lie outside the grid: are x and y in the rasters' CRS (%s)? A "
+                "CSV's coordinates must be in it, or give their CRS with --points-crs EPSG:... "
+                "to have them reprojected",
+                crs_text(grid.crs) if grid.crs else "the rasters have none",
+            )
+    return SampleResult(out, len(xs), columns, outside, reads)
 
 
-def model_layers(cfg: Config) -> tuple[Grid, list[Layer]]:
-    """Every layer on the grid: the model's features in its order, then the others.
+def sample_layers(cfg: Config) -> tuple[Grid, list[Layer]]:
+    """The layers to sample, on one grid: the model's features in its order, then the other
+    layers on its grid (under rasters.align, warped onto it); without a model, every layer.
 
     Like a run: the same discovery (the run's outputs are never layers), feature schema,
     missing-feature error, grid check and nodata rule; an existing output is no obstacle.
     """
-    named = discover_layers(cfg)
+    found = find_layers(cfg)
+    if cfg.model is None:
+        return open_layers(found.bands, cfg.nodata, cfg.rasters)
     schema = resolve_schema(load_model(cfg.model.path), cfg.model)
-    require_features(named, schema, cfg)
-    grid, layers = open_layers(named, cfg.nodata, cfg.rasters)
-    rank = {name: i for i, name in enumerate(schema.features)}
-    order = sorted(range(len(layers)), key=lambda i: (rank.get(layers[i].name, len(rank)), i))
-    return grid, [layers[i] for i in order]
+    bands = model_bands(found, schema, cfg)
+    grid, layers = open_layers(bands, cfg.nodata, cfg.rasters)
+    others = [b for b in found.bands if b.name not in set(schema.features)]
+    fits = [b for b in others if same_grid(grid, b.grid) or (cfg.rasters.align and
+            (b.grid.crs is None) == (grid.crs is None))]  # fmt: skip
+    if fits:  # read on the model's grid (warped onto it under rasters.align)
+        _, layers = open_layers(bands, cfg.nodata, cfg.rasters, extra=fits)
+    skipped = [b.label for b in others if b not in fits]
+    skipped += [f"{u.source.path} (cannot be opened)" for u in found.unreadable
+                if u.name not in set(schema.features)]  # fmt: skip
+    if skipped:
+        log.warning(
+            "not sampled: %d layer(s) the model does not use, off its grid or unreadable: %s",
+            len(skipped),
+            ", ".join(skipped),
+        )
+    return grid, layers
 
 
 # ----------------------------------------------------------------------------- points
 
 
 def read_points(
-    path: Path, grid: Grid, names: Sequence[str]
+    path: Path, grid: Grid, names: Sequence[str], points_crs: str | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(the input's columns as read, x, y in the grid's CRS); a clear error for bad input."""
     if not path.is_file():
@@ -120,15 +150,44 @@ def read_points(
     if path.suffix.lower() in CSV_SUFFIXES:
         frame = read_csv_text(path, "points file")
         xs, ys = _coordinates(frame, path)
+        if points_crs is not None:
+            xs, ys = _reproject(xs, ys, points_crs, grid, path)
     else:
+        if points_crs is not None:
+            raise InputError(
+                f"--points-crs is for a CSV's coordinates; the points file {path} carries its "
+                "own CRS"
+            )
         frame, xs, ys = _read_vector(path, grid)
     clash = [c for c in frame.columns if c in set(names)]
     if clash:
         raise InputError(
             f"points file {path}: column(s) {', '.join(map(repr, clash))} have the name of a "
-            "layer, whose values would replace them; rename them"
+            "layer, whose values would replace them; rename them, or put a prefix before the "
+            "layer columns with --prefix"
         )
     return frame, xs, ys
+
+
+def _reproject(
+    xs: np.ndarray, ys: np.ndarray, crs: str, grid: Grid, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """A CSV's coordinates from ``crs`` (--points-crs) to the rasters' CRS."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform
+
+    try:
+        source = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise InputError(f"--points-crs {crs!r} is not a CRS GDAL knows: {exc}") from None
+    if grid.crs is None:
+        raise InputError(
+            f"--points-crs {crs}: the rasters have no CRS, so the points of {path} cannot be "
+            "reprojected onto them; give x and y in the rasters' own coordinates"
+        )
+    tx, ty = transform(source, grid.crs, xs.tolist(), ys.tolist())
+    return np.asarray(tx, dtype=np.float64), np.asarray(ty, dtype=np.float64)
 
 
 def _coordinates(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -168,6 +227,14 @@ def _read_vector(path: Path, grid: Grid) -> tuple[pd.DataFrame, np.ndarray, np.n
         log.warning("points file %s has no CRS: taking its coordinates as the rasters' CRS", path)
     elif grid.crs:
         gdf = gdf.to_crs(grid.crs.to_wkt())  # type: ignore[attr-defined]
+    else:
+        log.warning(
+            "points file %s has a CRS (%s) but the rasters have none: its coordinates are "
+            "taken as they are; assign the rasters' CRS (gdal_edit.py -a_srs EPSG:XXXX FILE) "
+            "so that the points can be reprojected",
+            path,
+            gdf.crs.to_string(),
+        )
     geoms = gdf.geometry
     kinds = set(geoms.geom_type.dropna())
     if kinds - {"Point"} or geoms.is_empty.any() or geoms.isna().any():

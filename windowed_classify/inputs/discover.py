@@ -1,10 +1,12 @@
-"""Which rasters are layers: every file under ``rasters.folder`` with a listed extension, or
-the files ``rasters.files`` names. Nothing is opened here."""
+"""Which rasters are inputs: every file under ``rasters.folder`` with a listed extension, or
+the files ``rasters.files`` names. Nothing is opened here: a file's bands are listed by
+``layers.list_bands``."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RastersConfig
@@ -14,11 +16,29 @@ from ..errors import InputError
 log = logging.getLogger(__name__)
 
 
-def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple[str, Path | str]]:
+@dataclass(frozen=True)
+class Source:
+    """One input file (or GDAL URL) and how its layers are named.
+
+    ``stem`` names its layers: a single-band file's layer is ``stem``; band N of a multi-band
+    file is the band's description when set and unique in the file, else ``<stem>_<N>``.
+    ``band`` (``rasters.files: {name: {path, band}}``) takes that band alone, named ``stem``.
+    """
+
+    stem: str
+    path: Path | str
+    band: int | None = None
+    listed: bool = False  # named in rasters.files (errors say so)
+
+    @property
+    def where(self) -> str:
+        return f"rasters.files.{self.stem}" if self.listed else str(self.path)
+
+
+def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[Source]:
     """Every file under the folder (recursive) with a listed extension, sorted by relative path.
 
-    Returns (feature name, path) pairs; two files with the same feature name is an error.
-    ``exclude`` (the tool's own output, when it lies in the folder) is never a layer.
+    ``exclude`` (the tool's own output, when it lies in the folder) is never an input.
     With ``rasters.files`` instead: those, in the order given (URLs are not checked here).
     """
     if rasters.files is not None:
@@ -38,27 +58,20 @@ def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[tuple
                 continue
             found.append((path.relative_to(folder).as_posix(), path, path.name[: -len(ext)]))
     found.sort(key=lambda item: item[0])
-    by_name: dict[str, Path] = {}
-    for _, path, name in found:
-        if name in by_name:
-            raise InputError(
-                f"two rasters have the feature name '{name}': {by_name[name]} and {path}"
-            )
-        by_name[name] = path
     if not found:
         raise InputError(
             f"no rasters with extension {', '.join(rasters.extensions)} found under "
             f"rasters.folder {folder}"
         )
-    return [(name, path) for _, path, name in found]
+    return [Source(stem, path) for _, path, stem in found]
 
 
 def _listed_files(
-    files: Sequence[tuple[str, Path | str]], exclude: Sequence[Path]
-) -> list[tuple[str, Path | str]]:
+    files: Sequence[tuple[str, Path | str, int | None]], exclude: Sequence[Path]
+) -> list[Source]:
     """``rasters.files``: local files must exist; GDAL paths and URLs are opened later."""
     skip = {p.resolve() for p in exclude}
-    for name, path in files:
+    for name, path, _ in files:
         if is_remote(path):
             continue
         assert isinstance(path, Path)
@@ -66,5 +79,4 @@ def _listed_files(
             raise InputError(f"rasters.files.{name}: file not found: {path}")
         if path.resolve() in skip:
             raise InputError(f"rasters.files.{name}: {path} is this run's output, not a layer")
-    return list(files)
-
+    return [Source(name, path, band, listed=True) for name, path, band in files]

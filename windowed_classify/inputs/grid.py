@@ -63,3 +63,12 @@ def crs_text(crs: object) -> str:
         return crs.to_string()  # type: ignore[attr-defined]
     except Exception:  # pragma: no cover - exotic CRS objects
         return str(crs)
+
+
+def grid_text(grid: Grid) -> str:
+    """One grid in words: CRS, pixel size, origin, shape."""
+    t = grid.transform
+    return (
+        f"CRS {crs_text(grid.crs)}, pixel {_num(abs(t.a))} x {_num(abs(t.e))}, "  # type: ignore[attr-defined]
+        f"origin ({_num(t.c)}, {_num(t.f)}), {grid.width} x {grid.height} pixels"  # type: ignore[attr-defined]
+    )

@@ -7,6 +7,8 @@ same shape. Nothing here holds more than one window of the stack.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -28,14 +30,23 @@ def nodata_mask(values: np.ndarray, nodata_values: Sequence[float]) -> np.ndarra
 
 
 class StackReader:
-    """Open datasets for a list of layers; read windows as float32 (layers, pixels)."""
+    """Open datasets for a list of layers; read windows as float32 (layers, pixels).
+
+    Each file is opened once; the bands one file contributes are read in one call (a
+    pixel-interleaved file decodes each block once for all of them).
+    """
 
     def __init__(self, layers: Sequence[Layer]):
         self.layers = list(layers)
-        self._datasets: list = []
+        self._datasets: dict[Path | str, Any] = {}
+        # per file: the positions in self.layers of its layers read directly (not warped)
+        self._direct: dict[Path | str, list[int]] = {}
         try:
-            for layer in self.layers:
-                self._datasets.append(rasterio.open(layer.path))
+            for i, layer in enumerate(self.layers):
+                if layer.path not in self._datasets:
+                    self._datasets[layer.path] = rasterio.open(layer.path)
+                if layer.warp is None:
+                    self._direct.setdefault(layer.path, []).append(i)
         except RasterioError as exc:
             self.close()
             raise InputError(f"cannot open raster {layer.path}: {exc}") from None
@@ -43,8 +54,12 @@ class StackReader:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         h, w = int(window.height), int(window.width)
         values = np.empty((len(self.layers), h, w), dtype=np.float32)
-        for i, (layer, ds) in enumerate(zip(self.layers, self._datasets, strict=True)):
-            values[i] = read_band(ds, layer, window)
+        for path, where in self._direct.items():
+            values[where] = _read_raw(self._datasets[path], [self.layers[i] for i in where],
+                                      window)  # fmt: skip
+        for i, layer in enumerate(self.layers):
+            if layer.warp is not None:
+                values[i] = read_band(self._datasets[layer.path], layer, window)
         values = values.reshape(len(self.layers), h * w)
         invalid = np.empty(values.shape, dtype=bool)
         for i, layer in enumerate(self.layers):
@@ -53,15 +68,15 @@ class StackReader:
 
     def dataset(self, name: str) -> rasterio.io.DatasetReader:
         """The open dataset of the layer called ``name`` (its file, as the run reads it)."""
-        for layer, ds in zip(self.layers, self._datasets, strict=True):
+        for layer in self.layers:
             if layer.name == name:
-                return ds
+                return self._datasets[layer.path]
         raise KeyError(name)
 
     def close(self) -> None:
-        for ds in self._datasets:
+        for ds in self._datasets.values():
             ds.close()
-        self._datasets = []
+        self._datasets = {}
 
     def __enter__(self) -> StackReader:
         return self
@@ -71,35 +86,39 @@ class StackReader:
 
 
 def read_band(ds: rasterio.io.DatasetReader, layer: Layer, window: Window) -> np.ndarray:
-    """Band 1 in ``window`` of the grid, cast to float32 exactly as numpy's astype does.
+    """The layer's band in ``window`` of the grid, cast to float32 as numpy's astype does.
 
     A warped layer (``layer.warp``) is read around the window in its own grid and warped onto
     it: NaN where it has no valid value. A failed read (a corrupt or truncated file) is an
     InputError naming the file and the window.
     """
     if layer.warp is None:
-        return _read_raw(ds, layer, window)
+        return _read_raw(ds, [layer], window)[0]
 
     def source(src_window: Window) -> np.ndarray:
-        values = _read_raw(ds, layer, src_window, window)
+        values = _read_raw(ds, [layer], src_window, window)[0]
         values[nodata_mask(values, layer.nodata_values)] = np.nan
         return values
 
     return read_warped(layer.warp, window, ds.crs, ds.transform, (ds.height, ds.width), source)
 
 
-
 def _read_raw(
-    ds: rasterio.io.DatasetReader, layer: Layer, window: Window, grid_window: Window | None = None
+    ds: rasterio.io.DatasetReader,
+    layers: Sequence[Layer],
+    window: Window,
+    grid_window: Window | None = None,
 ) -> np.ndarray:
+    """The bands of ``layers`` (all of one file) in ``window``: (bands, rows, cols) float32."""
     try:
-        data = ds.read(1, window=window)
+        data = ds.read([layer.band for layer in layers], window=window)
     except RasterioError as exc:
         where = f"window {window_text(window)}"
         if grid_window is not None:
             where = f"window {window_text(grid_window)} (its own window {window_text(window)})"
+        names = ", ".join(f"'{layer.name}'" for layer in layers)
         raise InputError(
-            f"cannot read raster {layer.path} (layer '{layer.name}') in {where}: {gdal_reason(exc)}"
+            f"cannot read raster {layers[0].path} (layer {names}) in {where}: {gdal_reason(exc)}"
         ) from None
     if data.dtype != np.float32:
         with np.errstate(over="ignore", invalid="ignore"):

@@ -35,7 +35,7 @@ class Warp:
     """How to bring one layer onto the reference grid (small and picklable: it travels with
     the layer to worker processes)."""
 
-    crs_wkt: str  # the reference grid's CRS
+    crs_wkt: str  # the reference grid's CRS; "" when it has none (nor has the layer)
     transform: tuple[float, float, float, float, float, float]  # its affine, a..f
     width: int
     height: int
@@ -53,6 +53,15 @@ class Warp:
     @property
     def affine(self) -> Affine:
         return Affine(*self.transform)
+
+    @property
+    def crs(self) -> CRS | None:
+        return CRS.from_wkt(self.crs_wkt) if self.crs_wkt else None
+
+
+# Grids without a CRS are warped by their transforms alone: GDAL needs a CRS on both sides,
+# so both get this local one (the same on both sides: no reprojection, only the transforms).
+LOCAL = CRS.from_wkt('LOCAL_CS["unknown",UNIT["metre",1]]')
 
 
 def kernel_scales(
@@ -81,7 +90,7 @@ def source_window(
 ) -> Window | None:
     """The layer's pixels that can reach ``window`` of the reference grid (None: none can)."""
     dst_bounds = window_bounds(window, warp.affine)
-    ref_crs = CRS.from_wkt(warp.crs_wkt)
+    ref_crs = warp.crs
     if ref_crs != src_crs:
         dst_bounds = transform_bounds(ref_crs, src_crs, *dst_bounds, densify_pts=21)
     foot = from_bounds(*dst_bounds, transform=src_transform)
@@ -101,14 +110,14 @@ def source_window(
 def read_warped(
     warp: Warp,
     window: Window,
-    src_crs: CRS,
+    src_crs: CRS | None,
     src_transform: Affine,
     src_shape: tuple[int, int],
     read_source: Callable[[Window], np.ndarray],
 ) -> np.ndarray:
     """``window`` of the reference grid as float32, NaN where the layer has no valid value.
 
-    ``read_source(w)`` reads the layer's band 1 in its own window ``w`` as float32, every
+    ``read_source(w)`` reads the layer's band in its own window ``w`` as float32, every
     nodata value already NaN (so no nodata value enters a kernel).
     """
     out = np.full((int(window.height), int(window.width)), np.nan, dtype=np.float32)
@@ -120,10 +129,10 @@ def read_warped(
         values,
         out,
         src_transform=window_transform(src_window, src_transform),
-        src_crs=src_crs,
+        src_crs=src_crs or LOCAL,
         src_nodata=np.nan,
         dst_transform=window_transform(window, warp.affine),
-        dst_crs=CRS.from_wkt(warp.crs_wkt),
+        dst_crs=warp.crs or LOCAL,
         dst_nodata=np.nan,
         resampling=Resampling[warp.resampling],
         num_threads=1,

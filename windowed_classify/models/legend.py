@@ -15,25 +15,50 @@ from ..errors import ConfigError, ModelError
 
 @dataclass(frozen=True)
 class Legend:
-    """Class labels in code order: code i <-> labels[i]."""
+    """Class labels in legend order; each has an output code: its index (``output.codes:
+    index``, the notebook's rule) or, for integer labels, the label itself (``label``)."""
 
     labels: tuple[Any, ...]
     source: str
+    codes: tuple[int, ...] | None = None  # None: the index, 0..n-1
+
+    @property
+    def output_codes(self) -> tuple[int, ...]:
+        return self.codes if self.codes is not None else tuple(range(len(self.labels)))
 
     def as_dict(self) -> dict[str, str]:
-        return {str(i): str(label) for i, label in enumerate(self.labels)}
+        return {str(c): str(label) for c, label in zip(self.output_codes, self.labels, strict=True)}
 
 
-def resolve_legend(model: Any, cfg: ModelConfig) -> Legend:
+def resolve_legend(model: Any, cfg: ModelConfig, codes: str = "index") -> Legend:
+    """The labels (``model.classes``, else the model's ``classes_``) and their codes."""
     if cfg.classes is not None:
-        return Legend(tuple(cfg.classes), "model.classes")
-    classes = getattr(model, "classes_", None)
-    if classes is None:
-        raise ModelError(
-            "the model has no classes_: list the labels in model.classes in the config "
-            "(their order gives the output codes 0, 1, 2, ...)"
+        legend = Legend(tuple(cfg.classes), "model.classes")
+    else:
+        classes = getattr(model, "classes_", None)
+        if classes is None:
+            raise ModelError(
+                "the model has no classes_: list the labels in model.classes in the config "
+                "(their order gives the output codes 0, 1, 2, ...)"
+            )
+        labels = tuple(_plain(c) for c in np.asarray(classes).tolist())
+        legend = Legend(labels, "the model's classes_")
+    if codes == "index":
+        return legend
+    text = [label for label in legend.labels if not _whole(label)]
+    if text:
+        raise ConfigError(
+            f"config key 'output.codes': label writes integer class labels as themselves, "
+            f"but {legend.source} holds {text[0]!r}; use output.codes: index"
         )
-    return Legend(tuple(_plain(c) for c in np.asarray(classes).tolist()), "the model's classes_")
+    return Legend(legend.labels, legend.source, tuple(int(label) for label in legend.labels))
+
+
+def _whole(label: Any) -> bool:
+    """An integer label (a whole float such as 10.0 too, as models trained on floats give)."""
+    if isinstance(label, bool) or not isinstance(label, int | float | np.number):
+        return False
+    return float(label).is_integer()
 
 
 def _plain(value: Any) -> Any:
@@ -41,7 +66,21 @@ def _plain(value: Any) -> Any:
 
 
 def check_codes_fit(legend: Legend, dtype: str, nodata: int) -> None:
-    """Every code 0..n-1 must fit the dtype and differ from the nodata code."""
+    """Every code must fit the dtype and differ from the nodata code."""
+    if legend.codes is not None:
+        info = np.iinfo(dtype)
+        for label, code in zip(legend.labels, legend.codes, strict=True):
+            if not info.min <= code <= info.max:
+                raise ConfigError(
+                    f"class label {label!r} ({legend.source}) does not fit output.dtype {dtype} "
+                    f"({info.min}..{info.max}) with output.codes: label"
+                )
+            if code == nodata:
+                raise ConfigError(
+                    f"class label {label!r} ({legend.source}) is output.nodata {nodata}, the "
+                    "code of masked pixels; choose another output.nodata"
+                )
+        return
     n = len(legend.labels)
     top = int(np.iinfo(dtype).max)
     if n - 1 > top:
@@ -69,8 +108,15 @@ class CodeMapper:
         labels = np.asarray(legend.labels)
         self.order = np.argsort(labels, kind="stable")
         self.sorted = labels[self.order]
+        self.out = None if legend.codes is None else np.asarray(legend.codes, dtype=np.int64)
 
     def __call__(self, predicted: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """The output code of each predicted label."""
+        index = self.index(predicted)
+        return index if self.out is None else self.out[index]
+
+    def index(self, predicted: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """The legend position of each predicted label."""
         pred = np.asarray(predicted).reshape(-1)
         if pred.dtype.kind == "O" and self.sorted.dtype.kind == "U":
             # sklearn returns text labels as objects: search them as fixed-width text, then

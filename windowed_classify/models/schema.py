@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import ModelConfig
 from ..errors import ConfigError, ModelError
+from .onnx_model import OnnxClassifier
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,10 @@ class Schema:
     features: tuple[str, ...]
     dtypes: dict[str, str]  # feature -> dtype the model was trained with, when known
     source: str
+    # The model knows no feature names: the order is model.features', taken on trust, and the
+    # model gets a plain array (a frame would only earn scikit-learn's feature-name warning).
+    trusted: bool = False
+    array_input: bool = False
 
 
 def parse_scoring_file(path: Path) -> tuple[list[str], dict[str, str]]:
@@ -129,4 +134,15 @@ def resolve_schema(model: Any, cfg: ModelConfig) -> Schema:
     dtypes: dict[str, str] = {}
     for _, _, d in reversed(sources):
         dtypes.update(d)
-    return Schema(tuple(features), dtypes, name)
+    trusted = len(sources) == 1 and cfg.features is not None
+    array_input = trusted and not isinstance(model, OnnxClassifier)  # it makes its own tensor
+    return Schema(tuple(features), dtypes, name, trusted, array_input)
+
+
+def trust_warning(schema: Schema) -> str:
+    """What a run and check say when the column order cannot be verified."""
+    return (
+        "the model carries no feature names: the column order is taken on trust from "
+        f"model.features ({', '.join(schema.features)}); a wrong order gives a wrong map "
+        "without any error"
+    )

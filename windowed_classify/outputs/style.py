@@ -51,14 +51,16 @@ def palette(n: int) -> list[RGB]:
     return colours
 
 
-def colormap(colours: Sequence[RGB], nodata: int) -> dict[int, tuple[int, int, int, int]]:
+def colormap(
+    codes: Sequence[int], colours: Sequence[RGB], nodata: int
+) -> dict[int, tuple[int, int, int, int]]:
     """The GeoTIFF colour table: one entry per code; the nodata code is transparent."""
-    table = {code: (*rgb, 255) for code, rgb in enumerate(colours)}
+    table = {int(code): (*rgb, 255) for code, rgb in zip(codes, colours, strict=True)}
     table[nodata] = (0, 0, 0, 0)
     return table
 
 
-def qml(labels: Sequence[Any], colours: Sequence[RGB]) -> str:
+def qml(codes: Sequence[int], labels: Sequence[Any], colours: Sequence[RGB]) -> str:
     """A QGIS layer style: paletted renderer on band 1, one entry per code with its label."""
     root = ET.Element("qgis", version="3.28", styleCategories="Symbology")
     pipe = ET.SubElement(root, "pipe")
@@ -73,7 +75,7 @@ def qml(labels: Sequence[Any], colours: Sequence[RGB]) -> str:
     )
     ET.SubElement(renderer, "rasterTransparency")
     entries = ET.SubElement(renderer, "colorPalette")
-    for code, (label, rgb) in enumerate(zip(labels, colours, strict=True)):
+    for code, label, rgb in zip(codes, labels, colours, strict=True):
         ET.SubElement(
             entries,
             "paletteEntry",
@@ -92,11 +94,13 @@ def qml(labels: Sequence[Any], colours: Sequence[RGB]) -> str:
     )
 
 
-def legend_csv(labels: Sequence[Any], colours: Sequence[RGB], counts: Sequence[int]) -> str:
+def legend_csv(
+    codes: Sequence[int], labels: Sequence[Any], colours: Sequence[RGB], counts: Sequence[int]
+) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["code", "label", "colour", "pixel_count"])
-    for code, (label, rgb, n) in enumerate(zip(labels, colours, counts, strict=True)):
+    for code, label, rgb, n in zip(codes, labels, colours, counts, strict=True):
         writer.writerow([code, label, hex_colour(rgb), int(n)])
     return buffer.getvalue()
 
@@ -107,13 +111,17 @@ _GFU_GENERIC, _GFU_PIXEL_COUNT, _GFU_NAME, _GFU_MIN_MAX = 0, 1, 2, 5
 _GFU_RED, _GFU_GREEN, _GFU_BLUE, _GFU_ALPHA = 6, 7, 8, 9
 
 
-def aux_xml(labels: Sequence[Any], colours: Sequence[RGB], counts: Sequence[int]) -> str:
+def aux_xml(
+    codes: Sequence[int], labels: Sequence[Any], colours: Sequence[RGB], counts: Sequence[int]
+) -> str:
     """GDAL's PAM sidecar for band 1: category names and a thematic attribute table."""
     root = ET.Element("PAMDataset")
     band = ET.SubElement(root, "PAMRasterBand", band="1")
-    names = ET.SubElement(band, "CategoryNames")
-    for label in labels:
-        ET.SubElement(names, "Category").text = str(label)
+    named = dict(zip(codes, labels, strict=True))
+    if named and min(named) >= 0 and max(named) < 1 << 16:  # GDAL's list is by value, 0..max
+        names = ET.SubElement(band, "CategoryNames")
+        for value in range(max(named) + 1):
+            ET.SubElement(names, "Category").text = str(named.get(value, ""))
     rat = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
     fields = [
         ("Value", _GFT_INTEGER, _GFU_MIN_MAX),
@@ -129,8 +137,8 @@ def aux_xml(labels: Sequence[Any], colours: Sequence[RGB], counts: Sequence[int]
         ET.SubElement(defn, "Name").text = name
         ET.SubElement(defn, "Type").text = str(kind)
         ET.SubElement(defn, "Usage").text = str(usage)
-    for code, (label, rgb, n) in enumerate(zip(labels, colours, counts, strict=True)):
-        row = ET.SubElement(rat, "Row", index=str(code))
+    for i, (code, label, rgb, n) in enumerate(zip(codes, labels, colours, counts, strict=True)):
+        row = ET.SubElement(rat, "Row", index=str(i))
         for value in (code, int(n), label, *rgb, 255):
             ET.SubElement(row, "F").text = str(value)
     ET.indent(root)
@@ -146,11 +154,15 @@ def style_paths(output: Path) -> dict[str, Path]:
 
 
 def write_style(
-    output: Path, labels: Sequence[Any], colours: Sequence[RGB], counts: Sequence[int]
+    output: Path,
+    codes: Sequence[int],
+    labels: Sequence[Any],
+    colours: Sequence[RGB],
+    counts: Sequence[int],
 ) -> dict[str, Path]:
     """The three sidecars of the classified raster; returns their paths by kind."""
     paths = style_paths(output)
-    write_text_atomic(paths["qml"], qml(labels, colours))
-    write_text_atomic(paths["legend_csv"], legend_csv(labels, colours, counts))
-    write_text_atomic(paths["aux_xml"], aux_xml(labels, colours, counts))
+    write_text_atomic(paths["qml"], qml(codes, labels, colours))
+    write_text_atomic(paths["legend_csv"], legend_csv(codes, labels, colours, counts))
+    write_text_atomic(paths["aux_xml"], aux_xml(codes, labels, colours, counts))
     return paths

@@ -7,8 +7,9 @@ and moved into place by ``os.replace``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..config import OutputConfig
 from ..errors import OutputError, gdal_reason
 from ..inputs.grid import Grid
 from ..inputs.windows import window_text
+from ..models.legend import Legend
 from .results import WindowResult, proba_fill
 from .style import colormap, palette, write_style
 
@@ -38,8 +40,11 @@ def temporary_paths(path: Path) -> list[Path]:
     return [partial_path(path), path.with_name(f".{path.stem}.partial.cog{path.suffix}")]
 
 
-def check_writable(out: OutputConfig) -> None:
-    """Before any work: refuse an existing output (unless overwrite), make the folders."""
+def check_writable(out: OutputConfig, created: list[Path] | None = None) -> None:
+    """Before any work: refuse an existing output (unless overwrite), make the folders.
+
+    ``created`` collects the folders made here (deepest last), for ``remove_if_empty``.
+    """
     for path in out.files:
         if path.exists() and not out.overwrite:
             raise OutputError(
@@ -47,12 +52,22 @@ def check_writable(out: OutputConfig) -> None:
                 "(or pass --overwrite) to replace it"
             )
     for folder in dict.fromkeys(path.parent for path in out.files):
+        missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create the output folder {folder}: {exc}") from None
+        if created is not None:
+            created += missing
         if not os.access(folder, os.W_OK):
             raise OutputError(f"the output folder {folder} is not writable")
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """A run that failed removes the folders it made for its outputs, if they are empty."""
+    for folder in reversed(folders):  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only an empty folder goes
 
 
 def profile(grid: Grid, out: OutputConfig) -> dict[str, Any]:
@@ -186,10 +201,11 @@ class OutputSet:
     then moves them into place together and writes the class style sidecars.
     """
 
-    def __init__(self, grid: Grid, out: OutputConfig, labels: Sequence[Any], resume: bool = False):
+    def __init__(self, grid: Grid, out: OutputConfig, legend: Legend, resume: bool = False):
         self.out = out
         self.resume = resume
-        self.labels = list(labels)
+        self.labels = list(legend.labels)
+        self.codes = np.asarray(legend.output_codes, dtype=np.int64)
         self.colours = palette(len(self.labels))
         self.counts = np.zeros(len(self.labels), dtype=np.int64)
         self.masked = 0
@@ -200,18 +216,19 @@ class OutputSet:
         try:
             self.classes = self._target(out.path, profile(grid, out), Resampling.mode)
             if out.probabilities is not None:
-                self.probabilities = self._proba_target(out.probabilities, grid, len(labels))
+                self.probabilities = self._proba_target(out.probabilities, grid, len(self.labels))
             if out.confidence is not None:
                 self.confidence = self._proba_target(out.confidence, grid, 1)
             if resume:
                 return  # reopened: the rasters hold their colour table and names already
             if out.dtype in ("uint8", "uint16"):  # GeoTIFF colour tables: 8 and 16 bit only
-                self.classes.ds.write_colormap(1, colormap(self.colours, out.nodata))
+                self.classes.ds.write_colormap(1, colormap(self.codes, self.colours, out.nodata))
             self.classes.ds.set_band_description(1, "class")
             if self.probabilities is not None:
-                for i, label in enumerate(self.labels, start=1):
+                pairs = zip(self.codes, self.labels, strict=True)
+                for i, (code, label) in enumerate(pairs, start=1):
                     self.probabilities.ds.set_band_description(i, str(label))
-                    self.probabilities.ds.update_tags(i, code=str(i - 1), label=str(label))
+                    self.probabilities.ds.update_tags(i, code=str(code), label=str(label))
             if self.confidence is not None:
                 self.confidence.ds.set_band_description(1, "confidence")
         except BaseException:
@@ -256,8 +273,15 @@ class OutputSet:
         is_nodata = codes == self.out.nodata
         n_nodata = int(np.count_nonzero(is_nodata))
         self.masked += n_nodata
-        valid = codes[~is_nodata] if n_nodata else codes.ravel()
-        self.counts += np.bincount(valid.astype(np.int64, copy=False), minlength=len(self.counts))
+        valid = (codes[~is_nodata] if n_nodata else codes.ravel()).astype(np.int64, copy=False)
+        low, high = (int(self.codes.min()), int(self.codes.max())) if self.codes.size else (0, 0)
+        if high - low < 1 << 16:  # index codes, or labels close together: one bincount
+            hist = np.bincount(valid - low, minlength=high - low + 1)
+            self.counts += hist[self.codes - low]
+        else:  # integer labels far apart (int32): count the codes present
+            place = {int(c): i for i, c in enumerate(self.codes)}
+            for code, n in zip(*np.unique(valid, return_counts=True), strict=True):
+                self.counts[place[int(code)]] += n
 
     def checkpoint(self) -> None:
         for target in self.targets:
@@ -274,7 +298,8 @@ class OutputSet:
             self._count(ds.read(1, window=window))
 
     def pixel_counts(self) -> dict[str, int]:
-        counts = {str(code): int(n) for code, n in enumerate(self.counts)}
+        pairs = zip(self.codes.tolist(), self.counts, strict=True)
+        counts = {str(code): int(n) for code, n in pairs}
         counts[str(self.out.nodata)] = self.masked
         return counts
 
@@ -290,7 +315,9 @@ class OutputSet:
         except BaseException:
             self.abort()
             raise
-        self.style = write_style(self.out.path, self.labels, self.colours, self.counts.tolist())
+        self.style = write_style(
+            self.out.path, self.codes.tolist(), self.labels, self.colours, self.counts.tolist()
+        )
 
     def abort(self) -> None:
         for target in self.targets:

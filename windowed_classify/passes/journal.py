@@ -81,8 +81,14 @@ def fingerprint(cfg: Config, layers: Sequence[Layer]) -> dict[str, Any]:
             }
         ),
         "model_file": {**file_identity(model), "sha256": _sha256(model)},
-        "inputs": {layer.name: file_identity(layer.path) for layer in layers},
+        "inputs": {layer.name: layer_identity(layer) for layer in layers},
     }
+
+
+def layer_identity(layer: Layer) -> dict[str, Any]:
+    """The file a layer is read from (and its band, when not the first)."""
+    ident = file_identity(layer.path)
+    return ident if layer.band == 1 else {**ident, "band": layer.band}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -37,6 +37,7 @@ def classify_job(prep: Prepared, medians: np.ndarray) -> ClassifyJob:
         probabilities=cfg.output.probabilities is not None,
         confidence=cfg.output.confidence is not None,
         proba_dtype=cfg.output.probabilities_dtype,
+        array_input=prep.schema.array_input,
     )
 
 
@@ -55,7 +56,7 @@ def predict_windows(
     tiles = journal.tiles
     todo = tiles.todo()
     every = cfg.processing.checkpoint_seconds
-    writer = OutputSet(prep.grid, cfg.output, prep.legend.labels, resume=resumed)
+    writer = OutputSet(prep.grid, cfg.output, prep.legend, resume=resumed)
 
     def checkpoint() -> None:  # the rasters on disk first, then the journal that vouches
         writer.checkpoint()

@@ -48,6 +48,8 @@ def layer_key(layer: Layer) -> str:
         **file_identity(layer.path),
         "nodata": [repr(v) for v in layer.nodata_values],
     }
+    if layer.band != 1:  # (band 1 keeps the key it had before multi-band files)
+        ident["band"] = layer.band
     if layer.warp is not None:  # warped onto a reference grid: other values than the file's
         ident["warp"] = asdict(layer.warp)
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]

@@ -44,12 +44,17 @@ def filled(values: np.ndarray, invalid: np.ndarray, medians: np.ndarray, keep: n
     return x
 
 
-def model_frame(x: np.ndarray, features: tuple[str, ...], int_columns: tuple[bool, ...]):
-    """One DataFrame, columns = the model's features in its order.
+def model_frame(
+    x: np.ndarray, features: tuple[str, ...], int_columns: tuple[bool, ...], array: bool = False
+):
+    """One DataFrame, columns = the model's features in its order (``array``: ``x`` itself,
+    for a model trained without feature names).
 
     float32 like the notebook's frame; a column the model was trained on as integers is given
     as int64 when every value is whole (AutoML rejects floats there only as NaN, never reached).
     """
+    if array:
+        return x
     if not any(int_columns):
         return pd.DataFrame(x, columns=list(features), copy=False)
     data: dict[str, np.ndarray] = {}
@@ -81,6 +86,7 @@ class ClassifyJob:
     probabilities: bool = False  # also return one probability band per class
     confidence: bool = False  # also return the highest class probability
     proba_dtype: str = "uint8"  # uint8: percent 0-100, 255 masked; float32: 0-1, NaN masked
+    array_input: bool = False  # the model gets a plain array (trained without feature names)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -145,7 +151,8 @@ def classify_values(
     keep = ~masked
     if not keep.any():
         return result  # all masked: the model is not called
-    frame = model_frame(filled(values, invalid, job.medians, keep), job.features, job.int_columns)
+    x = filled(values, invalid, job.medians, keep)
+    frame = model_frame(x, job.features, job.int_columns, job.array_input)
     try:
         if job.wants_proba:
             raw = model.predict_proba(frame)
