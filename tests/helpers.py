@@ -330,6 +330,7 @@ def run_main(
     subprocess; keep ``run_cli`` for what needs a real process (signals, interpreter exit)."""
     import contextlib
     import io
+    import logging
     import signal
 
     from windowed_classify import cli
@@ -337,6 +338,8 @@ def run_main(
     out, err = io.StringIO(), io.StringIO()
     argv = [str(a) for a in args]
     sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own: put ours back
+    logger = logging.getLogger("windowed_classify")  # main() sets it up for the terminal
+    saved = (logger.handlers[:], logger.level, logger.propagate)
     here = Path.cwd()
     try:
         if cwd is not None:
@@ -349,6 +352,7 @@ def run_main(
     finally:
         os.chdir(here)
         signal.signal(signal.SIGTERM, sigterm)
+        logger.handlers[:], logger.level, logger.propagate = saved
     return subprocess.CompletedProcess(["windowed_classify", *argv], code, out.getvalue(),
                                        err.getvalue())  # fmt: skip
 

@@ -84,7 +84,7 @@ class RastersConfig:
     )
     extensions: tuple[str, ...] = key(
         v.to_extensions,
-        [".tif", ".tiff"],
+        [".tif", ".tiff", ".vrt"],
         help="file name endings that are layers (case-insensitive)",
     )
     align: bool = key(

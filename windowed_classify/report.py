@@ -49,6 +49,7 @@ def build_report(
         "layers": {
             layer.name: {
                 "path": str(layer.path),
+                "band": layer.band,
                 "median": stats[layer.name].median,
                 "min": stats[layer.name].min,
                 "max": stats[layer.name].max,

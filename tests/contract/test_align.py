@@ -26,6 +26,7 @@ from helpers import (
     write_raster,
     write_yaml,
 )
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import Affine, from_origin
 from rasterio.warp import reproject
@@ -72,6 +73,9 @@ def write_layers(folder: Path, layers: dict[str, tuple[np.ndarray, Affine]]) -> 
         write_raster(folder / f"{name}.tif", data, nodata=FILE_NODATA, transform=transform)
 
 
+LOCAL = CRS.from_wkt('LOCAL_CS["unknown",UNIT["metre",1]]')
+
+
 def warp_in_memory(
     path: Path,
     ref: Path,
@@ -95,10 +99,10 @@ def warp_in_memory(
             data,
             out,
             src_transform=src_transform,
-            src_crs=src_crs,
+            src_crs=src_crs or LOCAL,  # grids without a CRS: warped by their transforms alone
             src_nodata=np.nan,
             dst_transform=grid.transform,
-            dst_crs=grid.crs,
+            dst_crs=grid.crs or LOCAL,
             dst_nodata=np.nan,
             resampling=Resampling[method],
             XSCALE=repr(abs(src_transform.a / grid.transform.a)),

@@ -317,7 +317,7 @@ def test_config_engine_scheduler_and_files(tmp_path: Path) -> None:
     files = {"a": "covs/a.tif", "b": "/vsis3/bucket/b.tif", "c": "https://host/x//c.tif"}
     cfg = load_config(_raw(tmp_path, {"files": files}), base_dir=tmp_path)
     assert cfg.rasters.folder is None
-    assert dict(cfg.rasters.files) == {
+    assert {name: path for name, path, _band in cfg.rasters.files} == {
         "a": tmp_path / "covs" / "a.tif",
         "b": "/vsis3/bucket/b.tif",
         "c": "https://host/x//c.tif",  # a URL is kept as written, never a Path

@@ -37,6 +37,8 @@ from hypothesis import strategies as st
 from reference import nodata_mask, reference_from_config
 
 import windowed_classify
+import windowed_classify.commands.check
+from windowed_classify.errors import InputError
 
 NAMES = ["elev", "slope", "ndvi", "twi", "clay", "rain", "aspect"]
 SUBDIRS = ["", "", "dem", "dem/derived", "Climate"]
@@ -624,7 +626,9 @@ def test_default_nodata_values(tmp_path: Path) -> None:
     assert_run_matches(_run(case.config), ref, case.output)
 
 
-def test_multiband_raster_uses_band_1(tmp_path: Path) -> None:
+def test_multiband_raster_gives_a_layer_per_band(tmp_path: Path) -> None:
+    """SPEC: every band of a file is a layer. A 3-band slope.tif holds slope_1, slope_2 and
+    slope_3, not 'slope' (the full multi-band contract: test_inputs.py)."""
     case = build_case(tmp_path, seed=12)
     spec = case.stack.layers[1]
     path = case.folder / f"{spec.name}.tif"
@@ -644,8 +648,10 @@ def test_multiband_raster_uses_band_1(tmp_path: Path) -> None:
         dst.write(spec.data, 1)
         dst.write(np.full((h, w), 1e6, np.float32), 2)
         dst.write(np.full((h, w), -9999.0, np.float32), 3)
-    ref = reference_from_config(case.config)
-    assert_run_matches(_run(case.config), ref, case.output)
+    with pytest.raises(InputError, match=r"have no raster under .*: slope$"):
+        _run(case.config)
+    check = windowed_classify.commands.check.check(case.config)
+    assert [la.name for la in check.layers if la.path == path] == ["slope_1", "slope_2", "slope_3"]
 
 
 @pytest.mark.parametrize("kind", ["str", "object", "int"])

@@ -103,7 +103,8 @@ def test_config_from_layers_keeps_their_order_and_names(tmp_path):
     cfg = client.build_config(files=files, model="m.pkl", output=str(tmp_path / "o.tif"))
     path = client.write_config(tmp_path / "c.yaml", cfg)
     loaded = windowed_classify.load_config(path)
-    assert list(dict(loaded.rasters.files)) == ["Elev dem", "yes"]  # 'yes' stays text, not true
+    names = [name for name, _path, _band in loaded.rasters.files]
+    assert names == ["Elev dem", "yes"]  # 'yes' stays text, not true
     assert Path(loaded.model.path).is_absolute()
 
 
