@@ -21,8 +21,9 @@ class Schema:
     features: tuple[str, ...]
     dtypes: dict[str, str]  # feature -> dtype the model was trained with, when known
     source: str
-    # The model knows no feature names: the order is model.features', taken on trust, and the
-    # model gets a plain array (a frame would only earn scikit-learn's feature-name warning).
+    # trusted: the order is model.features' alone, which nothing can check. array_input: the
+    # model knows no feature names, so it gets a plain array (a frame would only earn
+    # scikit-learn's feature-name warning).
     trusted: bool = False
     array_input: bool = False
 
@@ -135,7 +136,8 @@ def resolve_schema(model: Any, cfg: ModelConfig) -> Schema:
     for _, _, d in reversed(sources):
         dtypes.update(d)
     trusted = len(sources) == 1 and cfg.features is not None
-    array_input = trusted and not isinstance(model, OnnxClassifier)  # it makes its own tensor
+    # A model that matches columns by no name of its own gets an array (ONNX: its own tensor)
+    array_input = not _model_sources(model) and not isinstance(model, OnnxClassifier)
     return Schema(tuple(features), dtypes, name, trusted, array_input)
 
 

@@ -153,16 +153,20 @@ def classify_values(
         return result  # all masked: the model is not called
     x = filled(values, invalid, job.medians, keep)
     frame = model_frame(x, job.features, job.int_columns, job.array_input)
+    # scikit-learn sums X to check it is finite: valid values near float32's maximum overflow
+    # that sum, which only warns (the notebook's predict does the same)
+    errstate = np.errstate(over="ignore", invalid="ignore")
     try:
-        if job.wants_proba:
-            raw = model.predict_proba(frame)
-            proba = order_probabilities(model, raw, job.legend)
-            if _predict_from_proba(model):
-                predicted = model.classes_.take(np.argmax(raw, axis=1), axis=0)
+        with errstate:
+            if job.wants_proba:
+                raw = model.predict_proba(frame)
+                proba = order_probabilities(model, raw, job.legend)
+                if _predict_from_proba(model):
+                    predicted = model.classes_.take(np.argmax(raw, axis=1), axis=0)
+                else:
+                    predicted = model.predict(frame)
             else:
                 predicted = model.predict(frame)
-        else:
-            predicted = model.predict(frame)
     except ModelError:
         raise
     except Exception as exc:  # the model's own error: name the model; --debug shows the cause
