@@ -24,7 +24,7 @@ from .memory import TreeMemoryMonitor
 from .outputs.atomic import write_json_atomic
 from .outputs.writer import TILE, partial_path, remove_if_empty
 from .passes.journal import Journal, TileTracker, fingerprint, journal_path
-from .passes.pass1 import statistics
+from .passes.pass1 import Statistics
 from .passes.pass2 import predict_windows
 from .passes.stats import LayerStats
 from .prepare import Prepared, budget, prepare
@@ -91,19 +91,37 @@ def _run(
     ):
         t1 = time.perf_counter()
         prints = fingerprint(cfg, prep.layers)
+        statistics = Statistics(prep, executor, recompute_stats, shown)
         journal = resumable(prep, prints) if resume else None
+        resumed = journal is not None
         if journal is None:
             if not resume:
                 warn_if_leftover(prep)
-            stats, cache_state = statistics(prep, executor, recompute_stats, shown)
             windows = plan_windows(prep.grid, [la.block_shape for la in prep.layers], max_pixels)
+            stats = statistics.begin(windows)  # None: counted during pass 2 (fused)
             journal = new_journal(prep, prints, stats, windows)
+            source = statistics.mode
+        elif journal.stats is None:  # interrupted while pass 2 counted them: count apart
+            journal.stats = statistics.begin(None)
+            source = statistics.mode
         else:
-            cache_state = "journal"
+            source = "journal"
         t2 = time.perf_counter()
-        resumed = cache_state == "journal"
-        counts, outputs = predict_windows(prep, journal, executor, shown, resumed)
+
+        def finish_statistics() -> None:  # fused: exact medians before the outputs are named
+            journal.stats = statistics.end()
+
+        counts, outputs = predict_windows(
+            prep,
+            journal,
+            executor,
+            shown,
+            resumed,
+            observe=statistics.observe,
+            before_commit=finish_statistics if journal.stats is None else None,
+        )
         t3 = time.perf_counter()
+        cache_state = "journal" if source == "journal" else statistics.state
     if cfg.output.preview is not None:
         from .outputs.preview import write_preview
 
@@ -117,12 +135,14 @@ def _run(
         counts,
         timing={
             "prepare_seconds": t1 - t_start,
-            "pass1_seconds": t2 - t1,
-            "pass2_seconds": t3 - t2,
+            # fused: pass 1 is the guide and the finish; the counting is part of pass 2
+            "pass1_seconds": (t2 - t1) + statistics.end_seconds,
+            "pass2_seconds": (t3 - t2) - statistics.end_seconds,
             "total_seconds": time.perf_counter() - t_start,
         },
         extra={
             "stats_cache": cache_state,
+            "pass1": source,  # fused (counted in pass 2), separate, cache or journal
             "windows": len(journal.windows),
             "workers": n_workers,
             "engine": cfg.processing.engine if n_workers > 1 else "serial",
@@ -130,7 +150,7 @@ def _run(
             "gdal_cache_mb": cache_mb,
             "outputs": outputs,
             "cog": cfg.output.cog,
-            "resumed": cache_state == "journal",
+            "resumed": resumed,
             **executor.describe(),  # a distributed engine: its workers and their windows
         },
         tree_peak_mb=memory.peak_mb,
@@ -170,7 +190,7 @@ def warn_if_leftover(prep: Prepared) -> None:
 def new_journal(
     prep: Prepared,
     prints: dict[str, Any],
-    stats: dict[str, LayerStats],
+    stats: dict[str, LayerStats] | None,
     windows: Sequence[Window],
 ) -> Journal:
     """A fresh journal for pass 2: nothing written yet."""

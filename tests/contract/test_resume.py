@@ -50,8 +50,8 @@ class _StopAfter(SerialExecutor):
         super().__init__(model)
         self.n = n
 
-    def imap(self, job, windows):  # type: ignore[no-untyped-def]
-        for i, item in enumerate(super().imap(job, windows)):
+    def imap(self, job, windows, observe=None):  # type: ignore[no-untyped-def]
+        for i, item in enumerate(super().imap(job, windows, observe)):
             if i == self.n:
                 raise KeyboardInterrupt
             yield item

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 from rasterio.windows import Window
 
 from ..inputs.grid import Grid
@@ -65,11 +66,20 @@ def taker(items: Iterable[T]) -> Callable[[], T | None]:
     return lambda: next(it, None)
 
 
+Observer = Callable[[Window, np.ndarray, np.ndarray], object]
+
+
 class Executor(ABC):
     """Pass 1 (statistics) and pass 2 (classify windows; results come back in any order)."""
 
+    #: whether ``imap`` can hand each window's values to an ``observe`` callback in this
+    #: process (pass 1 fused into pass 2); engines whose workers are other processes cannot
+    observes = False
+
     @abstractmethod
-    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]: ...
+    def imap(
+        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+    ) -> Iterator[Result]: ...
 
     @abstractmethod
     def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:

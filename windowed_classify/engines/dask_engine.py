@@ -222,8 +222,12 @@ class DaskExecutor(Executor):
             self._account(worker, "pass1", counts.pixels, seconds)
             yield task, counts
 
-    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[tuple[Window, Any]]:
+    def imap(
+        self, job: ClassifyJob, windows: Iterable[Window], observe: Any = None
+    ) -> Iterator[tuple[Window, Any]]:
         """Pass 2: each task reads, classifies and returns one window's small result."""
+        if observe is not None:
+            raise ValueError("the Dask engine cannot observe windows in this process")
         prefix = f"classify-{job.token[:8]}"
 
         def submit(window: Window) -> Any:

@@ -24,7 +24,7 @@ from ..models.load import load_model
 from ..outputs.results import WindowResult
 from ..passes.stats import Counts, Task, count_task, serial
 from ..passes.window import ClassifyJob, WindowClassifier
-from .base import Classifiers, Executor, Result, bounded, taker
+from .base import Classifiers, Executor, Observer, Result, bounded, taker
 
 
 class SerialExecutor(Executor):
@@ -35,10 +35,14 @@ class SerialExecutor(Executor):
     def __init__(self, model: Any):
         self.classifiers = Classifiers(model)
 
-    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]:
+    observes = True
+
+    def imap(
+        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+    ) -> Iterator[Result]:
         classifier = self.classifiers.get(job)
         for window in windows:
-            yield window, classifier(window)
+            yield window, classifier(window, observe)
 
     def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
         return serial(take)
@@ -88,11 +92,17 @@ class _BoundedPool(Executor):
     stats_pool: cf.ThreadPoolExecutor
     inflight: int
 
-    def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
+    def _submit(
+        self, job: ClassifyJob, window: Window, observe: Observer | None = None
+    ) -> cf.Future:
         raise NotImplementedError
 
-    def imap(self, job: ClassifyJob, windows: Iterable[Window]) -> Iterator[Result]:
-        submit = lambda window: self._submit(job, window)  # noqa: E731
+    def imap(
+        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+    ) -> Iterator[Result]:
+        if observe is not None and not self.observes:
+            raise ValueError(f"{type(self).__name__} cannot observe windows")
+        submit = lambda window: self._submit(job, window, observe)  # noqa: E731
         for window, future in bounded(submit, taker(windows), self.inflight, _first_done):
             yield window, future.result()
 
@@ -124,7 +134,9 @@ class ProcessExecutor(_BoundedPool):
         for _ in range(workers):
             self.pool.submit(int)
 
-    def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
+    def _submit(
+        self, job: ClassifyJob, window: Window, observe: Observer | None = None
+    ) -> cf.Future:
         return self.pool.submit(_classify_in_worker, job, window_key(window))
 
 
@@ -148,8 +160,12 @@ class ThreadExecutor(_BoundedPool):
                 self.all.append(classifiers)
         return classifiers.get(job)
 
-    def _submit(self, job: ClassifyJob, window: Window) -> cf.Future:
-        return self.pool.submit(lambda: self._classifier(job)(window))
+    observes = True
+
+    def _submit(
+        self, job: ClassifyJob, window: Window, observe: Observer | None = None
+    ) -> cf.Future:
+        return self.pool.submit(lambda: self._classifier(job)(window, observe))
 
     def close(self) -> None:
         super().close()

@@ -119,7 +119,7 @@ class Journal:
         self,
         path: Path,
         prints: dict[str, Any],
-        stats: dict[str, LayerStats],
+        stats: dict[str, LayerStats] | None,
         windows: Sequence[Window],
         tiles: TileTracker,
     ):
@@ -133,7 +133,12 @@ class Journal:
         data = {
             "format": FORMAT,
             "fingerprint": self.prints,
-            "stats": {name: s.to_dict() for name, s in self.stats.items()},
+            # None while pass 2 counts them (fused): a resumed run computes them apart
+            "stats": (
+                None
+                if self.stats is None
+                else {name: s.to_dict() for name, s in self.stats.items()}
+            ),
             "windows": [list(window_key(w)) for w in self.windows],
             "tile": self.tiles.tile,
             "done_tiles": base64.b64encode(np.packbits(self.tiles.done).tobytes()).decode(),
@@ -148,7 +153,11 @@ class Journal:
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}")
             windows = [Window(*w) for w in data["windows"]]
-            stats = {name: LayerStats(**s) for name, s in data["stats"].items()}
+            stats = (
+                None
+                if data["stats"] is None
+                else {name: LayerStats(**s) for name, s in data["stats"].items()}
+            )
             tiles = TileTracker(grid, windows, int(data["tile"]))
             bits = np.frombuffer(base64.b64decode(data["done_tiles"]), dtype=np.uint8)
             tiles.mark_done(np.unpackbits(bits)[: tiles.done.size].astype(bool))

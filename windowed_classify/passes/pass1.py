@@ -1,58 +1,117 @@
-"""Pass 1: every model layer's median, min, max and counts, from the cache where it holds them."""
+"""Pass 1: every model layer's median, min, max and counts, from the statistics cache where it
+holds them, counted during pass 2 when nothing needs a median before (``fused``), else read
+first, on its own."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+from rasterio.windows import Window
+
 from ..progress import Progress
-from .stats import LayerStats
+from .fused import FusedStats
+from .stats import HOLD_PIXELS, LayerStats
 from .statscache import StatsCache
 
 if TYPE_CHECKING:
-    from ..engines.executor import Executor
+    from ..engines.base import Executor, Observer
     from ..prepare import Prepared
 
 log = logging.getLogger(__name__)
 
 
-def statistics(
-    prep: Prepared, executor: Executor, recompute: bool, progress: str = "bar"
-) -> tuple[dict[str, LayerStats], str]:
-    """Per-layer statistics, and the cache's state: disabled, used, computed or partly used."""
-    cache = (
-        StatsCache(prep.config.processing.cache_dir) if prep.config.processing.stats_cache else None
-    )
-    found: dict[str, LayerStats] = {}
-    if cache is not None and not recompute:
-        for layer in prep.layers:
-            hit = cache.get(layer)
-            if hit is not None:
-                found[layer.name] = hit
-    todo = [layer for layer in prep.layers if layer.name not in found]
-    if todo:
-        with Progress("pass1", prep.grid.pixels * len(todo), progress) as bar:
-            fresh = executor.compute_stats(todo, prep.grid, progress=bar.update)
-        if cache is not None:
-            for layer in todo:
-                cache.put(layer, fresh[layer.name])
-        found.update(fresh)
-    state = (
-        "disabled"
-        if cache is None
-        else (
-            "used" if not todo else "computed" if len(todo) == len(prep.layers) else "partly used"
+class Statistics:
+    """The statistics of one run. ``begin`` gives them at once (cache, or a pass of its own)
+    or, when pass 2 can count them, None and an ``observe`` for pass 2; ``end`` completes
+    them after pass 2."""
+
+    def __init__(self, prep: Prepared, executor: Executor, recompute: bool, progress: str):
+        self.prep, self.executor, self.progress = prep, executor, progress
+        cfg = prep.config.processing
+        self.cache = StatsCache(cfg.cache_dir) if cfg.stats_cache else None
+        self.found: dict[str, LayerStats] = {}
+        if self.cache is not None and not recompute:
+            for layer in prep.layers:
+                hit = self.cache.get(layer)
+                if hit is not None:
+                    self.found[layer.name] = hit
+        self.todo = [layer for layer in prep.layers if layer.name not in self.found]
+        self.fused: FusedStats | None = None
+        self.mode = "cache" if not self.todo else "separate"
+        self.end_seconds = 0.0  # the time ``end`` took (fused: after pass 2's windows)
+
+    @property
+    def state(self) -> str:
+        """The statistics cache's part: disabled, used, computed or partly used."""
+        if self.cache is None:
+            return "disabled"
+        if not self.todo:
+            return "used"
+        return "computed" if len(self.todo) == len(self.prep.layers) else "partly used"
+
+    def begin(self, windows: Sequence[Window] | None) -> dict[str, LayerStats] | None:
+        """The statistics now, or None when they are counted during pass 2 (``windows``: its
+        windows, when it may; only with nodata.threshold 0 does no pixel need a median)."""
+        if not self.todo:
+            return self._done()
+        fuse = (
+            windows is not None
+            and self.prep.config.nodata.threshold == 0
+            and self.executor.observes
         )
-    )
-    for layer in prep.layers:
-        s = found[layer.name]
-        log.info(
-            "layer %s: median %s, min %s, max %s, %d valid, %d nodata",
-            layer.name,
-            s.median,
-            s.min,
-            s.max,
-            s.valid_count,
-            s.nodata_count,
-        )
-    return {layer.name: found[layer.name] for layer in prep.layers}, state
+        if fuse:
+            assert windows is not None
+            self.mode = "fused"
+            rows = [self.prep.layers.index(layer) for layer in self.todo]
+            self.fused = FusedStats(self.todo, self.prep.grid, windows, rows)
+            guide = min(HOLD_PIXELS, self.prep.grid.pixels) * len(self.todo)
+            with Progress("pass1", guide, self.progress) as bar:
+                self.fused.guide(self.executor.count, bar.update)
+            return None
+        grid = self.prep.grid
+        with Progress("pass1", grid.pixels * len(self.todo), self.progress) as bar:
+            fresh = self.executor.compute_stats(self.todo, grid, progress=bar.update)
+        return self._done(fresh)
+
+    @property
+    def observe(self) -> Observer | None:
+        """What pass 2 hands each window's values to (None: nothing to count)."""
+        return self.fused.add if self.fused is not None else None
+
+    def end(self) -> dict[str, LayerStats]:
+        """After pass 2: the counted statistics finished (a missed median bin read again)."""
+        assert self.fused is not None
+        start = time.perf_counter()
+        try:
+            return self._done(self.fused.finish(self.executor.count))
+        finally:
+            self.end_seconds = time.perf_counter() - start
+
+    def _done(self, fresh: dict[str, LayerStats] | None = None) -> dict[str, LayerStats]:
+        if fresh:
+            if self.cache is not None:
+                for layer in self.todo:
+                    self.cache.put(layer, fresh[layer.name])
+            self.found.update(fresh)
+        for layer in self.prep.layers:
+            s = self.found[layer.name]
+            log.info(
+                "layer %s: median %s, min %s, max %s, %d valid, %d nodata",
+                layer.name,
+                s.median,
+                s.min,
+                s.max,
+                s.valid_count,
+                s.nodata_count,
+            )
+        return {layer.name: self.found[layer.name] for layer in self.prep.layers}
+
+
+def unknown_medians(n: int) -> np.ndarray:
+    """Medians for a pass 2 that fills no pixel (nodata.threshold 0, statistics still being
+    counted): NaN, so that a fill, were there one, could never pass unnoticed."""
+    return np.full(n, np.nan, dtype=np.float32)

@@ -4,6 +4,7 @@ into the resume journal as it goes, and move the outputs into place when complet
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,10 +13,11 @@ from ..errors import Interrupted
 from ..outputs.writer import OutputSet
 from ..progress import Progress
 from .journal import Journal
+from .pass1 import unknown_medians
 from .window import ClassifyJob
 
 if TYPE_CHECKING:
-    from ..engines.executor import Executor
+    from ..engines.base import Executor, Observer
     from ..prepare import Prepared
 
 
@@ -47,11 +49,19 @@ def predict_windows(
     executor: Executor,
     progress: str = "bar",
     resumed: bool = False,
+    observe: Observer | None = None,
+    before_commit: Callable[[], object] | None = None,
 ) -> tuple[dict[str, int], dict[str, str]]:
-    """Returns the pixel count of every code and every file written, by kind."""
+    """Returns the pixel count of every code and every file written, by kind. ``observe``
+    gets every window's values as read (pass 1 counted from pass 2's reads);
+    ``before_commit`` runs after the last window, before any output takes its name (an
+    error there leaves nothing under the outputs' names)."""
     cfg = prep.config
     stats = journal.stats
-    medians = np.array([stats[layer.name].median for layer in prep.layers], dtype=np.float32)
+    if stats is None:  # counted during this pass: nodata.threshold 0 fills no pixel
+        medians = unknown_medians(len(prep.layers))
+    else:
+        medians = np.array([stats[la.name].median for la in prep.layers], dtype=np.float32)
     job = classify_job(prep, medians)
     tiles = journal.tiles
     todo = tiles.todo()
@@ -70,13 +80,15 @@ def predict_windows(
         checkpoint()  # a valid raster on disk from the start: resumable at once
         last = time.monotonic()
         with Progress("pass2", sum(int(w.width * w.height) for w in todo), progress) as bar:
-            for window, result in executor.imap(job, todo):
+            for window, result in executor.imap(job, todo, observe):
                 writer.write(window, result, tiles.parts(window))
                 tiles.written(window)
                 bar.update(int(window.width * window.height))
                 if time.monotonic() - last >= every:
                     checkpoint()
                     last = time.monotonic()
+        if before_commit is not None:  # e.g. the statistics counted here: they can still fail
+            before_commit()
     except KeyboardInterrupt as exc:
         try:  # keep what is complete, for --resume
             checkpoint()

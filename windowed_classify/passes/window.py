@@ -8,6 +8,7 @@ picklable: workers load the model themselves, once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,15 @@ class WindowClassifier:
         self.model = model if model is not None else load_model(job.model_path)
         self.to_codes = CodeMapper(job.legend)
 
-    def __call__(self, window: Window) -> WindowResult:
+    def __call__(
+        self,
+        window: Window,
+        observe: Callable[[Window, np.ndarray, np.ndarray], object] | None = None,
+    ) -> WindowResult:
+        """Read, predict, and hand the values read to ``observe`` (pass 1 fused into 2)."""
         values, invalid = self.reader.read(window)
+        if observe is not None:
+            observe(window, values, invalid)
         result = classify_values(values, invalid, self.job, self.model, self.to_codes)
         return result.reshaped(int(window.height), int(window.width))
 
