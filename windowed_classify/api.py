@@ -88,10 +88,10 @@ def _run(
         make_executor(
             cfg.model.path, n_workers, engine, prep.model, cfg.processing.scheduler
         ) as executor,
+        Statistics(prep, executor, recompute_stats, shown) as statistics,
     ):
         t1 = time.perf_counter()
         prints = fingerprint(cfg, prep.layers)
-        statistics = Statistics(prep, executor, recompute_stats, shown)
         journal = resumable(prep, prints) if resume else None
         resumed = journal is not None
         if journal is None:

@@ -94,10 +94,9 @@ def test_a_missed_median_bin_is_read_again_only_where_it_can_be(tmp_path: Path) 
     grid, layers = open_layers(list_bands(discover(rasters))[0], NodataConfig(), rasters)
     windows = plan_windows(grid, [layers[0].block_shape], 256 * 256)  # 4 bands of 256 rows
     assert len(windows) == 4
-    fused = FusedStats(layers, grid, windows)
+    fused = FusedStats(layers, grid, windows, spill_dir=tmp_path)
     fused.guide(serial)
-    fused.counters[0] = type(fused.counters[0])(0, 2, dtype=fused.dtype)  # candidates: wrong
-    fused.counters[0].high[:] = 0
+    fused.counts[0].band = (0, 1)  # a guide far below the median
     reads: list[int] = []
 
     def counting(take):  # type: ignore[no-untyped-def]
@@ -114,5 +113,6 @@ def test_a_missed_median_bin_is_read_again_only_where_it_can_be(tmp_path: Path) 
     expected = compute_stats(layers, grid, serial)[layers[0].name]
     assert np.float32(stats.median).view(np.uint32) == np.float32(expected.median).view(np.uint32)
     assert stats.second_read and sum(reads) == 2  # the two bands around the middle rows
+    assert not list(tmp_path.glob(".statistics.*"))  # the spill files are gone
     assert (stats.valid_count, stats.min, stats.max) == (expected.valid_count, expected.min,
                                                           expected.max)  # fmt: skip

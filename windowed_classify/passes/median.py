@@ -10,6 +10,7 @@ pandas does, then cast to float32.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -29,6 +30,14 @@ def to_keys(values: np.ndarray) -> np.ndarray:
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
     flip = (bits.view(np.int32) >> 31).view(np.uint32)  # all ones where negative
     return bits ^ (flip | SIGN)
+
+
+HIGH_HALF = 1 if sys.byteorder == "little" else 0  # which uint16 of a uint32 holds bits 16-31
+
+
+def high_bins(keys: np.ndarray) -> np.ndarray:
+    """The high 16 bits of contiguous uint32 keys, as a uint16 view (no shift, no copy)."""
+    return np.ascontiguousarray(keys).view(np.uint16)[HIGH_HALF::2]
 
 
 def from_key(key: int) -> np.float32:
@@ -103,7 +112,7 @@ class MedianCounter:
 
     def add(self, keys: np.ndarray, count_high: bool = True) -> None:
         if count_high:
-            self.high += np.bincount(keys >> 16, minlength=BINS)
+            self.high += np.bincount(high_bins(keys), minlength=BINS)
         if self.n:
             offset = keys - self.base
             inside = offset[offset < self._low.size]

@@ -67,7 +67,8 @@ class Statistics:
             assert windows is not None
             self.mode = "fused"
             rows = [self.prep.layers.index(layer) for layer in self.todo]
-            self.fused = FusedStats(self.todo, self.prep.grid, windows, rows)
+            spill = self.prep.config.output.path.parent  # the keys near each median: on disk
+            self.fused = FusedStats(self.todo, self.prep.grid, windows, rows, spill)
             guide = min(HOLD_PIXELS, self.prep.grid.pixels) * len(self.todo)
             with Progress("pass1", guide, self.progress) as bar:
                 self.fused.guide(self.executor.count, bar.update)
@@ -76,6 +77,17 @@ class Statistics:
         with Progress("pass1", grid.pixels * len(self.todo), self.progress) as bar:
             fresh = self.executor.compute_stats(self.todo, grid, progress=bar.update)
         return self._done(fresh)
+
+    def close(self) -> None:
+        """Remove what counting during pass 2 left on disk (its spill files)."""
+        if self.fused is not None:
+            self.fused.close()
+
+    def __enter__(self) -> Statistics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def observe(self) -> Observer | None:
