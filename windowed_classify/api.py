@@ -78,7 +78,8 @@ def _run(
     max_pixels, cache_mb = budget(cfg, len(prep.layers), len(prep.legend.labels), n_workers)
     # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
     os.environ["GDAL_CACHEMAX"] = str(cache_mb)
-    engine = cfg.processing.engine
+    windows = plan_windows(prep.grid, [la.block_shape for la in prep.layers], max_pixels)
+    engine, why = choose(prep, n_workers, windows)
     if engine == "dask" or (n_workers > 1 and engine == "processes"):
         prep.model = None  # each worker loads its own: do not hold another copy here
     # Built before pass 1: worker processes start and load the model meanwhile.
@@ -97,7 +98,6 @@ def _run(
         if journal is None:
             if not resume:
                 warn_if_leftover(prep)
-            windows = plan_windows(prep.grid, [la.block_shape for la in prep.layers], max_pixels)
             stats = statistics.begin(windows)  # None: counted during pass 2 (fused)
             journal = new_journal(prep, prints, stats, windows)
             source = statistics.mode
@@ -145,7 +145,8 @@ def _run(
             "pass1": source,  # fused (counted in pass 2), separate, cache or journal
             "windows": len(journal.windows),
             "workers": n_workers,
-            "engine": cfg.processing.engine if n_workers > 1 else "serial",
+            "engine": engine if n_workers > 1 else "serial",
+            "engine_choice": why,
             "memory_mb": cfg.processing.memory_mb,
             "gdal_cache_mb": cache_mb,
             "outputs": outputs,
@@ -158,6 +159,31 @@ def _run(
     write_json_atomic(cfg.report_path, report)
     log.info("wrote %s and %s", cfg.output.path, cfg.report_path)
     return report
+
+
+def choose(prep: Prepared, workers: int, windows: Sequence[Window]) -> tuple[str, str]:
+    """The engine, and why: ``auto`` probes whether the model's predict holds the GIL."""
+    engine = prep.config.processing.engine
+    if engine != "auto":
+        return engine, "processing.engine"
+    if workers <= 1:
+        return "threads", "auto: one worker"
+    from .engines.probe import choose_engine, probe_rows
+    from .inputs.reader import StackReader
+    from .passes.window import model_frame
+
+    int_columns = tuple(
+        prep.schema.dtypes.get(la.name, "").startswith(("int", "uint")) for la in prep.layers
+    )
+    with StackReader(prep.layers) as reader:
+        rows = probe_rows(reader.read, windows)
+    engine, why = choose_engine(
+        prep.model.predict,
+        lambda x: model_frame(x, prep.schema.features, int_columns, prep.schema.array_input),
+        rows,
+    )
+    log.info("engine %s", why)
+    return engine, why
 
 
 def resumable(prep: Prepared, prints: dict[str, Any]) -> Journal | None:

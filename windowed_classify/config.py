@@ -242,13 +242,15 @@ class ProcessingConfig:
     )
     engine: str = key(
         v.to_engine,
-        "local",
-        help="`local` (= `threads`: one model, least memory), `processes`, or `dask` (see "
+        "auto",
+        help="`auto` (threads, unless a probe finds the model's predict holds the GIL), "
+        "`threads` (= `local`: one model, least memory), `processes`, or `dask` (see "
         '"Running on a Dask cluster")',
         details="workers > 1: threads share one model in one process (least memory; right for "
-        "models whose predict releases the GIL: scikit-learn trees, LightGBM, XGBoost, ONNX); "
-        "processes load the model once per worker (for pure-Python models), each worker "
-        "~300 MB more.",
+        "models whose predict releases the GIL: scikit-learn trees, LightGBM, XGBoost, ONNX, "
+        "Azure AutoML ensembles of them); processes load the model once per worker (for "
+        "pure-Python models), each worker ~300 MB more. auto times predict on one thread and "
+        "on two before the run and says what it chose in the report.",
     )
     scheduler: str = key(
         v.to_scheduler,

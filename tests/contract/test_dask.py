@@ -306,7 +306,7 @@ def _raw(tmp_path: Path, rasters: dict[str, Any], **processing: Any) -> dict[str
 
 def test_config_engine_scheduler_and_files(tmp_path: Path) -> None:
     cfg = load_config(_raw(tmp_path, {"folder": "."}))
-    assert cfg.processing.engine == "threads" and cfg.processing.scheduler == "local"
+    assert cfg.processing.engine == "auto" and cfg.processing.scheduler == "local"
     assert load_config(_raw(tmp_path, {"folder": "."}, engine="local")).processing.engine == (
         "threads"
     )

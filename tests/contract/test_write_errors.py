@@ -22,6 +22,8 @@ def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path) -> None
     proba = tmp_path / "out" / "proba.tif"
     case.config["output"].update(probabilities=str(proba), probabilities_dtype="float32")
     case.config["processing"] = {"workers": 1, "stats_cache": False}
+    # threshold 1: pass 1 reads apart (no spill file), the first file to fill is the output
+    case.config["nodata"]["threshold"] = 1
     result = run_cli(
         case.write_config(),
         "--quiet",
@@ -32,4 +34,16 @@ def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path) -> None
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
     assert f"cannot write the output {proba}" in errors[0] and "disk full" in errors[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_a_full_disk_while_pass_2_counts_the_statistics_leaves_nothing(tmp_path: Path) -> None:
+    """threshold 0: pass 2 counts the statistics and spills the keys near each median beside
+    the output; that file filling the disk is one line too, and it is removed."""
+    case = build_case(tmp_path, height=900, width=900)
+    case.config["processing"] = {"workers": 1, "stats_cache": False}
+    result = run_cli(case.write_config(), "--quiet", preexec_fn=_limit_file_size(300_000))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "statistics spill" in errors[0] and "disk full" in errors[0]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []

@@ -142,7 +142,13 @@ class FusedStats:
                 if c.pending_n >= FLUSH:
                     c.flush()
                 if near is not None and near.size:
-                    c.spill.write(near.tobytes())
+                    try:
+                        c.spill.write(near.tobytes())
+                    except OSError as exc:
+                        raise OutputError(
+                            f"cannot write the statistics spill {c.spill_path}: {exc}; is the "
+                            "disk full?"
+                        ) from None
                 c.valid += valid.size
                 c.nodata += n_bad
                 if valid.size:

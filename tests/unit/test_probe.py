@@ -1,0 +1,47 @@
+"""processing.engine auto: the probe tells a predict that releases the GIL from one that
+holds it (the decision, not a duration, is asserted)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from windowed_classify.engines.probe import choose_engine, probe_rows
+
+
+def releases(x: np.ndarray) -> np.ndarray:
+    """Waits as native code does, without the GIL (two threads wait at once)."""
+    time.sleep(0.02 + len(x) * 1e-5)
+    return np.zeros(len(x))
+
+
+def holds(x: np.ndarray) -> np.ndarray:
+    """Pure-Python work: two threads take turns."""
+    total = 0.0
+    for i in range(len(x) * 60):
+        total += i * 0.5
+    return np.full(len(x), total)
+
+
+def test_a_predict_that_releases_the_gil_gets_threads() -> None:
+    engine, why = choose_engine(releases, lambda x: x, np.ones((4096, 3), np.float32))
+    assert engine == "threads" and "threads" in why
+
+
+def test_a_predict_that_holds_the_gil_gets_processes() -> None:
+    engine, why = choose_engine(holds, lambda x: x, np.ones((4096, 3), np.float32))
+    assert engine == "processes" and "holds the GIL" in why
+
+
+def test_too_few_valid_pixels_mean_threads() -> None:
+    assert choose_engine(holds, lambda x: x, np.ones((10, 3), np.float32))[0] == "threads"
+
+
+def test_probe_rows_are_fully_valid_pixels_from_the_first_windows() -> None:
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)  # 3 layers x 4 pixels
+    invalid = np.zeros((3, 4), dtype=bool)
+    invalid[1, 2] = True
+    rows = probe_rows(lambda w: (values, invalid), ["w1", "w2"], rows=5)  # type: ignore[list-item]
+    assert rows.shape == (5, 3)
+    assert rows[:3].tolist() == [[0, 4, 8], [1, 5, 9], [3, 7, 11]]
