@@ -163,7 +163,8 @@ def train_model(
     y_idx[: len(labels)] = np.arange(len(labels))
     y = label_array(np.array(list(labels), dtype=object)[y_idx], label_dtype)
     model = make_estimator(kind, seed)
-    model.fit(df if with_names else df.to_numpy(), y)
+    with np.errstate(over="ignore", invalid="ignore"):  # sums of values near float32's max
+        model.fit(df if with_names else df.to_numpy(), y)
     return model
 
 
