@@ -14,27 +14,11 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-BINS = 1 << 16
-SIGN = np.uint32(0x80000000)
+from ..float_keys import BINS, from_key, to_keys  # noqa: F401 - re-exported for stats.py
+
 MAX_CANDIDATES = 24  # low-bit counters kept per layer: 24 x 65,536 x 8 bytes = 12 MB
 MARGIN = 0.03  # histogram quantiles 0.5 +- MARGIN (at least) become candidates
 BATCH = 1 << 18  # values per histogram update (4x the bins: amortised, small temporaries)
-
-
-def to_keys(values: np.ndarray) -> np.ndarray:
-    """float32 -> uint32 keys whose unsigned order is the float order (-0.0 just below +0.0).
-
-    Non-negative floats get their sign bit set; negative ones have every bit flipped.
-    """
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    flip = (bits.view(np.int32) >> 31).view(np.uint32)  # all ones where negative
-    return bits ^ (flip | SIGN)
-
-
-def from_key(key: int) -> np.float32:
-    k = np.uint32(key)
-    bits = k & ~SIGN if k & SIGN else ~k
-    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
 
 
 def bin_range(lo: float, hi: float) -> tuple[int, int]:
