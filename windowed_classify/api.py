@@ -102,19 +102,19 @@ def _run(
             cache_state = "journal"
         t2 = time.perf_counter()
         resumed = cache_state == "journal"
-        counts, outputs = predict_windows(prep, journal, executor, shown, resumed)
+        summary, outputs = predict_windows(prep, journal, executor, shown, resumed)
         t3 = time.perf_counter()
     if cfg.output.preview is not None:
         from .outputs.preview import write_preview
 
         labels = dict(zip(prep.legend.output_codes, prep.legend.labels, strict=True))
-        write_preview(cfg.output.path, cfg.output.preview, labels)
+        write_preview(cfg.output.path, cfg.output.preview, labels, ramp=summary.ramp)
         outputs["preview"] = str(cfg.output.preview)
 
     report = build_report(
         prep,
         journal.stats,
-        counts,
+        summary,
         timing={
             "prepare_seconds": t1 - t_start,
             "pass1_seconds": t2 - t1,
