@@ -103,7 +103,13 @@ def applicability(
 def float_statistics(band: np.ndarray, nodata: float = FLOAT_NODATA) -> dict[str, Any]:
     """numpy's statistics of a written float band's valid values (finite, not nodata)."""
     values = band[np.isfinite(band) & (band != nodata)].ravel()
-    counts, edges = np.histogram(values, bins=20)
+    try:
+        counts, edges = np.histogram(values, bins=20)
+    except ValueError:  # float32 cannot hold 20 edges: the README's rule, in float64
+        try:
+            counts, edges = np.histogram(values.astype(np.float64), bins=20)
+        except ValueError:  # nor float64: one bin
+            counts, edges = np.array([values.size]), np.array([values.min(), values.max()])
     wide = values.astype(np.float64)
     return {
         "count": int(values.size),

@@ -8,7 +8,9 @@ band is on disk, one read of it (three for float64) gives what needs the final m
 more than 16 bits:
 
 - the histogram: 20 equal-width bins from the min to the max, counted by ``numpy.histogram``
-  with the same range on every block, so the counts are those of one call on all values;
+  with the same range on every block, so the counts are those of one call on all values
+  (where float32 cannot hold 20 distinct edges, a near-constant band of large values, the
+  bins are computed in float64; where not even float64 can, one bin holds every value);
 - the 2nd and 98th percentiles as ``numpy.percentile(values, q)`` computes them (linear, R's
   type 7): the two order statistics around each are found exactly, 16 bits of their keys per
   read (counting only the values under the prefix found so far), then interpolated as numpy
@@ -115,6 +117,10 @@ class FloatStats:
         # per rank: (key prefix found so far, values before that prefix)
         found = {r: _digit(self.high, r, 0, 0) for r in ranks}
         lo, hi = self.dtype.type(self.min), self.dtype.type(self.max)  # as numpy's own range
+        wide = not _histogram_fits(lo, hi)
+        if wide:
+            lo, hi = np.float64(lo), np.float64(hi)
+        binned_at_all = _histogram_fits(lo, hi)
         counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         inside = 0
         for level in range(1, self.width // 16):
@@ -122,8 +128,9 @@ class FloatStats:
             low = {prefix: np.zeros(BINS, dtype=np.int64) for prefix, _ in found.values()}
             for block in read():
                 values = self._values(block)
-                if level == 1:
-                    counts += np.histogram(values, bins=HISTOGRAM_BINS, range=(lo, hi))[0]
+                if level == 1 and binned_at_all:
+                    binned = values.astype(np.float64) if wide else values
+                    counts += np.histogram(binned, bins=HISTOGRAM_BINS, range=(lo, hi))[0]
                     if self.threshold is not None:
                         inside += int(np.count_nonzero(values.astype(np.float64) <= self.threshold))
                 keys = order_keys(values)
@@ -132,7 +139,10 @@ class FloatStats:
                     digits = (keys[head == prefix] >> (shift - 16)) & 0xFFFF
                     counter += np.bincount(digits.astype(np.intp), minlength=BINS)
             found = {r: _digit(low[p], r, p, before) for r, (p, before) in found.items()}
-        edges = np.histogram(np.empty(0, self.dtype), bins=HISTOGRAM_BINS, range=(lo, hi))[1]
+        if binned_at_all:
+            edges = np.histogram(np.empty(0, lo.dtype), bins=HISTOGRAM_BINS, range=(lo, hi))[1]
+        else:
+            edges, counts = np.array([lo, hi]), np.array([self.count])
         out: dict[str, Any] = {
             "count": self.count,
             "min": self.min,
@@ -148,6 +158,15 @@ class FloatStats:
         if self.threshold is not None:
             out["at_most_threshold"] = inside
         return out
+
+
+def _histogram_fits(lo: np.floating, hi: np.floating) -> bool:
+    """Whether numpy can make the 20 bins in the values' own type."""
+    try:
+        np.histogram(np.empty(0, lo.dtype), bins=HISTOGRAM_BINS, range=(lo, hi))
+    except ValueError:  # "Too many bins for data range"
+        return False
+    return True
 
 
 def _digit(counts: np.ndarray, rank: int, prefix: int, before: int) -> tuple[int, int]:
