@@ -43,9 +43,9 @@ def valid_values(data: np.ndarray, nodata: float | None) -> np.ndarray:
 
 def percentile_rank(n: int, percent: float) -> tuple[int, int, float]:
     """(lower rank, upper rank, weight) of ``numpy.percentile(values, percent)`` over ``n``
-    sorted values: numpy's virtual index n*q + (1 - q) - 1 (alpha = beta = 1), its bounds."""
+    sorted values: numpy's "linear" virtual index (n - 1) * q, and its bounds."""
     q = np.true_divide(percent, 100)
-    virtual = n * q + (1 + q * (1 - 1 - 1)) - 1
+    virtual = (n - 1) * q
     below = math.floor(virtual)
     if virtual >= n - 1:
         lower = upper = n - 1
@@ -96,7 +96,8 @@ class FloatStats:
         n = values.size
         if not n:
             return
-        self.high += np.bincount(order_keys(values) >> (self.width - 16), minlength=BINS)
+        high = (order_keys(values) >> (self.width - 16)).astype(np.intp)
+        self.high += np.bincount(high, minlength=BINS)
         self.min = min(self.min, float(values.min()))
         self.max = max(self.max, float(values.max()))
         wide = values.astype(np.float64)
@@ -161,12 +162,13 @@ class FloatStats:
 
 
 def _histogram_fits(lo: np.floating, hi: np.floating) -> bool:
-    """Whether numpy can make the 20 bins in the values' own type."""
+    """Whether numpy can make the 20 bins in the values' own type: distinct edges (numpy 2
+    refuses others; numpy 1 fails on them later)."""
     try:
-        np.histogram(np.empty(0, lo.dtype), bins=HISTOGRAM_BINS, range=(lo, hi))
+        edges = np.histogram(np.empty(0, lo.dtype), bins=HISTOGRAM_BINS, range=(lo, hi))[1]
     except ValueError:  # "Too many bins for data range"
         return False
-    return True
+    return bool(np.all(np.diff(edges) > 0))
 
 
 def _digit(counts: np.ndarray, rank: int, prefix: int, before: int) -> tuple[int, int]:
