@@ -100,16 +100,24 @@ def applicability(
     return di, _image(nb, ref.aoa, 255, "uint8"), ref
 
 
+def _histogram(values: np.ndarray) -> tuple[Any, Any]:
+    """numpy's 20 bins, or (None, None) where they are not distinct (numpy 2 raises
+    ValueError, numpy 1 an IndexError)."""
+    try:
+        counts, edges = np.histogram(values, bins=20)
+    except (ValueError, IndexError):
+        return None, None
+    return (counts, edges) if np.all(np.diff(edges) > 0) else (None, None)
+
+
 def float_statistics(band: np.ndarray, nodata: float = FLOAT_NODATA) -> dict[str, Any]:
     """numpy's statistics of a written float band's valid values (finite, not nodata)."""
     values = band[np.isfinite(band) & (band != nodata)].ravel()
-    try:
-        counts, edges = np.histogram(values, bins=20)
-    except ValueError:  # float32 cannot hold 20 edges: the README's rule, in float64
-        try:
-            counts, edges = np.histogram(values.astype(np.float64), bins=20)
-        except ValueError:  # nor float64: one bin
-            counts, edges = np.array([values.size]), np.array([values.min(), values.max()])
+    counts, edges = _histogram(values)
+    if counts is None:  # float32 cannot hold 20 edges: the README's rule, in float64
+        counts, edges = _histogram(values.astype(np.float64))
+    if counts is None:  # nor float64: one bin
+        counts, edges = np.array([values.size]), np.array([values.min(), values.max()])
     wide = values.astype(np.float64)
     return {
         "count": int(values.size),

@@ -26,8 +26,10 @@ def check(values: np.ndarray, nodata: float = -9999.0, pieces: int = 3,
     want = float_statistics(values, nodata)
     for key in ("count", "min", "max", "percentile_2", "percentile_98", "histogram"):
         assert got[key] == want[key], (key, got[key], want[key])
-    assert np.isclose(got["mean"], want["mean"], rtol=1e-12, atol=1e-300)
-    assert np.isclose(got["std"], want["std"], rtol=1e-9, atol=1e-300)
+    # summed differently (windows merged): float64 rounding, relative to the values' size
+    scale = max(abs(want["min"]), abs(want["max"]), 1e-300)
+    assert np.isclose(got["mean"], want["mean"], rtol=1e-12, atol=1e-13 * scale)
+    assert np.isclose(got["std"], want["std"], rtol=1e-9, atol=1e-13 * scale)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -58,3 +60,9 @@ def test_nan_nodata_keeps_every_finite_value() -> None:
        st.integers(1, 5))  # fmt: skip
 def test_any_float32_values(values: list[float], pieces: int) -> None:
     check(np.array(values, dtype=np.float32), pieces=pieces)
+
+
+@given(st.lists(st.floats(-1e12, 1e12), min_size=1, max_size=300), st.integers(1, 4))
+def test_any_float64_values(values: list[float], pieces: int) -> None:
+    """float64 interpolates in float64: any slip in numpy's virtual index shows here."""
+    check(np.array(values, dtype=np.float64), pieces=pieces, dtype="float64")
