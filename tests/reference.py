@@ -256,28 +256,15 @@ def reference_run(
     folder: Path,
     model: Any,
     *,
-    extensions: Sequence[str] = DEFAULT_EXTENSIONS,
-    nodata_values: Sequence[float] = (),
-    use_file_nodata: bool = True,
-    threshold: int = 0,
-    scoring_file: Path | None = None,
-    features: Sequence[str] | None = None,
     classes: Sequence[Any] | None = None,
     out_nodata: int = 255,
     out_dtype: str = "uint8",
+    **inputs: Any,
 ) -> Reference:
+    """The classes; ``inputs``: notebook()'s keywords (extensions, nodata_values, ...)."""
     if isinstance(model, (str, Path)):
         model = joblib.load(model)
-    nb = notebook(
-        folder,
-        model,
-        extensions=extensions,
-        nodata_values=nodata_values,
-        use_file_nodata=use_file_nodata,
-        threshold=threshold,
-        scoring_file=scoring_file,
-        features=features,
-    )
+    nb = notebook(folder, model, **inputs)
     masked = nb.masked
     height, width = nb.shape
 

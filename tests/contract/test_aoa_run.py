@@ -18,7 +18,8 @@ from helpers import DEFAULT_TRANSFORM, make_config, run_main, save_model, simple
 from reference import notebook
 from reference_outputs import applicability, assert_statistics
 from sklearn.ensemble import RandomForestRegressor
-from test_regression import NAMES, cluster, training_rows  # noqa: F401 - cluster: a fixture
+from test_dask import cluster  # noqa: F401 - a module-scoped fixture: one LocalCluster
+from test_regression import NAMES, training_rows
 from test_resume import _interrupt_after
 
 import windowed_classify

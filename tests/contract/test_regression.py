@@ -6,11 +6,9 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import distributed
 import joblib
 import numpy as np
 import pandas as pd
@@ -22,6 +20,7 @@ from reference import notebook
 from reference_outputs import assert_statistics, regression
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
+from test_dask import cluster  # noqa: F401 - a module-scoped fixture: one LocalCluster
 
 import windowed_classify
 from windowed_classify.errors import ConfigError, ModelError
@@ -92,17 +91,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
     stack = simple_stack(root / "covariates", height=HEIGHT, width=WIDTH, names=NAMES)
     stack.write()
     return stack
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as local,
-        distributed.Client(local) as client,
-    ):
-        yield client
 
 
 def run(config: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from .atomic import write_text_atomic
-from .style import RGB, qml, style_paths
+from .style import RGB, qml, qml_renderer, qml_text, style_paths
 
 # viridis at 11 even stops (matplotlib's colour map): perceptually even, colour-blind safe.
 VIRIDIS: tuple[str, ...] = (
@@ -44,20 +44,9 @@ def _number(value: float) -> str:
 def ramp_qml(limits: tuple[float, float], band: int = 1, label: str = "") -> str:
     """A QGIS singleband pseudo-colour style: viridis from ``limits[0]`` to ``limits[1]``."""
     low, high = limits
-    root = ET.Element("qgis", version="3.28", styleCategories="Symbology")
-    pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(
-        pipe,
-        "rasterrenderer",
-        type="singlebandpseudocolor",
-        band=str(band),
-        opacity="1",
-        alphaBand="-1",
-        classificationMin=_number(low),
-        classificationMax=_number(high),
-        nodataColor="",
-    )
-    ET.SubElement(renderer, "rasterTransparency")
+    root, renderer = qml_renderer("singlebandpseudocolor", band,
+                                  classificationMin=_number(low),
+                                  classificationMax=_number(high))  # fmt: skip
     origin = ET.SubElement(renderer, "minMaxOrigin")
     for tag, text in (("limits", "None"), ("extent", "WholeRaster"),
                       ("statAccuracy", "Exact")):  # fmt: skip
@@ -71,14 +60,7 @@ def ramp_qml(limits: tuple[float, float], band: int = 1, label: str = "") -> str
         text = f"{value:.6g}" + (f" {label}" if label and i in (0, n) else "")
         ET.SubElement(shader, "item", alpha="255", value=_number(value), label=text,
                       color=colour)  # fmt: skip
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    ET.SubElement(pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0")
-    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
-    ET.SubElement(root, "blendMode").text = "0"
-    ET.indent(root)
-    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(
-        root, encoding="unicode"
-    )
+    return qml_text(root)
 
 
 def statistics_aux_xml(bands: Sequence[Mapping[str, Any]], pixels: int) -> str:
