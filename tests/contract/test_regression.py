@@ -244,3 +244,21 @@ def test_report_of_a_regression_is_json_and_complete(stack: Any, tmp_path: Path)
     assert report["output_nodata"] == -9999
     loaded = joblib.load(model_path)
     assert copy.deepcopy(report["features"]) == list(loaded.feature_names_in_)
+
+
+def test_every_pixel_masked(tmp_path: Path) -> None:
+    """No value to describe: statistics hold a count of 0, the preview a default ramp."""
+    from helpers import write_raster
+
+    eye = np.eye(40) > 0  # a and b are never valid together
+    write_raster(tmp_path / "cov" / "a.tif", np.where(eye, 1, -9999).astype(np.float32),
+                 nodata=-9999)  # fmt: skip
+    write_raster(tmp_path / "cov" / "b.tif", np.where(~eye, 1, -9999).astype(np.float32),
+                 nodata=-9999)  # fmt: skip
+    model = LinearRegression().fit(pd.DataFrame({"a": [1.0, 2, 3], "b": [0.0, 1, 1]}), [1, 2, 3])
+    cfg = make_config(tmp_path / "cov", save_model(model, tmp_path / "m.pkl"),
+                      tmp_path / "o.tif", output={"preview": str(tmp_path / "o.png")})  # fmt: skip
+    report = run(cfg)
+    assert report["statistics"] == {"prediction": {"count": 0}}
+    assert report["masked_pixels"] == 1600 and (tmp_path / "o.png").exists()
+    assert (read(tmp_path / "o.tif")[0] == -9999).all()

@@ -358,7 +358,9 @@ class OutputSet:
         elif "di" in stats and "at_most_threshold" in stats["di"]:
             inside = stats["di"].pop("at_most_threshold")
             aoa = {"inside": inside, "outside": stats["di"]["count"] - inside}
-        ramp = ramp_limits(stats["prediction"]) if "prediction" in stats else None
+        ramp = None
+        if "prediction" in stats:  # a regression: a ramp even when every pixel is masked
+            ramp = ramp_limits(stats["prediction"]) or (0.0, 1.0)
         return OutputSummary(self.pixel_counts(), self.tallies["path"].masked, stats, aoa, ramp)
 
     def commit(self) -> None:
