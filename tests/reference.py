@@ -166,7 +166,30 @@ def model_features(
 # --------------------------------------------------------------------------- the notebook
 
 
-def reference_run(
+@dataclass
+class Notebook:
+    """The notebook's DataFrame of every pixel (nodata filled by the medians where unmasked)
+    and its mask: what every reference output is computed from."""
+
+    frame: pd.DataFrame  # every pixel x the model's features, float32
+    masked: np.ndarray  # flat bool
+    layers: dict[str, LayerStats]
+    features: list[str]
+    ignored: list[str]
+    grid: dict[str, Any]
+    n_filled: int
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """The unmasked pixels' rows: what the model is given."""
+        return self.frame.loc[~self.masked, self.features]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid["height"], self.grid["width"]
+
+
+def notebook(
     folder: Path,
     model: Any,
     *,
@@ -176,12 +199,7 @@ def reference_run(
     threshold: int = 0,
     scoring_file: Path | None = None,
     features: Sequence[str] | None = None,
-    classes: Sequence[Any] | None = None,
-    out_nodata: int = 255,
-    out_dtype: str = "uint8",
-) -> Reference:
-    if isinstance(model, (str, Path)):
-        model = joblib.load(model)
+) -> Notebook:
     files = discover(folder, extensions)
     feats = model_features(model, scoring_file, features)
     missing = [f for f in feats if f not in files]
@@ -222,16 +240,39 @@ def reference_run(
         fill = masks[name] & ~masked
         df.loc[fill, name] = median
         n_filled += int(fill.sum())
+    return Notebook(df, masked, stats, list(feats), ignored, first_grid, n_filled)
+
+
+def quiet_predict(predict: Any, rows: pd.DataFrame, **kwargs: Any) -> Any:
+    """``predict(rows)`` as the notebook calls it, its known warnings silenced."""
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        # sklearn sums X to check it (overflows near 3.4e38); a model fitted without
+        # names warns about the DataFrame's column names
+        warnings.filterwarnings("ignore", message="X has feature names")
+        return predict(rows, **kwargs)
+
+
+def reference_run(
+    folder: Path,
+    model: Any,
+    *,
+    classes: Sequence[Any] | None = None,
+    out_nodata: int = 255,
+    out_dtype: str = "uint8",
+    **inputs: Any,
+) -> Reference:
+    """The classes; ``inputs``: notebook()'s keywords (extensions, nodata_values, ...)."""
+    if isinstance(model, (str, Path)):
+        model = joblib.load(model)
+    nb = notebook(folder, model, **inputs)
+    masked = nb.masked
+    height, width = nb.shape
 
     class_list = list(classes) if classes is not None else list(model.classes_)
     lookup = {label: i for i, label in enumerate(class_list)}
     codes = np.full(height * width, out_nodata, dtype=out_dtype)
     if (~masked).any():
-        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
-            # sklearn sums X to check it (overflows near 3.4e38); a model fitted without
-            # names warns about the DataFrame's column names
-            warnings.filterwarnings("ignore", message="X has feature names")
-            predicted = model.predict(df.loc[~masked, feats])
+        predicted = quiet_predict(model.predict, nb.rows)
         unknown = {p for p in predicted if p not in lookup}
         if unknown:
             raise ValueError(f"labels {unknown} not in {class_list}")
@@ -240,16 +281,16 @@ def reference_run(
     return Reference(
         codes=codes.reshape(height, width),
         masked=masked.reshape(height, width),
-        layers=stats,
-        features=list(feats),
-        ignored=ignored,
+        layers=nb.layers,
+        features=nb.features,
+        ignored=nb.ignored,
         classes=class_list,
         out_nodata=out_nodata,
-        crs=first_grid["crs"],
-        transform=first_grid["transform"],
+        crs=nb.grid["crs"],
+        transform=nb.grid["transform"],
         width=width,
         height=height,
-        n_filled=n_filled,
+        n_filled=nb.n_filled,
     )
 
 

@@ -111,7 +111,7 @@ def _run(
         def finish_statistics() -> None:  # fused: exact medians before the outputs are named
             journal.stats = statistics.end()
 
-        counts, outputs = predict_windows(
+        summary, outputs = predict_windows(
             prep,
             journal,
             executor,
@@ -126,13 +126,13 @@ def _run(
         from .outputs.preview import write_preview
 
         labels = dict(zip(prep.legend.output_codes, prep.legend.labels, strict=True))
-        write_preview(cfg.output.path, cfg.output.preview, labels)
+        write_preview(cfg.output.path, cfg.output.preview, labels, ramp=summary.ramp)
         outputs["preview"] = str(cfg.output.preview)
 
     report = build_report(
         prep,
         journal.stats,
-        counts,
+        summary,
         timing={
             "prepare_seconds": t1 - t_start,
             # fused: pass 1 is the guide and the finish; the counting is part of pass 2

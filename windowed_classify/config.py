@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,10 @@ from .errors import ConfigError
 
 ARCGIS_FLOAT32_NODATA = -3.3999999521443642e38
 CODE_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32")
+FLOAT_DTYPES = ("float32", "float64")
+TASKS = ("auto", "classification", "regression")
+CLASS_NODATA = 255  # output.nodata's default for classes
+FLOAT_NODATA = -9999.0  # for a regression, and always for spread, quantiles and DI
 COMPRESSIONS = ("lzw", "deflate", "zstd", "lzma", "packbits", "none")
 REQUIRED = object()  # a key without a default
 
@@ -161,26 +165,41 @@ class ModelConfig:
         None,
         help="label order -> codes 0..n-1 (default: model's `classes_`)",
     )
+    task: str = key(
+        v.one_of(TASKS),
+        "auto",
+        help="`auto`, `classification` or `regression` (see \"Regression and uncertainty\")",
+        details="auto: a regressor (scikit-learn's is_regressor, an AutoML regression pipeline, "
+        "a LightGBM/XGBoost regressor, an ONNX model with only a float output) is a regression, "
+        "anything else a classification.",
+    )
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     path: Path = key(
         v.to_path,
-        help="the classified GeoTIFF",
+        help="the classified (or, for a regression, predicted) GeoTIFF",
         details="Written under a temporary name (.prediction.partial.tif) and renamed into "
         "place only when complete. The JSON report is written beside it "
         "(prediction.report.json), and the style sidecars: prediction.qml (QGIS style, applied "
         "automatically), a legend CSV and prediction.tif.aux.xml (category names + attribute "
-        "table).",
+        "table; for a regression a colour ramp and the statistics instead).",
         example="prediction.tif",
         shown="required",
     )
-    dtype: str = key(
-        v.one_of(CODE_DTYPES), "uint8", help=", ".join(CODE_DTYPES)
+    dtype: str | None = key(
+        v.opt_one_of(CODE_DTYPES + FLOAT_DTYPES),
+        None,
+        help="classes: " + ", ".join(CODE_DTYPES) + "; regression: float32, float64",
+        shown="`uint8` (classes), `float32` (regression)",
     )
-    nodata: int = key(
-        v.to_int(-(2**31)), 255, help="code of masked pixels; must not collide with a class code"
+    nodata: float | None = key(
+        v.to_opt_nodata,
+        None,
+        help="value of masked pixels; must not collide with a class code (regression: any "
+        "number, or nan)",
+        shown="`255` (classes), `-9999` (regression)",
     )
     compress: str = key(v.one_of(COMPRESSIONS), "lzw", help=", ".join(COMPRESSIONS))
     codes: str = key(
@@ -200,7 +219,8 @@ class OutputConfig:
     probabilities_dtype: str = key(
         v.one_of(("uint8", "float32")),
         "uint8",
-        help="`uint8` (percent, 255 masked) or `float32` (0-1, NaN masked)",
+        help="`uint8` (percent, 255 masked) or `float32` (0-1, NaN masked); also for "
+        "confidence, entropy and margin",
     )
     confidence: Path | None = key(
         v.to_opt_path,
@@ -209,24 +229,163 @@ class OutputConfig:
         example="confidence.tif",
         commented=True,
     )
+    entropy: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="GeoTIFF of the class probabilities' Shannon entropy, 0-1 (divided by log K)",
+        example="entropy.tif",
+        commented=True,
+    )
+    margin: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="GeoTIFF of the top class probability minus the second (1 - margin: the "
+        "confusion index)",
+        example="margin.tif",
+        commented=True,
+    )
+    spread: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="regression: GeoTIFF of the standard deviation of a forest's trees' predictions",
+        example="spread.tif",
+        commented=True,
+    )
+    quantiles: Mapping[str, Any] | None = key(
+        v.to_quantiles,
+        None,
+        help="regression: `{path: q.tif, levels: [0.05, 0.5, 0.95]}`, one band per level of a "
+        "quantile regression forest",
+        example={"path": "quantiles.tif", "levels": [0.05, 0.5, 0.95]},
+        commented=True,
+    )
+    di: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="GeoTIFF of the dissimilarity index (needs the `aoa` section)",
+        example="di.tif",
+        commented=True,
+    )
+    aoa: Path | None = key(
+        v.to_opt_path,
+        None,
+        help="GeoTIFF of the area of applicability: 1 inside, 0 outside, 255 masked (needs "
+        "the `aoa` section)",
+        example="aoa.tif",
+        commented=True,
+    )
     cog: bool = key(v.to_bool, False, help="write Cloud Optimized GeoTIFFs (internal overviews)")
     preview: Path | None = key(
         v.to_opt_path,
         None,
-        help="a quick-look PNG of the classes (needs the `preview` extra)",
+        help="a quick-look PNG of the classes or the predicted values (needs the `preview` "
+        "extra)",
         example="preview.png",
         commented=True,
     )
 
     @property
+    def quantiles_path(self) -> Path | None:
+        return None if self.quantiles is None else self.quantiles["path"]
+
+    @property
+    def named_rasters(self) -> dict[str, Path]:
+        """Every GeoTIFF this run writes, by its key: the classes (``path``) first."""
+        named = {key: getattr(self, key) for key in EXTRA_RASTERS}
+        named["quantiles"] = self.quantiles_path
+        return {"path": self.path} | {k: p for k, p in named.items() if p is not None}
+
+    @property
     def rasters(self) -> list[Path]:
         """Every GeoTIFF this run writes: the classes first."""
-        return [p for p in (self.path, self.probabilities, self.confidence) if p is not None]
+        return list(self.named_rasters.values())
 
     @property
     def files(self) -> list[Path]:
         """Every file a run is asked for (rasters and preview), to check before the run."""
         return [*self.rasters, *([self.preview] if self.preview is not None else [])]
+
+    @property
+    def asked(self) -> list[str]:
+        """The optional rasters asked for, by key, in the order of the keys."""
+        return [k for k in self.named_rasters if k != "path"]
+
+    def for_task(self, task: str) -> OutputConfig:
+        """The dtype and nodata a task writes (its defaults filled in), checked: a
+        ConfigError naming the key when they do not suit the task."""
+        regression = task == "regression"
+        dtype = self.dtype or ("float32" if regression else "uint8")
+        nodata = self.nodata
+        if nodata is None:
+            nodata = FLOAT_NODATA if regression else CLASS_NODATA
+        if regression and dtype not in FLOAT_DTYPES:
+            raise ConfigError(
+                f"config key 'output.dtype': a regression writes float32 or float64, not {dtype}"
+            )
+        if not regression and dtype not in CODE_DTYPES:
+            raise ConfigError(
+                f"config key 'output.dtype': {dtype} is for a regression; class codes are "
+                "written as " + ", ".join(CODE_DTYPES)
+            )
+        nodata = _float_nodata(nodata, dtype) if regression else _code_nodata(nodata, dtype)
+        return replace(self, dtype=dtype, nodata=nodata)
+
+
+# The optional rasters, in the order they are written and listed (quantiles by its path).
+EXTRA_RASTERS = ("probabilities", "confidence", "entropy", "margin", "spread", "quantiles",
+                 "di", "aoa")  # fmt: skip
+
+
+def _code_nodata(nodata: float, dtype: str) -> int:
+    info = np.iinfo(dtype)
+    if nodata != nodata or not float(nodata).is_integer() or not info.min <= nodata <= info.max:
+        raise ConfigError(
+            f"config key 'output.nodata': {nodata} does not fit output.dtype {dtype} "
+            f"({info.min}..{info.max})"
+        )
+    return int(nodata)
+
+
+def _float_nodata(nodata: float, dtype: str) -> float:
+    """The nodata value as the raster holds it: a value float32 cannot hold exactly is an
+    error (its tag would not match its pixels)."""
+    value = float(nodata)
+    if value != value:
+        return value
+    with np.errstate(over="ignore"):
+        held = float(np.dtype(dtype).type(value))
+    if held != value:
+        raise ConfigError(
+            f"config key 'output.nodata': {nodata!r} is not exactly a {dtype} value (it would "
+            f"be stored as {held!r}); use {held!r} or a round number such as -9999"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class AoaConfig:
+    training: Path = key(
+        v.to_path,
+        help="the training rows: the CSV `sample` writes, or any CSV/GeoPackage with one "
+        "column per model feature",
+        details="Rows with an empty value in a model feature are dropped (a warning says how "
+        "many).",
+        example="plots_covariates.csv",
+        shown="required",
+    )
+    weights: str | Mapping[str, float] | None = key(
+        v.to_weights,
+        None,
+        help="`importance` (the model's feature_importances_), `equal`, or `{feature: weight}`",
+        shown="importance when the model has them, else equal",
+    )
+    folds: str | Mapping[str, int] = key(
+        v.to_folds,
+        "none",
+        help="`none`, a column of the table holding each row's cross-validation fold, or "
+        "`{random: K}`",
+    )
+    seed: int = key(v.to_int(0), 0, help="seed of `folds: {random: K}`")
 
 
 @dataclass(frozen=True)
@@ -279,10 +438,11 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "output": OutputConfig,
     "processing": ProcessingConfig,
+    "aoa": AoaConfig,
 }
 
 
-OPTIONAL_SECTIONS = ("model", "output")  # sample and check work without them
+OPTIONAL_SECTIONS = ("model", "output", "aoa")  # sample and check work without them
 
 
 def spec(f: Field) -> tuple[Validator, Any]:
@@ -303,6 +463,7 @@ class Config:
     output: OutputConfig | None  # None: no output section (likewise)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     source: Path | None = None  # the YAML file, when there is one
+    aoa: AoaConfig | None = None  # the area of applicability's training table and method
 
     @property
     def report_path(self) -> Path:
@@ -347,29 +508,29 @@ def _section(raw: Any, name: str, base: Path) -> Any:
     return cls(**values)
 
 
-def _check_output(out: OutputConfig) -> None:
-    info = np.iinfo(out.dtype)
-    if not info.min <= out.nodata <= info.max:
-        raise ConfigError(
-            f"config key 'output.nodata': {out.nodata} does not fit output.dtype {out.dtype} "
-            f"({info.min}..{info.max})"
-        )
-    named = {"path": out.path, "probabilities": out.probabilities, "confidence": out.confidence}
+def _check_output(out: OutputConfig, aoa: AoaConfig | None) -> None:
+    if out.dtype is not None and out.nodata is not None:
+        out.for_task("regression" if out.dtype in FLOAT_DTYPES else "classification")
     seen: dict[Path, str] = {}
-    for key, path in named.items():
-        if path is None:
-            continue
+    for key, path in out.named_rasters.items():
+        shown = "output.quantiles.path" if key == "quantiles" else f"output.{key}"
         if path.suffix.lower() not in (".tif", ".tiff"):
-            raise ConfigError(f"config key 'output.{key}': expected a .tif file, got {str(path)!r}")
+            raise ConfigError(f"config key '{shown}': expected a .tif file, got {str(path)!r}")
         if path in seen:
             raise ConfigError(
-                f"config key 'output.{key}': {path} is also output.{seen[path]}; "
+                f"config key '{shown}': {path} is also output.{seen[path]}; "
                 "each output needs its own file"
             )
         seen[path] = key
     if out.preview is not None and out.preview.suffix.lower() != ".png":
         raise ConfigError(
             f"config key 'output.preview': expected a .png file, got {str(out.preview)!r}"
+        )
+    asked = [k for k in ("di", "aoa") if getattr(out, k) is not None]
+    if asked and aoa is None:
+        raise ConfigError(
+            f"config key 'output.{asked[0]}': the area of applicability needs the training "
+            "rows: add the section 'aoa' with 'aoa.training' (README: \"Area of applicability\")"
         )
 
 
@@ -412,7 +573,7 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config
         if name == "rasters":  # a missing folder is reported before later sections' errors
             _check_rasters(parts[name])
     if parts["output"] is not None:
-        _check_output(parts["output"])
+        _check_output(parts["output"], parts["aoa"])
     return Config(**parts, source=source)
 
 

@@ -72,6 +72,12 @@ def one_of(options: tuple[str, ...]) -> Validator:
     return check
 
 
+def opt_one_of(options: tuple[str, ...]) -> Validator:
+    """``one_of``, or None (a default decided later, e.g. by the model's task)."""
+    inner = one_of(options)
+    return lambda value, key, base: None if value is None else inner(value, key, base)
+
+
 def to_number(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         if isinstance(value, str):
@@ -202,3 +208,84 @@ def no_repeats(values: list | tuple, key: str) -> None:
         if v in seen:
             raise ConfigError(f"config key '{key}': {v!r} is listed twice")
         seen.add(v)
+
+
+def to_opt_nodata(value: Any, key: str, base: Path) -> float | None:
+    """A nodata value: a number, or NaN (for a float output); None: the task's default."""
+    if value is None:
+        return None
+    number = to_number(value, key)
+    if number != number:  # NaN
+        return float("nan")
+    if number in (float("inf"), float("-inf")):
+        raise fail(key, "a finite number or nan", value)
+    return int(number) if float(number).is_integer() and abs(number) < 2**63 else number
+
+
+def to_levels(value: Any, key: str) -> tuple[float, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise fail(key, "a non-empty list of quantile levels from 0 to 1", value)
+    out = []
+    for i, v in enumerate(items):
+        number = to_number(v, f"{key}[{i}]")
+        if not 0.0 <= number <= 1.0:
+            raise fail(f"{key}[{i}]", "a quantile level from 0 to 1 (0.5: the median)", v)
+        out.append(number)
+    no_repeats(out, key)
+    return tuple(out)
+
+
+DEFAULT_LEVELS = (0.05, 0.5, 0.95)
+
+
+def to_quantiles(value: Any, key: str, base: Path) -> Mapping[str, Any] | None:
+    """``{path: q.tif, levels: [0.05, 0.5, 0.95]}`` (or a path alone: those levels)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return {"path": to_path(value, key, base), "levels": DEFAULT_LEVELS}
+    extra = [k for k in value if k not in ("path", "levels")]
+    if extra or "path" not in value:
+        raise fail(key, "a mapping with path and levels (e.g. {path: q.tif, levels: [0.05, "
+                   "0.5, 0.95]})", value)  # fmt: skip
+    levels = to_levels(value["levels"], f"{key}.levels") if "levels" in value else DEFAULT_LEVELS
+    return {"path": to_path(value["path"], f"{key}.path", base), "levels": levels}
+
+
+def to_weights(value: Any, key: str, base: Path) -> str | dict[str, float] | None:
+    """``importance``, ``equal``, or a mapping feature -> weight >= 0; None: importance when
+    the model has them, else equal (checked against the features in ``prepare``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return one_of(("importance", "equal"))(value, key, base)
+    if not isinstance(value, Mapping) or not value:
+        raise fail(key, "importance, equal, or a mapping of feature name to weight", value)
+    out = {}
+    for name, weight in value.items():
+        if not isinstance(name, str) or not name:
+            raise fail(key, "feature names (text) as keys", name)
+        number = to_number(weight, f"{key}.{name}") if not isinstance(weight, str) else None
+        if number is None or not number >= 0 or number == float("inf"):
+            raise fail(f"{key}.{name}", "a weight >= 0", weight)
+        out[name] = number
+    return out
+
+
+def to_folds(value: Any, key: str, base: Path) -> str | dict[str, int]:
+    """``none``, a column name holding each row's fold, or ``{random: K}`` (K >= 2)."""
+    if value is None:
+        return "none"
+    if isinstance(value, Mapping):
+        if set(value) != {"random"}:
+            raise fail(key, "none, a column name, or {random: K}", value)
+        return {"random": to_int(2)(value["random"], f"{key}.random", base)}
+    if not isinstance(value, str) or not value.strip():
+        raise fail(key, "none, a column name, or {random: K}", value)
+    text = value.strip()
+    match = re.match(r"^random\s*:\s*(\S+)$", text, re.IGNORECASE)
+    if match:
+        count = match.group(1)
+        return {"random": to_int(2)(int(count) if count.isdigit() else count, key, base)}
+    return "none" if text.lower() == "none" else text

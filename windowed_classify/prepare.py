@@ -1,14 +1,16 @@
 """Everything known before a pixel is read, shared by ``run``, ``check`` and ``sample``:
-the layers, the model, its features and legend, the output checks and the memory budget."""
+the layers, the model, its task, features and legend, the output checks, the area of
+applicability's training rows and the memory budget."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .aoa import AoaModel, build_aoa
 from .config import Config, OutputConfig
 from .errors import InputError, ModelError, OutputError
 from .inputs.discover import discover
@@ -17,6 +19,13 @@ from .inputs.layers import Band, Layer, Unreadable, list_bands, open_layers
 from .models.legend import Legend, check_codes_fit, resolve_legend
 from .models.load import load_model
 from .models.schema import Schema, resolve_schema, trust_warning
+from .models.task import (
+    PROBA_OUTPUTS,
+    Abilities,
+    feature_importances,
+    resolve_task,
+    unsupported,
+)
 from .outputs.preview import PREVIEW_HINT
 from .outputs.writer import check_writable, temporary_paths
 
@@ -32,8 +41,13 @@ class Prepared:
     layers: list[Layer]  # the model's layers, in the model's order
     ignored: list[str]
     schema: Schema
-    legend: Legend
+    legend: Legend  # empty for a regression
     model: Any
+    task: str = "classification"  # or "regression"
+    aoa: AoaModel | None = None  # when output.di or output.aoa is asked
+
+
+REGRESSION_LEGEND = Legend((), "a regression (no classes)")
 
 
 def prepare(cfg: Config, created: list[Path] | None = None) -> Prepared:
@@ -46,10 +60,11 @@ def prepare(cfg: Config, created: list[Path] | None = None) -> Prepared:
     check_preview_extra(cfg.output)
     found = find_layers(cfg)
     model = load_model(cfg.model.path)
+    task = resolve_task(model, cfg.model)
+    cfg = replace(cfg, output=cfg.output.for_task(task))
     schema = resolve_schema(model, cfg.model)
-    legend = resolve_legend(model, cfg.model, cfg.output.codes)
-    check_codes_fit(legend, cfg.output.dtype, cfg.output.nodata)
-    check_proba(model, cfg.output)
+    legend = model_legend(model, cfg, task)
+    check_outputs(model, task, cfg.output)
 
     if schema.trusted:
         log.warning(trust_warning(schema))
@@ -63,7 +78,48 @@ def prepare(cfg: Config, created: list[Path] | None = None) -> Prepared:
             len(ignored),
             ", ".join(f"{name} ({why})" if why else name for name, why in ignored.items()),
         )
-    return Prepared(cfg, grid, layers, list(ignored), schema, legend, model)
+    aoa = applicability(cfg, model, schema)
+    return Prepared(cfg, grid, layers, list(ignored), schema, legend, model, task, aoa)
+
+
+def model_legend(model: Any, cfg: Config, task: str) -> Legend:
+    """The classes and their codes (checked to fit the output); none for a regression."""
+    assert cfg.output is not None and cfg.model is not None
+    if task == "regression":
+        return REGRESSION_LEGEND
+    legend = resolve_legend(model, cfg.model, cfg.output.codes)
+    check_codes_fit(legend, cfg.output.dtype, int(cfg.output.nodata))
+    return legend
+
+
+def check_outputs(model: Any, task: str, out: OutputConfig) -> None:
+    """Every output asked for must be one the model can give: say so before any work."""
+    problems = unsupported(Abilities.of(model, task), out)
+    if problems:
+        key, reason = problems[0]
+        others = [f"output.{k}" for k, _ in problems[1:]]
+        raise ModelError(
+            f"config key 'output.{key}': {reason}"
+            + (f" (also: {', '.join(others)})" if others else "")
+        )
+
+
+def applicability(cfg: Config, model: Any, schema: Schema) -> AoaModel | None:
+    """The AOA model from the training rows, when output.di or output.aoa asks for it."""
+    assert cfg.output is not None
+    if cfg.output.di is None and cfg.output.aoa is None:
+        if cfg.aoa is not None:
+            log.warning("the aoa section is used only with output.di or output.aoa: ignored")
+        return None
+    assert cfg.aoa is not None  # the config's own check
+    return build_aoa(
+        cfg.aoa.training,
+        schema.features,
+        weights=cfg.aoa.weights,
+        importances=feature_importances(model, len(schema.features)),
+        folds=cfg.aoa.folds,
+        seed=cfg.aoa.seed,
+    )
 
 
 @dataclass
@@ -127,17 +183,6 @@ def unused_layers(found: Found, schema: Schema, grid: Grid) -> dict[str, str]:
     return out
 
 
-def check_proba(model: Any, out: OutputConfig) -> None:
-    """Probability outputs need predict_proba: say so before any work."""
-    asked = [k for k in ("probabilities", "confidence") if getattr(out, k) is not None]
-    if asked and not callable(getattr(model, "predict_proba", None)):
-        raise ModelError(
-            f"config key 'output.{asked[0]}': the model ({type(model).__name__}) has no "
-            "predict_proba, so it cannot give class probabilities; remove "
-            + " and ".join(f"output.{k}" for k in asked)
-        )
-
-
 def check_preview_extra(out: OutputConfig) -> None:
     if out.preview is not None and importlib.util.find_spec("matplotlib") is None:
         raise OutputError(f"config key 'output.preview': {PREVIEW_HINT}")
@@ -147,14 +192,22 @@ def budget(cfg: Config, n_layers: int, n_classes: int, workers: int) -> tuple[in
     """(max pixels per window, GDAL cache MB per process) from processing.memory_mb.
 
     A window costs per pixel: the float32 stack, its nodata mask, the filled copy and the
-    model's frame (about 14 bytes a layer), plus the model's per-row work (class scores).
+    model's frame (about 14 bytes a layer), plus the model's per-row work (class scores), plus
+    what the optional outputs hold (the spread's members are held in blocks of fixed size).
     60% of the budget goes to windows (shared by the workers), 20% to GDAL's block caches.
     """
     total = cfg.processing.memory_mb * 2**20
     per_pixel = 14 * n_layers + 16 * n_classes + 64
     out = cfg.output
-    if out is not None and (out.probabilities is not None or out.confidence is not None):
-        per_pixel += 24 * n_classes  # predict_proba twice over (raw, legend order) and encoded
+    if out is not None:
+        if any(getattr(out, k) is not None for k in PROBA_OUTPUTS):
+            # predict_proba twice over (raw, legend order) and encoded
+            per_pixel += 24 * n_classes + 16 * (out.entropy is not None or out.margin is not None)
+        per_pixel += 12 * (out.spread is not None)
+        if out.quantiles is not None:
+            per_pixel += 16 * len(out.quantiles["levels"])
+        if out.di is not None or out.aoa is not None:
+            per_pixel += 24 * n_layers + 16  # the rows in float64, scaled; distances
     max_pixels = int(0.6 * total / max(workers, 1) / per_pixel)
     cache_mb = max(8, int(0.2 * cfg.processing.memory_mb / (workers + 1)))
     return max_pixels, cache_mb

@@ -9,6 +9,7 @@ from ._version import __version__
 from .memory import rusage_peaks_mb
 
 if TYPE_CHECKING:
+    from .outputs.writer import OutputSummary
     from .passes.stats import LayerStats
     from .prepare import Prepared
 
@@ -16,15 +17,35 @@ if TYPE_CHECKING:
 def build_report(
     prep: Prepared,
     stats: dict[str, LayerStats],
-    pixel_counts: dict[str, int],
+    summary: OutputSummary,
     timing: dict[str, float],
     extra: dict[str, Any],
     tree_peak_mb: float | None = None,
 ) -> dict[str, Any]:
-    """The report; ``peak_memory_mb`` is the process tree's (workers included) when known."""
+    """The report; ``peak_memory_mb`` is the process tree's (workers included) when known.
+
+    A classification reports its legend and the pixel count of every code; a regression the
+    statistics of its values instead (``statistics.prediction``). Float outputs (spread,
+    quantiles, DI) add their statistics, the AOA its method and the share of pixels inside."""
     cfg, grid = prep.config, prep.grid
     own, worker = rusage_peaks_mb()
     peaks = [v for v in (own, tree_peak_mb) if v is not None]
+    results: dict[str, Any] = {"task": prep.task}
+    if prep.task == "regression":
+        results |= {"output_nodata": _plain_number(cfg.output.nodata),
+                    "masked_pixels": summary.masked}  # fmt: skip
+    else:
+        results |= {
+            "legend": prep.legend.as_dict(),
+            "legend_source": prep.legend.source,
+            "output_nodata": cfg.output.nodata,
+            "pixel_counts": summary.pixel_counts,
+            "masked_pixels": summary.masked,
+        }
+    if summary.statistics:
+        results["statistics"] = summary.statistics
+    if prep.aoa is not None:
+        results["aoa"] = prep.aoa.summary() | _inside(summary.aoa)
     return {
         "tool": "windowed_classify",
         "version": __version__,
@@ -60,17 +81,31 @@ def build_report(
             for layer in prep.layers
         },
         "median_second_reads": [name for name, s in stats.items() if s.second_read],
-        "legend": prep.legend.as_dict(),
-        "legend_source": prep.legend.source,
-        "output_nodata": cfg.output.nodata,
-        "pixel_counts": pixel_counts,
-        "masked_pixels": pixel_counts[str(cfg.output.nodata)],
+        **results,
         "timing": {k: round(v, 3) for k, v in timing.items()},
         "peak_memory_mb": max(peaks) if peaks else None,
         "peak_memory_process_mb": own,
         "peak_memory_largest_worker_mb": worker,
         **extra,
     }
+
+
+def _plain_number(value: float) -> float | int | str:
+    """A nodata value for JSON: a whole number as an int, NaN as "nan"."""
+    value = float(value)
+    if value != value:
+        return "nan"
+    return int(value) if value.is_integer() else value
+
+
+def _inside(counts: dict[str, int] | None) -> dict[str, Any]:
+    """The AOA's share of unmasked pixels: inside / (inside + outside)."""
+    if counts is None:
+        return {}
+    total = counts["inside"] + counts["outside"]
+    share = counts["inside"] / total if total else None
+    return {"inside_pixels": counts["inside"], "outside_pixels": counts["outside"],
+            "inside_share": share}  # fmt: skip
 
 
 STATS_STATES = {

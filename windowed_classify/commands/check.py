@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,16 +30,24 @@ from ..inputs.windows import layer_windows, plan_windows
 from ..models.legend import Legend, check_codes_fit, resolve_legend
 from ..models.load import load_model
 from ..models.schema import Schema, resolve_schema, trust_warning
+from ..models.task import Abilities, resolve_task
 from ..outputs.writer import check_writable
 from ..passes.statscache import StatsCache
 from ..prepare import (
     Found,
     budget,
     check_preview_extra,
-    check_proba,
     find_layers,
     missing_features,
     require_features,
+)
+from .check_outputs import (
+    OutputLine,
+    describe_task,
+    output_lines,
+    output_sizes,
+    problems_of,
+    training_note,
 )
 
 log = logging.getLogger(__name__)
@@ -101,6 +109,9 @@ class CheckResult:
     missing: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     estimate: Estimate | None = None
+    task: str | None = None  # how the model's task was decided
+    outputs: list[OutputLine] = field(default_factory=list)  # every raster a run writes
+    aoa: str | None = None  # the AOA's training table as a run reads it
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -140,17 +151,30 @@ def check(
     found = attempt(find_layers, cfg) or Found([], [])
     model = attempt(load_model, cfg.model.path) if cfg.model is not None else None
     mc = cfg.model
-    if model is not None and cfg.output is not None:
-        attempt(check_proba, model, cfg.output)
+    task = "classification"
+    if mc is not None:
+        task = resolve_task(model, mc) if model is not None else mc.task.replace("auto", task)
+        result.task = describe_task(model, cfg, task)
+    if cfg.output is not None:
+        resolved = attempt(cfg.output.for_task, task)
+        if resolved is not None:
+            cfg = result.config = replace(cfg, output=resolved)
     if mc is not None and (model is not None or mc.scoring_file or mc.features):
         result.schema = attempt(resolve_schema, model, mc)
         if result.schema is not None and result.schema.trusted:
             result.warnings.append(trust_warning(result.schema))
-    if mc is not None and (model is not None or mc.classes):
+    if task == "classification" and mc is not None and (model is not None or mc.classes):
         codes = cfg.output.codes if cfg.output is not None else "index"
         result.legend = attempt(resolve_legend, model, mc, codes)
-    if result.legend is not None and cfg.output is not None:
-        attempt(check_codes_fit, result.legend, cfg.output.dtype, cfg.output.nodata)
+    if result.legend is not None and cfg.output is not None and cfg.output.dtype is not None:
+        attempt(check_codes_fit, result.legend, cfg.output.dtype, int(cfg.output.nodata))
+    if cfg.output is not None and cfg.output.dtype is not None:
+        abilities = Abilities.of(model, task) if model is not None else None
+        n_classes = len(result.legend.labels) if result.legend is not None else 1
+        result.outputs = output_lines(cfg.output, abilities, n_classes)
+        result.problems += problems_of(result.outputs)
+        if cfg.aoa is not None and result.schema is not None:
+            result.aoa = attempt(training_note, cfg, result.schema.features)
 
     wanted = found.bands
     if result.schema is not None and (found.bands or found.unreadable):
@@ -177,10 +201,10 @@ def check(
             _value_range(info, layer, result.grid, cache, sample_pixels)
             result.warnings += [f"layer '{info.name}': {w}" for w in info.warnings]
 
-    ready = result.schema is not None and not result.missing and cfg.output is not None
+    ready = result.schema is not None and not result.missing and bool(result.outputs)
     if result.grid is not None and ready and len(layers) == len(wanted):
         n_classes = len(result.legend.labels) if result.legend else 1
-        result.estimate = _estimate(cfg, result.grid, layers, n_classes, workers)
+        result.estimate = _estimate(cfg, result.grid, layers, n_classes, workers, result.outputs)
         _space_warning(result.estimate, result.warnings)
     return result
 
@@ -371,7 +395,12 @@ def _nodata_warnings(info: LayerInfo, valid: np.ndarray) -> None:
 
 
 def _estimate(
-    cfg: Config, grid: Grid, layers: list[Layer], n_classes: int, workers: int | None
+    cfg: Config,
+    grid: Grid,
+    layers: list[Layer],
+    n_classes: int,
+    workers: int | None,
+    lines: list[OutputLine],
 ) -> Estimate:
     n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
     max_pixels, _ = budget(cfg, len(layers), n_classes, n_workers)
@@ -383,13 +412,7 @@ def _estimate(
     if engine == "processes":
         peak += n_workers * (PROCESS_WORKER_MB + model_mb)
     out = cfg.output
-    px = grid.pixels / 2**20
-    outputs = {str(out.path): px * np.dtype(out.dtype).itemsize}
-    prob_bytes = np.dtype(out.probabilities_dtype).itemsize
-    if out.probabilities is not None:
-        outputs[str(out.probabilities)] = px * prob_bytes * n_classes
-    if out.confidence is not None:
-        outputs[str(out.confidence)] = px * prob_bytes
+    outputs = output_sizes(lines, grid.pixels)
     free = _free_mb(out.path.parent)
     return Estimate(
         windows=len(windows),
@@ -509,6 +532,16 @@ def render(r: CheckResult) -> str:
             out.append(
                 "  (the model's order differs from the files' order: columns are matched by name)"
             )
+    if r.task is not None:
+        out.append(f"\ntask: {r.task}")
+    if r.outputs:
+        out.append(f"\noutputs: {len(r.outputs)}")
+        rows = [[ln.key, ln.kind, ln.bands, ln.dtype, ln.nodata,
+                 "ok" if ln.status == "ok" else "NOT SUPPORTED (see below)"]
+                for ln in r.outputs]  # fmt: skip
+        out.append(_table(["output", "what", "bands", "dtype", "nodata", "status"], rows))
+    if r.aoa is not None:
+        out.append(f"  AOA training table {r.aoa}")
     if r.legend is not None:
         out.append(f"\nclasses: {len(r.legend.labels)}, from {r.legend.source}")
         pairs = zip(r.legend.output_codes, r.legend.labels, strict=True)

@@ -18,6 +18,8 @@ AZUREML_HINT = (
     "(README section 'Azure AutoML models')"
 )
 
+# Packages a model may need that an extra of this project installs.
+EXTRAS = {"quantile_forest": "quantile"}
 
 
 def _patch_azureml_for_py311() -> None:
@@ -70,9 +72,11 @@ def load_model(path: Path) -> Any:
                     "another release of azureml-automl-runtime?)"
                 ) from None
             raise ModelError(f"cannot load model {path}: {AZUREML_HINT}") from None
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
         raise ModelError(
             f"cannot load model {path}: it needs the Python package '{exc.name}', "
             "which is not installed"
+            + (f': pip install "windowed_classify[{extra}]"' if extra else "")
         ) from None
     except Exception as exc:  # a corrupt or foreign file: unpickling can raise anything
         raise ModelError(f"cannot load model {path}: {type(exc).__name__}: {exc}") from None

@@ -1,4 +1,4 @@
-"""ONNX classifiers (``model.path: model.onnx``) run through onnxruntime (extra ``onnx``).
+"""ONNX models (``model.path: model.onnx``) run through onnxruntime (extra ``onnx``).
 
 ``OnnxClassifier`` looks like a scikit-learn classifier to the rest of the tool:
 ``predict(frame)`` gives labels, ``predict_proba(frame)`` a (rows, classes) array in
@@ -17,6 +17,10 @@ Values are fed as the input's declared element type (float, double or int64). La
 from the label output (``output_label`` in skl2onnx), probabilities from the probability
 output, a ZipMap (a list of {label: probability}) or a plain (rows, classes) tensor. The
 labels are the ZipMap's keys, or the metadata ``classes`` for a plain tensor.
+
+A model with no label output, no ZipMap and no metadata ``classes`` is a regressor
+(``is_regressor``: what skl2onnx makes of a scikit-learn regressor, one float output):
+``predict`` gives that output's values, one per row.
 
 The onnxruntime session uses one intra-op thread (the tool runs its own workers), is
 created when first needed and is never pickled: a pickled ``OnnxClassifier`` travels as its
@@ -136,7 +140,8 @@ class OnnxClassifier:
 
         outputs = [(o.name, o.type) for o in session.get_outputs()]
         self.label_output, self.proba_output, self.zipmap = self._pick_outputs(outputs)
-        self.classes_ = self._classes(meta)
+        self.is_regressor = self.label_output is None and not self.zipmap and "classes" not in meta
+        self.classes_ = None if self.is_regressor else self._classes(meta)
 
     # ------------------------------------------------------------------ reading the file
 
@@ -298,7 +303,12 @@ class OnnxClassifier:
             ) from None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """One label per row (text labels as an object array, like scikit-learn)."""
+        """One label per row (text labels as an object array, like scikit-learn); a
+        regressor's values (rows, or rows x outputs when it has several)."""
+        if self.is_regressor:
+            values = np.asarray(self._run([self.proba_output], frame)[0])
+            values = values.reshape(len(frame), -1)
+            return values[:, 0] if values.shape[1] == 1 else values
         if self.label_output is not None:
             labels = np.asarray(self._run([self.label_output], frame)[0])
             return labels.reshape(-1)
@@ -348,4 +358,4 @@ class OnnxClassifier:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"OnnxClassifier({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path)!r})"

@@ -1,4 +1,5 @@
-"""A quick-look PNG of a classified GeoTIFF: the classes in colour and a legend.
+"""A quick-look PNG of a classified GeoTIFF: the classes in colour and a legend; of a
+regression's values: viridis from the 2nd to the 98th percentile and a colour bar.
 
 The raster is read decimated (``out_shape``, nearest; GDAL takes the file's overviews when it
 has them), never in full, so a preview of any size costs about max_side x max_side pixels
@@ -46,14 +47,18 @@ def write_preview(
     png: Path,
     labels: Mapping[int, str] | None = None,
     max_side: int = 1024,
+    ramp: tuple[float, float] | None = None,
 ) -> Preview:
     """Write ``png``: the classes of ``classified`` (at most ``max_side`` pixels a side).
 
     ``labels`` maps code -> label; every labelled code is in the legend, with any other code
-    found in the preview. The PNG appears under its name only when complete.
+    found in the preview. With ``ramp`` (low, high) the raster holds values: drawn in viridis
+    from low to high with a colour bar. The PNG appears under its name only when complete.
     """
     mpl = _matplotlib()
     classified, png = Path(classified), Path(png)
+    if ramp is not None:
+        return _values_preview(classified, png, ramp, max_side)
     data, nodata, table, factor = _read_decimated(classified, max(1, int(max_side)))
     names = {int(k): str(v) for k, v in (labels or {}).items()}
     valid = data != nodata if nodata is not None else np.ones(data.shape, dtype=bool)
@@ -76,9 +81,44 @@ def _matplotlib() -> Any:
     return matplotlib
 
 
+def _values_preview(path: Path, png: Path, ramp: tuple[float, float], max_side: int) -> Preview:
+    """Values in viridis between ``ramp``'s limits, masked pixels white, and a colour bar."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    data, nodata, _, factor = _read_decimated(path, max(1, int(max_side)), whole=False)
+    valid = np.isfinite(data) & (data != nodata if nodata is not None else True)
+    shown = np.ma.masked_array(data, mask=~valid)
+    rows, cols = data.shape
+    zoom = max(1.0, MIN_SIDE_PX / max(rows, cols))
+    img_w, img_h, margin, top, bar_w = cols * zoom, rows * zoom, 20, 40, 110
+    width, height = margin + img_w + margin + bar_w, top + img_h + margin
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes(
+        (margin / width, (height - top - img_h) / height, img_w / width, img_h / height)
+    )
+    image = ax.imshow(shown, cmap="viridis", vmin=ramp[0], vmax=ramp[1], interpolation="nearest",
+                      aspect="auto")  # fmt: skip
+    ax.set_xticks([])
+    ax.set_yticks([])
+    bar = fig.add_axes(((2 * margin + img_w) / width, (height - top - img_h) / height,
+                        18 / width, img_h / height))  # fmt: skip
+    fig.colorbar(image, cax=bar, extend="both")
+    bar.tick_params(labelsize=8)
+    scale = "full resolution" if factor <= 1 else f"1 preview pixel = {factor:.3g} pixels"
+    fig.text(margin / width, 1 - 12 / height, f"{path.name} ({scale}; colours: 2nd to 98th "
+             "percentile)", va="top", fontsize=10)  # fmt: skip
+    png.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomic(
+        png, lambda temp: fig.savefig(temp, dpi=DPI, facecolor="white"), what="the preview "
+    )
+    return Preview(png, (int(rows), int(cols)), factor, ())
+
+
 def _read_decimated(
-    path: Path, max_side: int
-) -> tuple[np.ndarray, int | None, dict[int, tuple[int, ...]] | None, float]:
+    path: Path, max_side: int, whole: bool = True
+) -> tuple[np.ndarray, Any, dict[int, tuple[int, ...]] | None, float]:
     """Band 1 at most ``max_side`` a side (nearest), its nodata and colour table."""
     try:
         with rasterio.open(path) as ds:
@@ -95,7 +135,9 @@ def _read_decimated(
                 table = None
     except RasterioError as exc:
         raise OutputError(f"cannot read {path} for its preview: {exc}") from None
-    return data, (None if nodata is None else int(nodata)), table, factor
+    if nodata is not None and whole:
+        nodata = int(nodata)
+    return data, nodata, table, factor
 
 
 def _colours(

@@ -1,20 +1,27 @@
-"""What pass 2 hands the writer for one window: the codes and the optional bands, and how
-probabilities are encoded (whole percent, or float32)."""
+"""What pass 2 hands the writer for one window: the codes (or predicted values) and the
+optional bands, and how probabilities are encoded (whole percent, or float32)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+AOA_NODATA = 255  # the AOA raster: 1 inside, 0 outside, 255 masked
 
 
 @dataclass
 class WindowResult:
-    """One window's outputs: codes, and the probability bands / confidence when asked."""
+    """One window's outputs: codes, and the probability bands / confidence when asked.
 
-    codes: np.ndarray  # (pixels,) or (height, width), output dtype
+    ``bands`` holds the other optional outputs by their key in the output section (entropy,
+    margin, spread, quantiles, di, aoa): (pixels,) or (bands, pixels), reshaped alike.
+    """
+
+    codes: np.ndarray  # (pixels,) or (height, width), output dtype (a regression's values)
     probabilities: np.ndarray | None = None  # (classes, pixels) encoded (see encode_proba)
     confidence: np.ndarray | None = None  # (pixels,) encoded
+    bands: dict[str, np.ndarray] = field(default_factory=dict)
 
     def reshaped(self, height: int, width: int) -> WindowResult:
         def shape(a: np.ndarray | None, *lead: int) -> np.ndarray | None:
@@ -25,6 +32,7 @@ class WindowResult:
             self.codes.reshape(height, width),
             shape(self.probabilities, n),
             shape(self.confidence),
+            {k: a.reshape(*a.shape[:-1], height, width) for k, a in self.bands.items()},
         )
 
 

@@ -60,20 +60,33 @@ def colormap(
     return table
 
 
-def qml(codes: Sequence[int], labels: Sequence[Any], colours: Sequence[RGB]) -> str:
-    """A QGIS layer style: paletted renderer on band 1, one entry per code with its label."""
+def qml_renderer(kind: str, band: int = 1, **extra: str) -> tuple[ET.Element, ET.Element]:
+    """A QGIS style document and its raster renderer of ``kind`` on ``band``, to fill in."""
     root = ET.Element("qgis", version="3.28", styleCategories="Symbology")
     pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(
-        pipe,
-        "rasterrenderer",
-        type="paletted",
-        band="1",
-        opacity="1",
-        alphaBand="-1",
-        nodataColor="",
-    )
+    renderer = ET.SubElement(pipe, "rasterrenderer", type=kind, band=str(band), opacity="1",
+                             alphaBand="-1", **extra, nodataColor="")  # fmt: skip
     ET.SubElement(renderer, "rasterTransparency")
+    return root, renderer
+
+
+def qml_text(root: ET.Element) -> str:
+    """The style document as QGIS writes it, its pipe ended by the default filters."""
+    pipe = root.find("pipe")
+    assert pipe is not None
+    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    ET.SubElement(pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0")
+    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
+    ET.SubElement(root, "blendMode").text = "0"
+    ET.indent(root)
+    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(
+        root, encoding="unicode"
+    )
+
+
+def qml(codes: Sequence[int], labels: Sequence[Any], colours: Sequence[RGB]) -> str:
+    """A QGIS layer style: paletted renderer on band 1, one entry per code with its label."""
+    root, renderer = qml_renderer("paletted")
     entries = ET.SubElement(renderer, "colorPalette")
     for code, label, rgb in zip(codes, labels, colours, strict=True):
         ET.SubElement(
@@ -84,14 +97,7 @@ def qml(codes: Sequence[int], labels: Sequence[Any], colours: Sequence[RGB]) -> 
             label=str(label),
             alpha="255",
         )
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    ET.SubElement(pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0")
-    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
-    ET.SubElement(root, "blendMode").text = "0"
-    ET.indent(root)
-    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(
-        root, encoding="unicode"
-    )
+    return qml_text(root)
 
 
 def legend_csv(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from ..errors import OutputError, gdal_reason
 from ..inputs.grid import Grid
 from ..inputs.windows import window_text
 from ..models.legend import Legend
-from .results import WindowResult, proba_fill
+from .ramps import aoa_colormap, ramp_limits, write_aoa_style, write_ramp_style
+from .rasters import AoaTally, ClassTally, FloatTally, RasterSpec, Tally, blocks, raster_specs
+from .results import AOA_NODATA, WindowResult
 from .style import colormap, palette, write_style
 
 TILE = 256
@@ -194,67 +197,100 @@ class Target:
         self.cog_temp.unlink(missing_ok=True)
 
 
-class OutputSet:
-    """Every raster of one run (classes, probabilities, confidence), written window by window.
+@dataclass
+class OutputSummary:
+    """What the writer counted, for the report: class pixel counts (with the masked), each
+    float raster's statistics, the AOA's inside and outside pixels."""
 
-    Counts every class code as it goes; ``commit`` finishes all of them (overviews, COG),
-    then moves them into place together and writes the class style sidecars.
+    pixel_counts: dict[str, int]  # code -> pixels, masked included; a regression: masked only
+    masked: int
+    statistics: dict[str, Any] = field(default_factory=dict)  # float rasters, by key
+    aoa: dict[str, int] | None = None  # inside, outside (unmasked pixels)
+    ramp: tuple[float, float] | None = None  # a regression's colour ramp: 2nd, 98th percentile
+
+
+class OutputSet:
+    """Every raster of one run (classes or values, and the optional ones), written window by
+    window.
+
+    Counts what each raster holds as it goes (``rasters.Tally``); ``commit`` finishes all of
+    them (overviews, COG), reads the float rasters back once for their exact statistics, moves
+    them into place together and writes the style sidecars.
     """
 
-    def __init__(self, grid: Grid, out: OutputConfig, legend: Legend, resume: bool = False):
+    def __init__(
+        self,
+        grid: Grid,
+        out: OutputConfig,
+        legend: Legend,
+        resume: bool = False,
+        task: str = "classification",
+        threshold: float | None = None,
+    ):
         self.out = out
         self.resume = resume
+        self.task = task
+        self.pixels = grid.width * grid.height
         self.labels = list(legend.labels)
         self.codes = np.asarray(legend.output_codes, dtype=np.int64)
         self.colours = palette(len(self.labels))
-        self.counts = np.zeros(len(self.labels), dtype=np.int64)
-        self.masked = 0
-        self.targets: list[Target] = []
+        self.specs = raster_specs(out, legend, task)
+        self.targets: dict[str, Target] = {}
+        self.tallies: dict[str, Tally] = {}
+        self.statistics: dict[str, list[dict[str, Any]]] = {}
         self.style: dict[str, Path] = {}
-        self.probabilities: Target | None = None
-        self.confidence: Target | None = None
         try:
-            self.classes = self._target(out.path, profile(grid, out), Resampling.mode)
-            if out.probabilities is not None:
-                self.probabilities = self._proba_target(out.probabilities, grid, len(self.labels))
-            if out.confidence is not None:
-                self.confidence = self._proba_target(out.confidence, grid, 1)
-            if resume:
-                return  # reopened: the rasters hold their colour table and names already
-            if out.dtype in ("uint8", "uint16"):  # GeoTIFF colour tables: 8 and 16 bit only
-                self.classes.ds.write_colormap(1, colormap(self.codes, self.colours, out.nodata))
-            self.classes.ds.set_band_description(1, "class")
-            if self.probabilities is not None:
-                pairs = zip(self.codes, self.labels, strict=True)
-                for i, (code, label) in enumerate(pairs, start=1):
-                    self.probabilities.ds.set_band_description(i, str(label))
-                    self.probabilities.ds.update_tags(i, code=str(code), label=str(label))
-            if self.confidence is not None:
-                self.confidence.ds.set_band_description(1, "confidence")
+            for spec in self.specs:
+                self.targets[spec.key] = self._target(spec, grid)
+                tally = self._tally(spec, threshold)
+                if tally is not None:
+                    self.tallies[spec.key] = tally
         except BaseException:
             self.abort()
             raise
 
-    def _target(self, path: Path, prof: dict[str, Any], overview: Resampling) -> Target:
-        target = Target(path, prof, overview, self.resume)
-        self.targets.append(target)
+    @property
+    def classes(self) -> Target:
+        """The main raster: class codes, or a regression's values."""
+        return self.targets["path"]
+
+    def _tally(self, spec: RasterSpec, threshold: float | None) -> Tally | None:
+        if spec.key == "path" and self.task != "regression":
+            return ClassTally(self.codes.tolist(), self.out.nodata)
+        if spec.statistics:
+            has_aoa = self.out.aoa is not None
+            return FloatTally(spec, threshold if spec.key == "di" and not has_aoa else None)
+        return AoaTally() if spec.key == "aoa" else None
+
+    def _target(self, spec: RasterSpec, grid: Grid) -> Target:
+        prof = profile(grid, self.out) | {
+            "count": spec.count,
+            "dtype": spec.dtype,
+            "nodata": spec.nodata,
+        }
+        target = Target(spec.path, prof, spec.overview, self.resume)
+        if self.resume:
+            return target  # reopened: the raster holds its colour table and names already
+        for i, text in enumerate(spec.descriptions, start=1):
+            target.ds.set_band_description(i, text)
+        for i, tags in enumerate(spec.band_tags, start=1):
+            target.ds.update_tags(i, **tags)
+        if spec.tags:
+            target.ds.update_tags(**spec.tags)
+        # GeoTIFF colour tables: 8 and 16 bit only
+        if spec.key == "path" and self.task != "regression" and spec.dtype in ("uint8", "uint16"):
+            target.ds.write_colormap(1, colormap(self.codes, self.colours, int(spec.nodata)))
+        if spec.key == "aoa":
+            target.ds.write_colormap(1, aoa_colormap(AOA_NODATA))
         return target
 
-    def _proba_target(self, path: Path, grid: Grid, bands: int) -> Target:
-        dtype = self.out.probabilities_dtype
-        prof = profile(grid, self.out) | {
-            "count": bands,
-            "dtype": dtype,
-            "nodata": proba_fill(dtype),
-        }
-        target = self._target(path, prof, Resampling.average)
-        if not self.resume:
-            target.ds.update_tags(
-                encoding="percent 0-100, 255 = masked"
-                if dtype == "uint8"
-                else "probability 0-1, NaN = masked"
-            )
-        return target
+    @staticmethod
+    def _data(result: WindowResult, key: str) -> np.ndarray | None:
+        if key == "path":
+            return result.codes
+        if key in ("probabilities", "confidence"):
+            return getattr(result, key)
+        return result.bands.get(key)
 
     def write(self, window: Window, result: WindowResult, parts: Iterable[Window] = ()) -> None:
         """Write a window's result, or only ``parts`` of it (sub-windows, grid offsets)."""
@@ -262,68 +298,114 @@ class OutputSet:
         for part in pieces:
             rows = slice(part.row_off - window.row_off, part.row_off - window.row_off + part.height)
             cols = slice(part.col_off - window.col_off, part.col_off - window.col_off + part.width)
-            self._count(result.codes[rows, cols])
-            self.classes.write(result.codes[rows, cols], part)
-            if self.probabilities is not None and result.probabilities is not None:
-                self.probabilities.write(result.probabilities[:, rows, cols], part)
-            if self.confidence is not None and result.confidence is not None:
-                self.confidence.write(result.confidence[rows, cols], part)
-
-    def _count(self, codes: np.ndarray) -> None:
-        is_nodata = codes == self.out.nodata
-        n_nodata = int(np.count_nonzero(is_nodata))
-        self.masked += n_nodata
-        valid = (codes[~is_nodata] if n_nodata else codes.ravel()).astype(np.int64, copy=False)
-        low, high = (int(self.codes.min()), int(self.codes.max())) if self.codes.size else (0, 0)
-        if high - low < 1 << 16:  # index codes, or labels close together: one bincount
-            hist = np.bincount(valid - low, minlength=high - low + 1)
-            self.counts += hist[self.codes - low]
-        else:  # integer labels far apart (int32): count the codes present
-            place = {int(c): i for i, c in enumerate(self.codes)}
-            for code, n in zip(*np.unique(valid, return_counts=True), strict=True):
-                self.counts[place[int(code)]] += n
+            for key, target in self.targets.items():
+                data = self._data(result, key)
+                if data is None:
+                    continue
+                piece = data[..., rows, cols]
+                if key in self.tallies:
+                    self.tallies[key].add(piece)
+                target.write(piece, part)
 
     def checkpoint(self) -> None:
-        for target in self.targets:
+        for target in self.targets.values():
             target.checkpoint()
 
     def recount(self) -> None:
-        """Count every code from the classes raster (a resumed run wrote only part of it)."""
-        self.counts[:] = 0
-        self.masked = 0
-        ds = self.classes.ds
-        rows = max(1, (1 << 24) // max(ds.width, 1))
-        for top in range(0, ds.height, rows):
-            window = Window(0, top, ds.width, min(rows, ds.height - top))
-            self._count(ds.read(1, window=window))
+        """Count everything again from the rasters (a resumed run wrote only part of them)."""
+        for key, tally in self.tallies.items():
+            tally.reset()
+            for block in blocks(self.targets[key].ds):
+                tally.add(block)
+
+    def _finish_statistics(self) -> None:
+        """The float rasters' exact statistics, from one more read of each (finished) file."""
+        for key, tally in self.tallies.items():
+            if isinstance(tally, FloatTally):
+                path = self.targets[key].temp
+
+                def read(band: int, path: Path = path) -> Iterator[np.ndarray]:
+                    with rasterio.open(path) as ds:
+                        yield from blocks(ds, band)
+
+                self.statistics[key] = tally.finish(read)
 
     def pixel_counts(self) -> dict[str, int]:
-        pairs = zip(self.codes.tolist(), self.counts, strict=True)
-        counts = {str(code): int(n) for code, n in pairs}
-        counts[str(self.out.nodata)] = self.masked
+        main = self.tallies["path"]
+        if isinstance(main, ClassTally):
+            pairs = zip(self.codes.tolist(), main.counts, strict=True)
+            counts = {str(code): int(n) for code, n in pairs}
+        else:
+            counts = {}
+        counts[_nodata_key(self.out.nodata)] = main.masked
         return counts
+
+    def summary(self) -> OutputSummary:
+        stats: dict[str, Any] = {}
+        for spec in self.specs:
+            bands = self.statistics.get(spec.key)
+            if bands is None:
+                continue
+            if spec.key == "quantiles":
+                levels = self.out.quantiles["levels"]
+                stats["quantiles"] = {f"{q:g}": b for q, b in zip(levels, bands, strict=True)}
+            else:
+                stats["prediction" if spec.key == "path" else spec.key] = bands[0]
+        aoa = None
+        if isinstance(self.tallies.get("aoa"), AoaTally):
+            tally = self.tallies["aoa"]
+            aoa = {"inside": tally.inside, "outside": tally.outside}
+        elif "di" in stats and "at_most_threshold" in stats["di"]:
+            inside = stats["di"].pop("at_most_threshold")
+            aoa = {"inside": inside, "outside": stats["di"]["count"] - inside}
+        ramp = None
+        if "prediction" in stats:  # a regression: a ramp even when every pixel is masked
+            ramp = ramp_limits(stats["prediction"]) or (0.0, 1.0)
+        return OutputSummary(self.pixel_counts(), self.tallies["path"].masked, stats, aoa, ramp)
 
     def commit(self) -> None:
         """Finish every raster, then move them all into place, then the style sidecars."""
         try:
             if self.resume:
                 self.recount()
-            for target in self.targets:
+            for target in self.targets.values():
                 target.finish(self.out.cog)
-            for target in self.targets:
+            self._finish_statistics()
+            for target in self.targets.values():
                 target.publish()
         except BaseException:
             self.abort()
             raise
-        self.style = write_style(
-            self.out.path, self.codes.tolist(), self.labels, self.colours, self.counts.tolist()
-        )
+        self._write_styles()
+
+    def _write_styles(self) -> None:
+        for spec in self.specs:
+            if spec.key == "path" and self.task != "regression":
+                counts = self.tallies["path"].counts.tolist()
+                self.style |= write_style(spec.path, self.codes.tolist(), self.labels,
+                                          self.colours, counts)  # fmt: skip
+                continue
+            prefix = "" if spec.key == "path" else f"{spec.key}_"
+            if spec.key in self.statistics:
+                written = write_ramp_style(spec.path, self.statistics[spec.key], self.pixels,
+                                           spec.styled_band)  # fmt: skip
+            elif spec.key == "aoa":
+                written = write_aoa_style(spec.path)
+            else:
+                continue
+            self.style |= {prefix + kind: path for kind, path in written.items()}
 
     def abort(self) -> None:
-        for target in self.targets:
+        for target in self.targets.values():
             target.abort()
 
     def suspend(self) -> None:
         """Close the temporary rasters and keep them, to be resumed."""
-        for target in self.targets:
+        for target in self.targets.values():
             target.close()
+
+
+def _nodata_key(nodata: float) -> str:
+    """The report's key of masked pixels: the nodata value as the config reads it."""
+    value = float(nodata)
+    return str(int(value)) if value.is_integer() else str(nodata)

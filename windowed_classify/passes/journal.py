@@ -37,6 +37,7 @@ from .stats import LayerStats
 from .statscache import file_identity
 
 FORMAT = 1
+AOA_TABLE = "(aoa.training)"  # its key among the inputs: no layer name has brackets
 
 
 def journal_path(temp_output: Path) -> Path:
@@ -70,18 +71,21 @@ def fingerprint(cfg: Config, layers: Sequence[Layer]) -> dict[str, Any]:
     for key in ("overwrite", "cog", "preview"):
         output.pop(key)
     model = cfg.model.path
+    sections = {
+        "rasters": dataclasses.asdict(cfg.rasters),
+        "nodata": dataclasses.asdict(cfg.nodata),
+        "model": dataclasses.asdict(cfg.model),
+        "output": output,
+    }
+    inputs = {layer.name: layer_identity(layer) for layer in layers}
+    if cfg.aoa is not None:  # the AOA's threshold and DI depend on the training rows
+        sections["aoa"] = dataclasses.asdict(cfg.aoa)
+        inputs[AOA_TABLE] = file_identity(cfg.aoa.training)
     return {
         "tool_version": __version__,
-        "config": _plain(
-            {
-                "rasters": dataclasses.asdict(cfg.rasters),
-                "nodata": dataclasses.asdict(cfg.nodata),
-                "model": dataclasses.asdict(cfg.model),
-                "output": output,
-            }
-        ),
+        "config": _plain(sections),
         "model_file": {**file_identity(model), "sha256": _sha256(model)},
-        "inputs": {layer.name: layer_identity(layer) for layer in layers},
+        "inputs": inputs,
     }
 
 
@@ -106,7 +110,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for name in sorted(set(old["inputs"]) | set(new["inputs"])):
         if old["inputs"].get(name) != new["inputs"].get(name):
             path = (new["inputs"].get(name) or old["inputs"].get(name) or {}).get("path", name)
-            changed.append(f"the covariate {name} ({path})")
+            what = "the AOA training table" if name == AOA_TABLE else f"the covariate {name}"
+            changed.append(f"{what} ({path})")
     if old["tool_version"] != new["tool_version"]:
         changed.append(f"the tool's version ({old['tool_version']} -> {new['tool_version']})")
     return changed

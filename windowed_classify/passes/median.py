@@ -10,40 +10,15 @@ pandas does, then cast to float32.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-BINS = 1 << 16
-SIGN = np.uint32(0x80000000)
+from ..float_keys import BINS, from_key, high_bins, to_keys  # noqa: F401 - stats.py's too
+
 MAX_CANDIDATES = 24  # low-bit counters kept per layer: 24 x 65,536 x 8 bytes = 12 MB
 MARGIN = 0.03  # histogram quantiles 0.5 +- MARGIN (at least) become candidates
 BATCH = 1 << 18  # values per histogram update (4x the bins: amortised, small temporaries)
-
-
-def to_keys(values: np.ndarray) -> np.ndarray:
-    """float32 -> uint32 keys whose unsigned order is the float order (-0.0 just below +0.0).
-
-    Non-negative floats get their sign bit set; negative ones have every bit flipped.
-    """
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    flip = (bits.view(np.int32) >> 31).view(np.uint32)  # all ones where negative
-    return bits ^ (flip | SIGN)
-
-
-HIGH_HALF = 1 if sys.byteorder == "little" else 0  # which uint16 of a uint32 holds bits 16-31
-
-
-def high_bins(keys: np.ndarray) -> np.ndarray:
-    """The high 16 bits of contiguous uint32 keys, as a uint16 view (no shift, no copy)."""
-    return np.ascontiguousarray(keys).view(np.uint16)[HIGH_HALF::2]
-
-
-def from_key(key: int) -> np.float32:
-    k = np.uint32(key)
-    bits = k & ~SIGN if k & SIGN else ~k
-    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
 
 
 def bin_range(lo: float, hi: float) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import Interrupted
-from ..outputs.writer import OutputSet
+from ..outputs.writer import OutputSet, OutputSummary
 from ..progress import Progress
 from .journal import Journal
 from .pass1 import unknown_medians
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 def classify_job(prep: Prepared, medians: np.ndarray) -> ClassifyJob:
     """What every worker needs for pass 2 (small and picklable)."""
     cfg = prep.config
+    out = cfg.output
     return ClassifyJob(
         layers=tuple(prep.layers),
         int_columns=tuple(
@@ -40,6 +41,14 @@ def classify_job(prep: Prepared, medians: np.ndarray) -> ClassifyJob:
         confidence=cfg.output.confidence is not None,
         proba_dtype=cfg.output.probabilities_dtype,
         array_input=prep.schema.array_input,
+        task=prep.task,
+        entropy=out.entropy is not None,
+        margin=out.margin is not None,
+        spread=out.spread is not None,
+        quantiles=tuple(out.quantiles["levels"]) if out.quantiles is not None else (),
+        aoa=prep.aoa,
+        di=out.di is not None,
+        inside=out.aoa is not None,
     )
 
 
@@ -51,11 +60,11 @@ def predict_windows(
     resumed: bool = False,
     observe: Observer | None = None,
     before_commit: Callable[[], object] | None = None,
-) -> tuple[dict[str, int], dict[str, str]]:
-    """Returns the pixel count of every code and every file written, by kind. ``observe``
-    gets every window's values as read (pass 1 counted from pass 2's reads);
-    ``before_commit`` runs after the last window, before any output takes its name (an
-    error there leaves nothing under the outputs' names)."""
+) -> tuple[OutputSummary, dict[str, str]]:
+    """Returns what the writer counted (class pixels, statistics) and every file written,
+    by kind. ``observe`` gets every window's values as read (pass 1 counted from pass 2's
+    reads); ``before_commit`` runs after the last window, before any output takes its name
+    (an error there leaves nothing under the outputs' names)."""
     cfg = prep.config
     stats = journal.stats
     if stats is None:  # counted during this pass: nodata.threshold 0 fills no pixel
@@ -66,7 +75,8 @@ def predict_windows(
     tiles = journal.tiles
     todo = tiles.todo()
     every = cfg.processing.checkpoint_seconds
-    writer = OutputSet(prep.grid, cfg.output, prep.legend, resume=resumed)
+    threshold = prep.aoa.threshold if prep.aoa is not None else None
+    writer = OutputSet(prep.grid, cfg.output, prep.legend, resumed, prep.task, threshold)
 
     def checkpoint() -> None:  # the rasters on disk first, then the journal that vouches
         writer.checkpoint()
@@ -104,9 +114,8 @@ def predict_windows(
         writer.commit()
     finally:
         journal.path.unlink(missing_ok=True)
-    outputs = {"classes": str(cfg.output.path)}
+    main = "prediction" if prep.task == "regression" else "classes"
+    outputs = {main: str(cfg.output.path)}
     outputs |= {kind: str(path) for kind, path in writer.style.items()}
-    for key in ("probabilities", "confidence"):
-        if getattr(cfg.output, key) is not None:
-            outputs[key] = str(getattr(cfg.output, key))
-    return writer.pixel_counts(), outputs
+    outputs |= {key: str(path) for key, path in cfg.output.named_rasters.items() if key != "path"}
+    return writer.summary(), outputs
