@@ -95,6 +95,20 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> QgsProcessingAlgorithm:
         return type(self)()
 
+    def processAlgorithm(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        """The tool's user errors (ClientError) become the algorithm's error, word for word."""
+        try:
+            return self._process(parameters, context, feedback)
+        except client.ClientError as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+    def _process(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
     # -------------------------------------------------------------- parameters
 
     def add_stack_parameters(self) -> None:
@@ -423,14 +437,6 @@ class ClassifyAlgorithm(_ToolAlgorithm):
         self.addOutput(QgsProcessingOutputFile("REPORT", "Run report (JSON)"))
         self.addOutput(QgsProcessingOutputFile("STYLE", "QGIS style of the classes (.qml)"))
 
-    def processAlgorithm(
-        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> dict[str, Any]:
-        try:
-            return self._process(parameters, context, feedback)
-        except client.ClientError as exc:
-            raise QgsProcessingException(str(exc)) from None
-
     def _process(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
@@ -557,27 +563,24 @@ class CheckAlgorithm(_ToolAlgorithm):
         self.addOutput(QgsProcessingOutputString("REPORT", "The check's report"))
         self.addOutput(QgsProcessingOutputFile("CONFIG_FILE", "Config checked"))
 
-    def processAlgorithm(
+    def _process(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
-        try:
-            python = self.interpreter(feedback)
-            config_file = self.config_file(parameters, context)
-            if config_file is None:
-                config = client.build_config(
-                    **self.stack(parameters, context),
-                    output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
-                    threshold=self.parameterAsInt(parameters, "THRESHOLD", context),
-                    overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
-                    memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
-                    workers=self.parameterAsInt(parameters, "WORKERS", context),
-                )
-                config_file = str(
-                    client.write_config(self.work_folder() / "check.config.yaml", config, python)
-                )
-            result = self.run_tool(python, "check", config_file, feedback)
-        except client.ClientError as exc:
-            raise QgsProcessingException(str(exc)) from None
+        python = self.interpreter(feedback)
+        config_file = self.config_file(parameters, context)
+        if config_file is None:
+            config = client.build_config(
+                **self.stack(parameters, context),
+                output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
+                threshold=self.parameterAsInt(parameters, "THRESHOLD", context),
+                overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
+                memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+                workers=self.parameterAsInt(parameters, "WORKERS", context),
+            )
+            config_file = str(
+                client.write_config(self.work_folder() / "check.config.yaml", config, python)
+            )
+        result = self.run_tool(python, "check", config_file, feedback)
         report = "\n".join(result.stdout)
         if result.returncode == client.EXIT_NOT_READY:
             overwrite = self.parameterAsBool(parameters, "OVERWRITE", context)
@@ -627,14 +630,6 @@ class SampleAlgorithm(_ToolAlgorithm):
                 createByDefault=False,
             )
         )
-
-    def processAlgorithm(
-        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> dict[str, Any]:
-        try:
-            return self._process(parameters, context, feedback)
-        except client.ClientError as exc:
-            raise QgsProcessingException(str(exc)) from None
 
     def _process(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -764,16 +759,13 @@ class TestInterpreterAlgorithm(_ToolAlgorithm):
         self.addOutput(QgsProcessingOutputString("VERSION", "windowed_classify version"))
         self.addOutput(QgsProcessingOutputString("PYTHON", "Interpreter"))
 
-    def processAlgorithm(
+    def _process(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
-        try:
-            given = self.parameterAsFile(parameters, "PYTHON", context)
-            python = client.python_in(given) if given else self.interpreter(feedback)
-            version = client.read_version(
-                client.version_command(python), client.tool_environment(os.environ)
-            )
-        except client.ClientError as exc:
-            raise QgsProcessingException(str(exc)) from None
+        given = self.parameterAsFile(parameters, "PYTHON", context)
+        python = client.python_in(given) if given else self.interpreter(feedback)
+        version = client.read_version(
+            client.version_command(python), client.tool_environment(os.environ)
+        )
         feedback.pushInfo(f"{python}: {version}")
         return {"VERSION": version, "PYTHON": str(python)}
