@@ -264,19 +264,24 @@ class DaskExecutor(Executor):
         if observe is not None:
             raise ValueError("the Dask engine cannot observe windows in this process")
         prefix = f"classify-{job.token[:8]}"
+        # the job (an AOA model carries its training rows) travels once to each worker
+        shared = self.client.scatter(job, broadcast=True, hash=False)
 
         def submit(window: Window) -> Any:
             key = window_key(window)
             return self.client.submit(
-                classify_window, job, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
+                classify_window, shared, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
             )
 
         limit = self._inflight()
-        for window, future in bounded(submit, taker(windows), limit, self._first_done):
-            result, worker, seconds = _result(future, self.distributed)
-            future.release()
-            self._account(worker, "pass2", int(window.width * window.height), seconds)
-            yield window, result
+        try:
+            for window, future in bounded(submit, taker(windows), limit, self._first_done):
+                result, worker, seconds = _result(future, self.distributed)
+                future.release()
+                self._account(worker, "pass2", int(window.width * window.height), seconds)
+                yield window, result
+        finally:
+            shared.release()
 
     # ------------------------------------------------------------------------- report, close
 

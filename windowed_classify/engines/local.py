@@ -8,9 +8,12 @@ each, for models whose predict holds it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
+import pickle
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -75,9 +78,33 @@ def _init_worker(model_path: Path) -> None:
     _WORKER = Classifiers(load_model(model_path))  # the model is loaded here, once
 
 
-def _classify_in_worker(job: ClassifyJob, window: tuple[int, int, int, int]) -> WindowResult:
+_JOBS: dict[str, ClassifyJob] = {}  # token -> the job, read once per worker from its file
+
+
+def _classify_in_worker(job: JobRef, window: tuple[int, int, int, int]) -> WindowResult:
     assert _WORKER is not None
-    return _WORKER.get(job)(Window(*window))
+    token, path = job
+    if token not in _JOBS:
+        _JOBS.clear()  # one job at a time: the previous run's is done
+        _JOBS[token] = pickle.loads(Path(path).read_bytes())
+    return _WORKER.get(_JOBS[token])(Window(*window))
+
+
+JobRef = tuple[str, str]  # (the job's token, the file its pickle is in)
+
+
+@contextlib.contextmanager
+def job_file(job: ClassifyJob) -> Iterator[JobRef]:
+    """The job pickled once into a temporary file: each worker process reads it once, instead
+    of every task carrying it (an AOA model carries its training rows, megabytes)."""
+    fd, path = tempfile.mkstemp(prefix="windowed_classify-job-", suffix=".pickle")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
+        yield job.token, path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _first_done(pending: Collection[cf.Future]) -> set[cf.Future]:
@@ -134,10 +161,16 @@ class ProcessExecutor(_BoundedPool):
         for _ in range(workers):
             self.pool.submit(int)
 
+    def imap(
+        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+    ) -> Iterator[Result]:
+        with job_file(job) as self._job_ref:
+            yield from super().imap(job, windows, observe)
+
     def _submit(
         self, job: ClassifyJob, window: Window, observe: Observer | None = None
     ) -> cf.Future:
-        return self.pool.submit(_classify_in_worker, job, window_key(window))
+        return self.pool.submit(_classify_in_worker, self._job_ref, window_key(window))
 
 
 class ThreadExecutor(_BoundedPool):
