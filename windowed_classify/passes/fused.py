@@ -2,23 +2,21 @@
 
 With ``nodata.threshold: 0`` no unmasked pixel has a nodata value, so pass 2 never needs a
 median: it can start at once, and every window it reads is also counted for the statistics
-(the report and the statistics cache still want exact medians). The counting is that of
-passes/median.py (order-preserving keys, their high 16 bits counted for every value, the
-low bits only where the median lies), in three steps:
+(the report and the statistics cache still want exact medians). Values are compared by
+their order-preserving keys (float_keys.py), in three steps:
 
-1. guide: a spread sample of each layer's blocks (about a million values) is counted by high
-   bits, to find a band of high bins around its median: ``BAND`` of the values on each side,
-   in rank, which a sample of a few dozen blocks misses by a few percent at most;
-2. pass 2: each worker counts every window it reads, all layers: high bits, totals, min,
-   max, each window's bin range; the full keys inside the band are appended to a spill file
-   per layer beside the output (about 2 x BAND of the stack's values, 4 bytes each);
-3. finish: the exact high histogram gives the median's bin; inside the band its low bits are
-   counted from the spill file; outside (the guide was wrong) only the windows whose value
-   range can hold that bin are read again.
+1. guide: a spread sample of each layer's blocks (about a million values) is counted by the
+   keys' high 16 bits, to find a band of them around its median: ``BAND`` of the values on
+   each side, in rank, which a sample of a few dozen blocks misses by a few percent at most;
+2. pass 2: each worker counts every window it reads, all layers: valid and nodata values,
+   min, max, how many keys lie below the band, and it appends the keys inside the band to a
+   spill file per layer beside the output (about 2 x BAND of the values, 4 bytes each);
+3. finish: the median's rank(s) minus the count below the band index the spilled keys;
+   ``np.partition`` finds them exactly. A layer whose median lies outside its band (the guide
+   was wrong) is counted again on its own, by pass 1's standalone plan.
 
-Memory per layer: the high histogram (512 KB) and a few buffers; the band is on disk, not in
-memory, because with many layers (100 x 20 M pixels) even a tight band of counters would not
-fit a laptop's budget.
+Per value that is a key, a band test and a count (about 4 ns), not a 65,536-bin histogram;
+memory per layer is a few counters, and one layer's spill at a time at the end.
 """
 
 from __future__ import annotations
@@ -36,12 +34,18 @@ from ..errors import InputError, OutputError
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
 from ..inputs.windows import layer_windows, window_key
-from .median import BINS, MedianCounter, bin_range, high_bins, to_keys
-from .stats import HOLD_PIXELS, HOLD_WINDOWS, Counts, LayerStats, Task, sample_order
+from .median import BINS, from_key, high_bins, to_keys
+from .stats import (
+    HOLD_PIXELS,
+    HOLD_WINDOWS,
+    Counts,
+    LayerStats,
+    Task,
+    compute_stats,
+    sample_order,
+)
 
-BAND = 0.12  # rank on each side of the guide's median whose keys are spilled
-FLUSH = 1 << 18  # high bins pending before one bincount (a bincount writes all 65,536 bins)
-READ = 1 << 22  # keys read back from a spill file at a time
+BAND = 0.15  # rank on each side of the guide's median whose keys are spilled
 
 Runner = Callable[[Callable[[], "Task | None"]], Iterator[tuple[Task, Counts]]]
 
@@ -51,20 +55,11 @@ class _Layer:
 
     def __init__(self, spill: Path):
         self.lock = threading.Lock()
-        self.high = np.zeros(BINS, dtype=np.int64)
-        self.pending: list[np.ndarray] = []  # high bins (uint16) not yet counted
-        self.pending_n = 0
         self.band = (0, -1)  # (first, last) high bin whose keys are spilled
         self.spill_path = spill
         self.spill = open(spill, "wb")  # noqa: SIM115 - closed in finish/close
-        self.valid = self.nodata = 0
+        self.valid = self.nodata = self.below = self.spilled = 0
         self.lo, self.hi = np.inf, -np.inf
-
-    def flush(self) -> None:
-        if self.pending:
-            bins = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
-            self.high += np.bincount(bins, minlength=BINS)
-            self.pending, self.pending_n = [], 0
 
 
 class FusedStats:
@@ -84,10 +79,6 @@ class FusedStats:
         # the row of each layer in the windows pass 2 reads (the model's layers, all of them)
         self.rows = list(rows) if rows is not None else list(range(len(self.layers)))
         self.grid = grid
-        self.windows = [window_key(w) for w in windows]
-        self.index = {key: i for i, key in enumerate(self.windows)}
-        self.ranges = np.tile(np.array([1, 0], dtype=np.int32),
-                              (len(self.windows), len(self.layers), 1))  # fmt: skip
         try:
             self.folder = Path(tempfile.mkdtemp(prefix=".statistics.", dir=spill_dir))
         except OSError as exc:
@@ -95,7 +86,7 @@ class FusedStats:
                 f"cannot make a statistics spill folder in {spill_dir}: {exc}"
             ) from None
         self.counts = [_Layer(self.folder / f"{j}.keys") for j in range(len(self.layers))]
-        self.missed: list[list[int]] = []
+        self.missed: list[str] = []
 
     # ------------------------------------------------------------------ 1. guide
 
@@ -121,27 +112,26 @@ class FusedStats:
 
     def add(self, window: Window, values: np.ndarray, invalid: np.ndarray) -> None:
         """Count one window of pass 2: ``values`` and ``invalid`` are the reader's (layers,
-        pixels) arrays, in the order of ``layers`` (worker threads call this)."""
-        w = self.index[window_key(window)]
-        for j, (row, c) in enumerate(zip(self.rows, self.counts, strict=True)):
+        pixels) arrays (worker threads call this)."""
+        for row, c in zip(self.rows, self.counts, strict=True):
             bad = invalid[row]
             n_bad = int(np.count_nonzero(bad))
             valid = values[row][~bad] if n_bad else values[row]
+            if not valid.size:
+                with c.lock:
+                    c.nodata += n_bad
+                continue
             keys = to_keys(valid)
-            bins = high_bins(keys)
+            high = high_bins(keys)
             first, last = c.band
-            near = None
             if last >= first:  # uint16 arithmetic wraps: one comparison tests first..last
-                near = keys[(bins - np.uint16(first)) <= np.uint16(last - first)]
-            if valid.size:
-                lo, hi = float(valid.min()), float(valid.max())
-                self.ranges[w, j] = bin_range(lo, hi)
+                near = keys[(high - np.uint16(first)) <= np.uint16(last - first)]
+                below = int(np.count_nonzero(high < np.uint16(first)))
+            else:  # the guide saw no valid value: this layer will be counted apart
+                near, below = keys[:0], 0
+            lo, hi = float(valid.min()), float(valid.max())
             with c.lock:
-                c.pending.append(bins.copy())  # 2 bytes a value, not the 4 of the keys
-                c.pending_n += bins.size
-                if c.pending_n >= FLUSH:
-                    c.flush()
-                if near is not None and near.size:
+                if near.size:
                     try:
                         c.spill.write(near.tobytes())
                     except OSError as exc:
@@ -149,80 +139,51 @@ class FusedStats:
                             f"cannot write the statistics spill {c.spill_path}: {exc}; is the "
                             "disk full?"
                         ) from None
+                c.spilled += near.size
+                c.below += below
                 c.valid += valid.size
                 c.nodata += n_bad
-                if valid.size:
-                    c.lo, c.hi = min(c.lo, lo), max(c.hi, hi)
+                c.lo, c.hi = min(c.lo, lo), max(c.hi, hi)
 
     # ------------------------------------------------------------------ 3. finish
 
     def finish(self, run: Runner) -> dict[str, LayerStats]:
-        """Exact statistics: the median's bin counted from the spill inside the band; outside
-        it, from the windows whose value range can hold that bin, read again."""
-        counters: list[MedianCounter] = []
-        queue: list[Task] = []
-        self.missed = []
-        for j, (layer, c) in enumerate(zip(self.layers, self.counts, strict=True)):
-            c.flush()
+        """Exact statistics: the median from the spill where the band holds it; a layer
+        whose median the band missed is counted again on its own."""
+        out: dict[str, LayerStats] = {}
+        again: list[Layer] = []
+        for layer, c in zip(self.layers, self.counts, strict=True):
             c.spill.close()
-            counter = MedianCounter()
-            counter.high = c.high
-            if counter.count == 0:
+            if c.valid == 0:
                 raise InputError(
                     f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is "
                     "nodata"
                 )
-            bins = sorted({b for b, _ in counter.middle_bins()})
-            first, last = c.band
-            inside = [b for b in bins if first <= b <= last]
-            for b, low in zip(inside, self._spilled(c.spill_path, inside), strict=True):
-                counter.extra[b] = low
-            missing = [b for b in bins if b not in inside]
-            self.missed.append(missing)
-            counters.append(counter)
-            if missing:
-                r = self.ranges[:, j]
-                hold = np.zeros(len(self.windows), dtype=bool)
-                for b in missing:
-                    hold |= (r[:, 0] <= b) & (b <= r[:, 1])
-                    counter.extra[b] = np.zeros(BINS, dtype=np.int64)
-                picks = [int(i) for i in np.flatnonzero(hold)]
-                queue.append(Task(layer, [self.windows[i] for i in picks], picks, bins=missing))
-        by_name = {layer.name: j for j, layer in enumerate(self.layers)}
-        for task, counts in run(lambda: queue.pop() if queue else None):
-            assert task.layer is not None
-            counter = counters[by_name[task.layer.name]]
-            keys, n = counts.keys
-            for b in task.bins or ():
-                inside = (keys >> 16) == b
-                counter.extra[b][(keys[inside] & 0xFFFF).astype(np.int64)] += n[inside]
-        self.close()
-        return {
-            layer.name: LayerStats(
-                median=float(counter.median()),
+            ranks = [(c.valid - 1) // 2 - c.below, c.valid // 2 - c.below]
+            if not (ranks[0] >= 0 and ranks[1] < c.spilled):
+                again.append(layer)
+                continue
+            keys = np.fromfile(c.spill_path, dtype=np.uint32)
+            c.spill_path.unlink()  # one layer's spill in memory at a time
+            middle = np.partition(keys, ranks)[ranks]
+            values = [from_key(int(k)) for k in middle]
+            del keys
+            # pandas ends with np.mean of the middle value(s) in float64 (+0.0 for -0.0, 0.0)
+            median = np.mean(np.asarray(values[:1] if c.valid % 2 else values, dtype=np.float64))
+            out[layer.name] = LayerStats(
+                median=float(np.float32(median)),
                 min=float(c.lo),
                 max=float(c.hi),
                 valid_count=int(c.valid),
                 nodata_count=int(c.nodata),
-                second_read=bool(missed),
             )
-            for layer, c, counter, missed in zip(self.layers, self.counts, counters, self.missed,
-                                                 strict=True)  # fmt: skip
-        }
-
-    @staticmethod
-    def _spilled(path: Path, bins: Sequence[int]) -> list[np.ndarray]:
-        """Low-bit counts of the spilled keys in each of ``bins`` (one read of the file)."""
-        lows = [np.zeros(BINS, dtype=np.int64) for _ in bins]
-        if not bins:
-            return lows
-        with open(path, "rb") as f:
-            while chunk := f.read(READ * 4):
-                keys = np.frombuffer(chunk, dtype=np.uint32)
-                high = keys >> 16
-                for b, low in zip(bins, lows, strict=True):
-                    low += np.bincount(keys[high == b] & 0xFFFF, minlength=BINS)
-        return lows
+        self.missed = [layer.name for layer in again]
+        if again:  # the guide's band missed the median: these layers are read again, apart
+            for name, stats in compute_stats(again, self.grid, run).items():
+                stats.second_read = True
+                out[name] = stats
+        self.close()
+        return {layer.name: out[layer.name] for layer in self.layers}
 
     def close(self) -> None:
         """Remove the spill files (after finish, or when the run stops)."""

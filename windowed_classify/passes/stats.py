@@ -98,6 +98,9 @@ class Task:
     run: tuple[int, int] | None = None
     bins: list[int] | None = None
     hold: bool = False
+    # keys read earlier (the held sample's) to count inside ``run`` too: the worker does it,
+    # not the merging thread, which would hold the GIL for it (a 12 MB bincount a layer)
+    also: np.ndarray | None = None
 
     @property
     def first_read(self) -> bool:
@@ -133,6 +136,8 @@ def count_values(chunks: Iterable[tuple[np.ndarray, int]], task: Task) -> Counts
             held.append(keys)
         for second in seconds.values():
             second.add(keys, count_high=False)
+    if task.also is not None and counter is not None and counter.n:
+        counter.add(task.also, count_high=False)
 
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     if counter is not None:
@@ -241,9 +246,13 @@ class LayerPlan:
             run = choose_candidates(self.scouted)
             self.counter = MedianCounter(*run)
             self.counter.high += self.scouted
-            for keys in self.held_keys:
-                self.counter.add(keys, count_high=False)
-            return self._tasks(self.rest, run=run)
+            tasks = self._tasks(self.rest, run=run)
+            held = np.concatenate(self.held_keys) if self.held_keys else None
+            if tasks and held is not None:
+                tasks[0].also = held  # a worker counts them with its windows
+            elif held is not None:
+                self.counter.add(held, count_high=False)
+            return tasks
         assert self.counter is not None
         if self.stage == "rest":
             self.stage = "finish"
