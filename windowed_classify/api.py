@@ -168,7 +168,11 @@ def choose(prep: Prepared, workers: int, windows: Sequence[Window]) -> tuple[str
         return engine, "processing.engine"
     if workers <= 1:
         return "threads", "auto: one worker"
-    from .engines.probe import choose_engine, probe_rows
+    from .engines.probe import choose_engine, known_native, probe_rows
+
+    kind = known_native(prep.model)
+    if kind is not None:
+        return "threads", f"auto: {kind} predicts in native code that releases the GIL; threads"
     from .inputs.reader import StackReader
     from .passes.window import model_frame
 

@@ -45,3 +45,23 @@ def test_probe_rows_are_fully_valid_pixels_from_the_first_windows() -> None:
     rows = probe_rows(lambda w: (values, invalid), ["w1", "w2"], rows=5)  # type: ignore[list-item]
     assert rows.shape == (5, 3)
     assert rows[:3].tolist() == [[0, 4, 8], [1, 5, 9], [3, 7, 11]]
+
+
+class PurePython:
+    """A model of the user's own: predict in Python."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return holds(x)
+
+
+def test_known_native_models_get_threads_without_a_probe() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from windowed_classify.engines.probe import known_native
+
+    assert known_native(RandomForestClassifier()) == "RandomForestClassifier"
+    assert known_native(make_pipeline(StandardScaler(), RandomForestClassifier())) == "Pipeline"
+    assert known_native(PurePython()) is None
+    assert known_native(make_pipeline(StandardScaler(), PurePython())) is None

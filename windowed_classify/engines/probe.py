@@ -27,6 +27,25 @@ REPEAT = 3
 PATIENCE = 2.0  # seconds: a slow model is timed once, not three times
 
 
+# Libraries whose predict is native code that releases the GIL (trees, boosting, linear
+# algebra, onnxruntime, AutoML ensembles of them): threads without a probe, which a busy
+# machine can fool (with no free core, two threads are no faster than one for any model).
+NATIVE = ("sklearn", "lightgbm", "xgboost", "catboost", "azureml", "quantile_forest")
+
+
+def known_native(model: Any) -> str | None:
+    """The model's kind when its predict is known to release the GIL, else None."""
+    from ..models.onnx_model import OnnxClassifier
+
+    if isinstance(model, OnnxClassifier):
+        return "an ONNX model (onnxruntime)"
+    steps = getattr(model, "steps", None)
+    parts = [step for _, step in steps] if steps else [model]
+    if all(type(p).__module__.split(".")[0] in NATIVE for p in parts):
+        return type(model).__name__
+    return None
+
+
 def probe_rows(read: Callable[[Window], tuple[np.ndarray, np.ndarray]],
                windows: Sequence[Window], rows: int = PROBE_ROWS) -> np.ndarray:  # fmt: skip
     """Up to ``rows`` fully valid pixels (pixels x layers), from the first windows."""
