@@ -95,7 +95,7 @@ def test_a_median_outside_the_guides_band_is_counted_again_apart(tmp_path: Path)
     assert len(windows) == 4
     fused = FusedStats(layers, grid, windows, spill_dir=tmp_path)
     fused.guide(serial)
-    fused.counts[0].band = (0, 1)  # a guide far below the median
+    fused.counts[0].set_band(0, 1)  # a guide far below the median
     reads: list[int] = []
 
     def counting(take):  # type: ignore[no-untyped-def]

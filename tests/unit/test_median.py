@@ -315,3 +315,38 @@ def test_run_median_when_sampled_windows_miss_it(tmp_path: Path) -> None:
         report = windowed_classify.run(config, quiet=True)
     assert same_f32(report["layers"]["lone"]["median"], ref.layers["lone"].median)
     assert_run_matches(report, ref, out)
+
+
+def test_the_fused_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
+    """Pass 2 counts by comparing floats with the band's edges (float_band), not keys: the
+    values it spills must be every key of one contiguous run, and those it counts below must
+    be every key under that run, at the awkward edges too (zeros of both signs, infinities,
+    bins of NaN bit patterns)."""
+    from windowed_classify.float_keys import to_keys
+    from windowed_classify.passes.fused import float_band
+
+    rng = np.random.default_rng(7)
+    specials = np.array(
+        [-np.inf, np.inf, -0.0, 0.0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0, -1.0], np.float32
+    )
+    values = np.concatenate([specials, rng.standard_normal(5000).astype(np.float32) * 1e3,
+                             rng.standard_normal(500).astype(np.float32) * 1e-40])  # fmt: skip
+    keys = to_keys(values)
+    # a guide's bins hold valid values: from -inf's (0x007F) to +inf's (0xFF80)
+    edges = [0x007F, 0x0080, 0x7FFF, 0x8000, 0x8001, 0xBF80, 0xFF7F, 0xFF80]
+    edges += [int(k >> 16) for k in rng.choice(keys, 20)]
+    for first in edges:
+        for last in edges:
+            if last < first:
+                continue
+            low, high = float_band(first, last)
+            under = values < low
+            inside = (values <= high) & ~under
+            spilled = np.unique(keys[inside])
+            if spilled.size:  # one contiguous run of keys: everything between is spilled
+                between = (keys >= spilled[0]) & (keys <= spilled[-1])
+                assert np.array_equal(between, inside), (first, last)
+                assert np.array_equal(under, keys < spilled[0]), (first, last)
+            in_bins = ((keys >> 16) >= first) & ((keys >> 16) <= last)
+            # the run is the bins' keys, give or take the other zero at a zero edge
+            assert np.count_nonzero(inside ^ in_bins) <= np.count_nonzero(values == 0)

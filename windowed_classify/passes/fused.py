@@ -15,8 +15,9 @@ their order-preserving keys (float_keys.py), in three steps:
    ``np.partition`` finds them exactly. A layer whose median lies outside its band (the guide
    was wrong) is counted again on its own, by pass 1's standalone plan.
 
-Per value that is a key, a band test and a count (about 4 ns), not a 65,536-bin histogram;
-memory per layer is a few counters, and one layer's spill at a time at the end.
+Per value that is two float comparisons and a count; only the values inside the band become
+keys (the band's edges as floats select exactly the keys of its bins: see ``float_band``).
+Memory per layer is a few counters, and one layer's spill at a time at the end.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..errors import InputError, OutputError
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
 from ..inputs.windows import layer_windows, window_key
-from .median import BINS, from_key, high_bins, to_keys
+from .median import BINS, from_key, to_keys
 from .stats import (
     HOLD_PIXELS,
     HOLD_WINDOWS,
@@ -46,6 +47,7 @@ from .stats import (
 )
 
 BAND = 0.15  # rank on each side of the guide's median whose keys are spilled
+NEG_INF_KEY, POS_INF_KEY = (int(k) for k in to_keys(np.array([-np.inf, np.inf], np.float32)))
 
 Runner = Callable[[Callable[[], "Task | None"]], Iterator[tuple[Task, Counts]]]
 
@@ -56,10 +58,15 @@ class _Layer:
     def __init__(self, spill: Path):
         self.lock = threading.Lock()
         self.band = (0, -1)  # (first, last) high bin whose keys are spilled
+        self.edges = (np.float32(np.inf), np.float32(-np.inf))  # the band as floats
         self.spill_path = spill
         self.spill = open(spill, "wb")  # noqa: SIM115 - closed in finish/close
         self.valid = self.nodata = self.below = self.spilled = 0
         self.lo, self.hi = np.inf, -np.inf
+
+    def set_band(self, first: int, last: int) -> None:
+        self.band = (first, last)
+        self.edges = float_band(first, last)
 
 
 class FusedStats:
@@ -106,7 +113,7 @@ class FusedStats:
                 progress(counts.pixels)
             high = np.zeros(BINS, dtype=np.int64)
             high[counts.high[0].astype(np.int64)] = counts.high[1]
-            self.counts[by_name[task.layer.name]].band = band(high)
+            self.counts[by_name[task.layer.name]].set_band(*band(high))
 
     # ------------------------------------------------------------------ 2. pass 2
 
@@ -121,14 +128,16 @@ class FusedStats:
                 with c.lock:
                     c.nodata += n_bad
                 continue
-            keys = to_keys(valid)
-            high = high_bins(keys)
             first, last = c.band
-            if last >= first:  # uint16 arithmetic wraps: one comparison tests first..last
-                near = keys[(high - np.uint16(first)) <= np.uint16(last - first)]
-                below = int(np.count_nonzero(high < np.uint16(first)))
+            if last >= first:
+                low_edge, high_edge = c.edges
+                under = valid < low_edge
+                below = int(np.count_nonzero(under))
+                inside = valid <= high_edge
+                inside &= ~under
+                near = to_keys(valid[inside])  # keys only of the ~30% that are spilled
             else:  # the guide saw no valid value: this layer will be counted apart
-                near, below = keys[:0], 0
+                near, below = np.empty(0, np.uint32), 0
             lo, hi = float(valid.min()), float(valid.max())
             with c.lock:
                 if near.size:
@@ -191,6 +200,20 @@ class FusedStats:
             if not c.spill.closed:
                 c.spill.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def float_band(first: int, last: int) -> tuple[np.float32, np.float32]:
+    """The float edges (low, high) of the keys in high bins ``first`` .. ``last``.
+
+    For valid (non-NaN) values, ``low <= v <= high`` holds exactly for the keys inside the
+    bins, but for one tie: -0.0 and +0.0 compare equal, so an edge at zero takes both zeros.
+    Both stay consistent: what is spilled is still one contiguous run of keys, and what is
+    counted below it is every key under that run. Keys past the infinities are NaN bit
+    patterns, never valid: the edges stop at the infinities.
+    """
+    low = min(max(first << 16, NEG_INF_KEY), POS_INF_KEY)
+    high = min(max((last << 16) | 0xFFFF, NEG_INF_KEY), POS_INF_KEY)
+    return from_key(low), from_key(high)
 
 
 def band(high: np.ndarray, side: float = BAND) -> tuple[int, int]:
