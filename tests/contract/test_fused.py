@@ -116,3 +116,48 @@ def test_a_median_outside_the_guides_band_is_counted_again_apart(tmp_path: Path)
     assert not list(tmp_path.glob(".statistics.*"))  # the spill files are gone
     assert (stats.valid_count, stats.min, stats.max) == (expected.valid_count, expected.min,
                                                           expected.max)  # fmt: skip
+
+
+def _one_layer(tmp_path: Path, data: np.ndarray, nodata: float | None = None):  # type: ignore[no-untyped-def]
+    from helpers import write_raster
+
+    from windowed_classify.config import NodataConfig
+
+    write_raster(tmp_path / "c" / "v.tif", data, layout=("tiled", 64), nodata=nodata)
+    rasters = RastersConfig(folder=tmp_path / "c")
+    grid, layers = open_layers(list_bands(discover(rasters))[0], NodataConfig(), rasters)
+    return grid, layers
+
+
+@pytest.mark.parametrize("miss", [False, True])
+def test_pass_one_on_its_own_counts_against_the_band_exactly(tmp_path: Path, miss: bool) -> None:
+    """The local engines' pass 1 for thresholds above 0 (guide, count_apart, finish) gives
+    pandas' median, bit for bit, on values that make keys awkward: zeros of both signs,
+    the largest floats, subnormals, many ties (infinities are nodata, SPEC); a band that
+    misses the median is counted again apart."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    data = rng.choice(
+        np.array([-0.0, 0.0, np.inf, -np.inf, 3.3e38, -3.3e38, 1e-45, -1e-45, 2.5], np.float32),
+        size=(300, 260),
+    )
+    data[rng.random(data.shape) < 0.4] = 0.0
+    data[rng.random(data.shape) < 0.3] = -0.0
+    data[:40] = rng.standard_normal((40, 260)).astype(np.float32)
+    data[rng.random(data.shape) < 0.05] = -9999.0
+    grid, layers = _one_layer(tmp_path, data, nodata=-9999.0)
+    fused = FusedStats(layers, grid, (), spill_dir=tmp_path)
+    fused.guide(serial)
+    if miss:
+        fused.counts[0].set_band(0x0080, 0x0081)  # far below the median
+    fused.count_apart(serial)
+    stats = fused.finish(serial)[layers[0].name]
+    valid = data[(data != -9999.0) & np.isfinite(data)]
+    expected = np.float32(pd.Series(valid).median())
+    assert np.float32(stats.median).view(np.uint32) == expected.view(np.uint32)
+    assert (stats.valid_count, stats.nodata_count) == (valid.size, data.size - valid.size)
+    extremes = (np.float32(-3.3e38), np.float32(3.3e38))
+    assert (stats.min, stats.max) == (valid.min(), valid.max()) == extremes
+    assert stats.second_read == miss
+    assert not list(tmp_path.glob(".statistics.*"))

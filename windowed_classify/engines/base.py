@@ -85,6 +85,15 @@ class Executor(ABC):
     def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
         """Run pass 1's counting tasks as ``take`` gives them; yield each with its counts."""
 
+    #: whether pass 1 on its own may count against a guide's band (passes.fused): each task
+    #: sends the keys near the median (about 30% of what it read) back to this process. Yes
+    #: for local workers; a cluster's would send them over the network
+    banded_stats = True
+
+    #: workers on this machine (what work done in this process, e.g. finishing pass 1's
+    #: medians, may spread over)
+    workers = 1
+
     #: layers whose counts are merged at once in pass 1 (enough tasks to keep workers busy)
     stats_layers: int = 2
 

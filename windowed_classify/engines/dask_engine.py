@@ -186,6 +186,8 @@ def count_on_worker(task: Task) -> tuple[Counts, str, float]:
 class DaskExecutor(Executor):
     """Runs both passes on a Dask cluster; this process merges statistics and writes."""
 
+    banded_stats = False  # the standalone plan: small counts cross the network
+
     def __init__(self, model_path: Path, workers: int, scheduler: str = "local"):
         self.distributed = distributed = _import_distributed()
         self.scheduler = scheduler

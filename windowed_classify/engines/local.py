@@ -157,6 +157,7 @@ class ProcessExecutor(_BoundedPool):
         self.inflight = 2 * workers
         self.stats_pool = cf.ThreadPoolExecutor(max_workers=workers)
         self.stats_layers = workers + 1
+        self.workers = workers
         # Start every worker now, so imports and model loading overlap pass 1.
         for _ in range(workers):
             self.pool.submit(int)
@@ -184,6 +185,7 @@ class ThreadExecutor(_BoundedPool):
         self.pool = self.stats_pool = cf.ThreadPoolExecutor(max_workers=workers)
         self.inflight = 2 * workers
         self.stats_layers = workers + 1
+        self.workers = workers
 
     def _classifier(self, job: ClassifyJob) -> WindowClassifier:
         classifiers = getattr(self.local, "classifiers", None)

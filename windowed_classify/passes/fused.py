@@ -15,6 +15,11 @@ their order-preserving keys (float_keys.py), in three steps:
    ``np.partition`` finds them exactly. A layer whose median lies outside its band (the guide
    was wrong) is counted again on its own, by pass 1's standalone plan.
 
+When pass 2 needs the medians first (``nodata.threshold`` > 0), the local engines count the
+same way before it (``count_apart``: step 2 by pass-1 tasks, a layer's blocks each): one read
+of the stack after the guide, where the standalone plan (passes.stats) reads the scouts
+whose range holds the median twice and counts every value in a 65,536-bin histogram.
+
 Per value that is two float comparisons and a count; only the values inside the band become
 keys (the band's edges as floats select exactly the keys of its bins: see ``float_band``).
 Memory per layer is a few counters, and one layer's spill at a time at the end.
@@ -25,7 +30,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +46,12 @@ from .median import BINS, from_key, to_keys
 from .stats import (
     HOLD_PIXELS,
     HOLD_WINDOWS,
+    TASK_PIXELS,
     Counts,
     LayerStats,
     Task,
     compute_stats,
+    in_band,
     sample_order,
 )
 
@@ -66,7 +75,26 @@ class _Layer:
 
     def set_band(self, first: int, last: int) -> None:
         self.band = (first, last)
-        self.edges = float_band(first, last)
+        self.edges = float_band(first, last) if last >= first else self.edges
+
+    def add(
+        self, near: np.ndarray, below: int, valid: int, nodata: int, lo: float, hi: float
+    ) -> None:
+        """Add what some values of this layer counted (any thread)."""
+        with self.lock:
+            if near.size:
+                try:
+                    self.spill.write(near.tobytes())
+                except OSError as exc:
+                    raise OutputError(
+                        f"cannot write the statistics spill {self.spill_path}: {exc}; is the "
+                        "disk full?"
+                    ) from None
+            self.spilled += near.size
+            self.below += below
+            self.valid += valid
+            self.nodata += nodata
+            self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
 
 
 class FusedStats:
@@ -125,67 +153,74 @@ class FusedStats:
             n_bad = int(np.count_nonzero(bad))
             valid = values[row][~bad] if n_bad else values[row]
             if not valid.size:
-                with c.lock:
-                    c.nodata += n_bad
+                c.add(np.empty(0, np.uint32), 0, 0, n_bad, np.inf, -np.inf)
                 continue
-            first, last = c.band
-            if last >= first:
-                low_edge, high_edge = c.edges
-                under = valid < low_edge
-                below = int(np.count_nonzero(under))
-                inside = valid <= high_edge
-                inside &= ~under
-                near = to_keys(valid[inside])  # keys only of the ~30% that are spilled
-            else:  # the guide saw no valid value: this layer will be counted apart
-                near, below = np.empty(0, np.uint32), 0
-            lo, hi = float(valid.min()), float(valid.max())
-            with c.lock:
-                if near.size:
-                    try:
-                        c.spill.write(near.tobytes())
-                    except OSError as exc:
-                        raise OutputError(
-                            f"cannot write the statistics spill {c.spill_path}: {exc}; is the "
-                            "disk full?"
-                        ) from None
-                c.spilled += near.size
-                c.below += below
-                c.valid += valid.size
-                c.nodata += n_bad
-                c.lo, c.hi = min(c.lo, lo), max(c.hi, hi)
+            below, near = in_band(valid, c.edges)
+            c.add(near, below, valid.size, n_bad, float(valid.min()), float(valid.max()))
+
+    # ------------------------------------------------------------- 2'. on its own
+
+    def count_apart(self, run: Runner, progress: Callable[[int], object] | None = None) -> None:
+        """Every block of every layer counted against its band by ``run``'s workers, as pass 2
+        would count them: pass 1 on its own (a pass 2 that needs the medians first), one read
+        of the stack after the guide."""
+        tasks: deque[Task] = deque()
+        for layer, c in zip(self.layers, self.counts, strict=True):
+            blocks = [window_key(w) for w in layer_windows(self.grid, layer.block_shape)]
+            per = max(1, TASK_PIXELS // (blocks[0][2] * blocks[0][3]))
+            for s in range(0, len(blocks), per):
+                part = list(range(s, min(s + per, len(blocks))))
+                tasks.append(Task(layer, [blocks[i] for i in part], part, edges=c.edges))
+        by_name = {layer.name: c for layer, c in zip(self.layers, self.counts, strict=True)}
+        for task, counts in run(lambda: tasks.popleft() if tasks else None):
+            assert task.layer is not None and counts.near is not None
+            if progress is not None:
+                progress(counts.pixels)
+            by_name[task.layer.name].add(
+                counts.near, counts.below, counts.valid, counts.nodata, counts.min, counts.max
+            )
 
     # ------------------------------------------------------------------ 3. finish
 
-    def finish(self, run: Runner) -> dict[str, LayerStats]:
-        """Exact statistics: the median from the spill where the band holds it; a layer
-        whose median the band missed is counted again on its own."""
+    def finish(self, run: Runner, threads: int = 1) -> dict[str, LayerStats]:
+        """Exact statistics: the median from the spill where the band holds it (``threads``
+        layers at a time: np.partition releases the GIL); a layer whose median the band
+        missed is counted again on its own."""
         out: dict[str, LayerStats] = {}
         again: list[Layer] = []
+        ready: list[tuple[Layer, _Layer, list[int]]] = []
         for layer, c in zip(self.layers, self.counts, strict=True):
             c.spill.close()
             if c.valid == 0:
                 raise InputError(
-                    f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is "
-                    "nodata"
+                    f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is nodata"
                 )
             ranks = [(c.valid - 1) // 2 - c.below, c.valid // 2 - c.below]
-            if not (ranks[0] >= 0 and ranks[1] < c.spilled):
+            if ranks[0] >= 0 and ranks[1] < c.spilled:
+                ready.append((layer, c, ranks))
+            else:
                 again.append(layer)
-                continue
+
+        def middle(item: tuple[Layer, _Layer, list[int]]) -> tuple[Layer, _Layer, list[int]]:
+            layer, c, ranks = item
             keys = np.fromfile(c.spill_path, dtype=np.uint32)
-            c.spill_path.unlink()  # one layer's spill in memory at a time
-            middle = np.partition(keys, ranks)[ranks]
-            values = [from_key(int(k)) for k in middle]
-            del keys
-            # pandas ends with np.mean of the middle value(s) in float64 (+0.0 for -0.0, 0.0)
-            median = np.mean(np.asarray(values[:1] if c.valid % 2 else values, dtype=np.float64))
-            out[layer.name] = LayerStats(
-                median=float(np.float32(median)),
-                min=float(c.lo),
-                max=float(c.hi),
-                valid_count=int(c.valid),
-                nodata_count=int(c.nodata),
-            )
+            c.spill_path.unlink()  # ``threads`` layers' spills in memory at a time
+            keys.partition(ranks)  # in place: no copy of the spill
+            return layer, c, [int(keys[r]) for r in ranks]
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            for layer, c, keys in pool.map(middle, ready):
+                values = [from_key(k) for k in keys]
+                # pandas ends with np.mean of the middle value(s) in float64 (+0.0 for -0.0)
+                middle_values = values[:1] if c.valid % 2 else values
+                median = np.mean(np.asarray(middle_values, dtype=np.float64))
+                out[layer.name] = LayerStats(
+                    median=float(np.float32(median)),
+                    min=float(c.lo),
+                    max=float(c.hi),
+                    valid_count=int(c.valid),
+                    nodata_count=int(c.nodata),
+                )
         self.missed = [layer.name for layer in again]
         if again:  # the guide's band missed the median: these layers are read again, apart
             for name, stats in compute_stats(again, self.grid, run).items():

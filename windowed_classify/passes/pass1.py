@@ -74,6 +74,17 @@ class Statistics:
                 self.fused.guide(self.executor.count, bar.update)
             return None
         grid = self.prep.grid
+        if self.executor.banded_stats:  # counted as pass 2 would, but first: one read
+            apart = FusedStats(self.todo, grid, (), None, self.prep.config.output.path.parent)
+            guide = min(HOLD_PIXELS, grid.pixels) * len(self.todo)
+            try:
+                with Progress("pass1", guide + grid.pixels * len(self.todo), self.progress) as bar:
+                    apart.guide(self.executor.count, bar.update)
+                    apart.count_apart(self.executor.count, bar.update)
+                    fresh = apart.finish(self.executor.count, self.executor.workers)
+            finally:
+                apart.close()
+            return self._done(fresh)
         with Progress("pass1", grid.pixels * len(self.todo), self.progress) as bar:
             fresh = self.executor.compute_stats(self.todo, grid, progress=bar.update)
         return self._done(fresh)
@@ -99,7 +110,7 @@ class Statistics:
         assert self.fused is not None
         start = time.perf_counter()
         try:
-            return self._done(self.fused.finish(self.executor.count))
+            return self._done(self.fused.finish(self.executor.count, self.executor.workers))
         finally:
             self.end_seconds = time.perf_counter() - start
 

@@ -14,6 +14,11 @@ their ``Counts`` in stages:
 
 When the candidates hold the median (the common case) a layer is read once, plus the scouts
 that can hold its bin. Counting is exact, so the order tasks finish in does not matter.
+
+This plan is pass 1 on Dask, and for a layer whose median the guide's band missed. The local
+engines count against a band of keys instead (passes.fused: a guide, then one read, a band
+task per group of blocks, ``count_band``); it needs every task's keys near the median back
+in this process, which suits local workers, not a cluster's.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class Counts:
     )
     ranges: np.ndarray | None = None  # (windows, 2) int32 high-bin range; (1, 0) if empty
     held: np.ndarray | None = None  # a held task's every full key (uint32), as read
+    below: int = 0  # a band task's values below the band
+    near: np.ndarray | None = None  # a band task's keys inside the band (uint32), as read
     valid: int = 0
     nodata: int = 0
     min: float = np.inf
@@ -101,14 +108,50 @@ class Task:
     # keys read earlier (the held sample's) to count inside ``run`` too: the worker does it,
     # not the merging thread, which would hold the GIL for it (a 12 MB bincount a layer)
     also: np.ndarray | None = None
+    # a band task (passes.fused): the float edges of a band of keys; only totals, the count
+    # below the band and the keys inside it come back
+    edges: tuple[np.float32, np.float32] | None = None
 
     @property
     def first_read(self) -> bool:
         return self.bins is None
 
 
+def in_band(valid: np.ndarray, edges: tuple[np.float32, np.float32]) -> tuple[int, np.ndarray]:
+    """How many ``valid`` values lie below the band whose float edges are ``edges``, and the
+    keys of those inside it (passes.fused.float_band: two comparisons a value, keys only for
+    the values inside)."""
+    low, high = edges
+    if not valid.size or low > high:  # an empty band: nothing is spilled, nothing below
+        return 0, np.empty(0, np.uint32)
+    under = valid < low
+    inside = valid <= high
+    inside &= ~under
+    return int(np.count_nonzero(under)), to_keys(valid[inside])
+
+
+def count_band(chunks: Iterable[tuple[np.ndarray, int]], task: Task) -> Counts:
+    """A band task: totals, min, max, the values below the band and the keys inside it."""
+    assert task.edges is not None
+    out = Counts(indices=np.asarray(task.indices, dtype=np.int64))
+    near: list[np.ndarray] = []
+    for data, n_invalid in chunks:
+        out.nodata += n_invalid
+        if not data.size:
+            continue
+        out.valid += data.size
+        out.min, out.max = min(out.min, float(data.min())), max(out.max, float(data.max()))
+        below, keys = in_band(data, task.edges)
+        out.below += below
+        near.append(keys)
+    out.near = np.concatenate(near) if near else np.empty(0, np.uint32)
+    return out
+
+
 def count_values(chunks: Iterable[tuple[np.ndarray, int]], task: Task) -> Counts:
     """Count ``(valid float32 values, nodata count)`` chunks, one per window of ``task``."""
+    if task.edges is not None:
+        return count_band(chunks, task)
     first_read = task.bins is None
     out = Counts(indices=np.asarray(task.indices, dtype=np.int64))
     if first_read:
