@@ -350,3 +350,23 @@ def test_the_fused_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
             in_bins = ((keys >> 16) >= first) & ((keys >> 16) <= last)
             # the run is the bins' keys, give or take the other zero at a zero edge
             assert np.count_nonzero(inside ^ in_bins) <= np.count_nonzero(values == 0)
+
+
+def test_the_fused_guide_samples_blocks_on_a_grid_not_a_diagonal() -> None:
+    """Evenly spaced indices of a row-major tile list walk a diagonal across the layer; the
+    guide takes as many blocks on a grid of block rows and columns instead."""
+    from windowed_classify.passes.fused import grid_sample
+    from windowed_classify.passes.stats import sample_order
+
+    for rows, cols in [(16, 16), (18, 18), (2, 40), (40, 3), (1, 30), (3, 3)]:
+        blocks = [(c * 256, r * 256, 256, 256) for r in range(rows) for c in range(cols)]
+        spread = sample_order(len(blocks), 64, 1 << 20, 256 * 256)
+        picks = grid_sample(blocks, spread)
+        assert 0 < len(picks) <= len(spread) and len(set(picks)) == len(picks)
+        at = [divmod(i, cols) for i in picks]
+        if rows * cols <= len(spread):
+            assert picks == list(range(rows * cols))
+        elif rows >= 4 and cols >= 4:  # a grid: every picked row with every picked column
+            assert len({r for r, _ in at}) * len({c for _, c in at}) == len(picks) >= 9
+    diagonal = [divmod(i, 16) for i in sample_order(256, 64, 1 << 20, 256 * 256)]
+    assert len({r for r, _ in diagonal}) == len(diagonal)  # one block per row: a line
