@@ -364,10 +364,12 @@ class ClassifyAlgorithm(_ToolAlgorithm):
     def shortHelpString(self) -> str:
         return (
             "Applies a trained model (Azure AutoML model.pkl, scikit-learn, ONNX) to a stack of "
-            "single-band covariate rasters, window by window in flat memory, with the "
-            "windowed_classify tool in its own Python environment, and loads the classified "
-            "raster with its class names and colours.\n\n"
-            "Give either a folder of rasters (feature name = file name without extension) or "
+            "covariate rasters, window by window in flat memory, with the windowed_classify "
+            "tool in its own Python environment, and loads the result with its style (class "
+            "names and colours, or a colour ramp for a regression).\n\n"
+            "Give either a folder of rasters (every band is a layer; feature name = file name "
+            "without extension, or for a multi-band file the band's description, else "
+            "<name>_<band number>) or "
             "raster layers of the project (feature name = the layer's name), the model, and "
             "the output GeoTIFF; or simply an existing config YAML. A pixel is masked when more "
             "than 'threshold' of the model's layers are nodata there; other nodata values are "
