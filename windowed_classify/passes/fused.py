@@ -13,8 +13,7 @@ their order-preserving keys (float_keys.py), in three steps:
    spill file per layer beside the output (about 2 x BAND of the values, 4 bytes each);
 3. finish: the median's rank(s) minus the count below the band index the spilled keys;
    ``np.partition`` finds them exactly. A layer whose median lies outside its band (the guide
-   was wrong) is read once more, counted against every bin on the median's side of the band
-   (the counts say which side): that band holds it.
+   was wrong) is counted again on its own, by pass 1's standalone plan.
 
 When pass 2 needs the medians first (``nodata.threshold`` > 0), the local engines count the
 same way before it (``count_apart``: step 2 by pass-1 tasks, a layer's blocks each): one read
@@ -51,6 +50,7 @@ from .stats import (
     Counts,
     LayerStats,
     Task,
+    compute_stats,
     in_band,
     sample_order,
 )
@@ -76,23 +76,6 @@ class _Layer:
     def set_band(self, first: int, last: int) -> None:
         self.band = (first, last)
         self.edges = float_band(first, last) if last >= first else self.edges
-
-    def reset(self, first: int, last: int) -> None:
-        """Forget the counts and the spill, for a new count against bins first..last."""
-        if not self.spill.closed:
-            self.spill.close()
-        self.spill = open(self.spill_path, "wb")  # noqa: SIM115 - closed in finish/close
-        self.valid = self.nodata = self.below = self.spilled = 0
-        self.lo, self.hi = np.inf, -np.inf
-        self.set_band(first, last)
-
-    def ranks(self) -> list[int]:
-        """The middle rank(s) of the valid values, counted from the first spilled key."""
-        return [(self.valid - 1) // 2 - self.below, self.valid // 2 - self.below]
-
-    def holds_median(self) -> bool:
-        low, high = self.ranks()
-        return low >= 0 and high < self.spilled
 
     def add(
         self, near: np.ndarray, below: int, valid: int, nodata: int, lo: float, hi: float
@@ -138,7 +121,6 @@ class FusedStats:
                 f"cannot make a statistics spill folder in {spill_dir}: {exc}"
             ) from None
         self.counts = [_Layer(self.folder / f"{j}.keys") for j in range(len(self.layers))]
-        self._index = {layer.name: j for j, layer in enumerate(self.layers)}
         self.missed: list[str] = []
 
     # ------------------------------------------------------------------ 1. guide
@@ -178,19 +160,12 @@ class FusedStats:
 
     # ------------------------------------------------------------- 2'. on its own
 
-    def count_apart(
-        self,
-        run: Runner,
-        progress: Callable[[int], object] | None = None,
-        only: Sequence[str] | None = None,
-    ) -> None:
-        """Every block of every layer (or of the layers named in ``only``) counted against its
-        band by ``run``'s workers, as pass 2 would count them: pass 1 on its own (a pass 2
-        that needs the medians first), one read of the stack after the guide."""
+    def count_apart(self, run: Runner, progress: Callable[[int], object] | None = None) -> None:
+        """Every block of every layer counted against its band by ``run``'s workers, as pass 2
+        would count them: pass 1 on its own (a pass 2 that needs the medians first), one read
+        of the stack after the guide."""
         tasks: deque[Task] = deque()
         for layer, c in zip(self.layers, self.counts, strict=True):
-            if only is not None and layer.name not in only:
-                continue
             blocks = [window_key(w) for w in layer_windows(self.grid, layer.block_shape)]
             per = max(1, TASK_PIXELS // (blocks[0][2] * blocks[0][3]))
             for s in range(0, len(blocks), per):
@@ -209,52 +184,32 @@ class FusedStats:
 
     def finish(self, run: Runner, threads: int = 1) -> dict[str, LayerStats]:
         """Exact statistics: the median from the spill where the band holds it (``threads``
-        layers at a time: np.partition releases the GIL). A layer whose median the band
-        missed is read once more, counted against every bin on the side the median lies
-        (the counts say which), which then holds it."""
+        layers at a time: np.partition releases the GIL); a layer whose median the band
+        missed is counted again on its own."""
+        out: dict[str, LayerStats] = {}
+        again: list[Layer] = []
+        ready: list[tuple[Layer, _Layer, list[int]]] = []
         for layer, c in zip(self.layers, self.counts, strict=True):
             c.spill.close()
             if c.valid == 0:
                 raise InputError(
                     f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is nodata"
                 )
-        out = self._medians([la for la in self.layers], threads)
-        self.missed = [la.name for la in self.layers if la.name not in out]
-        if self.missed:
-            for name in self.missed:
-                c = self.counts[self._index[name]]
-                first, last = c.band
-                if c.ranks()[0] < 0:  # below the band: every bin under it
-                    c.reset(NEG_INF_KEY >> 16, first - 1)
-                else:  # above it (or an empty band): every bin over it
-                    c.reset(last + 1, POS_INF_KEY >> 16)
-            self.count_apart(run, only=self.missed)
-            for name in self.missed:
-                self.counts[self._index[name]].spill.close()
-            again = self._medians([la for la in self.layers if la.name in self.missed], threads)
-            if len(again) != len(self.missed):  # the counts contradict themselves
-                raise RuntimeError(f"median not found for {sorted(set(self.missed) - set(again))}")
-            for stats in again.values():
-                stats.second_read = True
-            out.update(again)
-        self.close()
-        return {layer.name: out[layer.name] for layer in self.layers}
+            ranks = [(c.valid - 1) // 2 - c.below, c.valid // 2 - c.below]
+            if ranks[0] >= 0 and ranks[1] < c.spilled:
+                ready.append((layer, c, ranks))
+            else:
+                again.append(layer)
 
-    def _medians(self, layers: Sequence[Layer], threads: int) -> dict[str, LayerStats]:
-        """The statistics of those of ``layers`` whose spill holds the median."""
-        ready = [la for la in layers if self.counts[self._index[la.name]].holds_median()]
-
-        def middle(layer: Layer) -> tuple[_Layer, list[int]]:
-            c = self.counts[self._index[layer.name]]
+        def middle(item: tuple[Layer, _Layer, list[int]]) -> tuple[Layer, _Layer, list[int]]:
+            layer, c, ranks = item
             keys = np.fromfile(c.spill_path, dtype=np.uint32)
             c.spill_path.unlink()  # ``threads`` layers' spills in memory at a time
-            ranks = c.ranks()
             keys.partition(ranks)  # in place: no copy of the spill
-            return c, [int(keys[r]) for r in ranks]
+            return layer, c, [int(keys[r]) for r in ranks]
 
-        out: dict[str, LayerStats] = {}
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            for layer, (c, keys) in zip(ready, pool.map(middle, ready), strict=True):
+            for layer, c, keys in pool.map(middle, ready):
                 values = [from_key(k) for k in keys]
                 # pandas ends with np.mean of the middle value(s) in float64 (+0.0 for -0.0)
                 middle_values = values[:1] if c.valid % 2 else values
@@ -266,7 +221,13 @@ class FusedStats:
                     valid_count=int(c.valid),
                     nodata_count=int(c.nodata),
                 )
-        return out
+        self.missed = [layer.name for layer in again]
+        if again:  # the guide's band missed the median: these layers are read again, apart
+            for name, stats in compute_stats(again, self.grid, run).items():
+                stats.second_read = True
+                out[name] = stats
+        self.close()
+        return {layer.name: out[layer.name] for layer in self.layers}
 
     def close(self) -> None:
         """Remove the spill files (after finish, or when the run stops)."""

@@ -15,10 +15,10 @@ their ``Counts`` in stages:
 When the candidates hold the median (the common case) a layer is read once, plus the scouts
 that can hold its bin. Counting is exact, so the order tasks finish in does not matter.
 
-This plan is pass 1 on Dask. The local engines count against a band of keys instead
-(passes.fused: a guide, then one read, a band task per group of blocks, ``count_band``); it
-needs every task's keys near the median back in this process, which suits local workers,
-not a cluster's.
+This plan is pass 1 on Dask, and for a layer whose median the guide's band missed. The local
+engines count against a band of keys instead (passes.fused: a guide, then one read, a band
+task per group of blocks, ``count_band``); it needs every task's keys near the median back
+in this process, which suits local workers, not a cluster's.
 """
 
 from __future__ import annotations
