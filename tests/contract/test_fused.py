@@ -93,7 +93,7 @@ def test_a_median_outside_the_guides_band_is_counted_again_apart(tmp_path: Path)
     grid, layers = open_layers(list_bands(discover(rasters))[0], NodataConfig(), rasters)
     windows = plan_windows(grid, [layers[0].block_shape], 256 * 256)  # 4 bands of 256 rows
     assert len(windows) == 4
-    fused = FusedStats(layers, grid, windows, spill_dir=tmp_path)
+    fused = FusedStats(layers, grid, spill_dir=tmp_path)
     fused.guide(serial)
     fused.counts[0].set_band(0, 1)  # a guide far below the median
     reads: list[int] = []
@@ -147,7 +147,7 @@ def test_pass_one_on_its_own_counts_against_the_band_exactly(tmp_path: Path, mis
     data[:40] = rng.standard_normal((40, 260)).astype(np.float32)
     data[rng.random(data.shape) < 0.05] = -9999.0
     grid, layers = _one_layer(tmp_path, data, nodata=-9999.0)
-    fused = FusedStats(layers, grid, (), spill_dir=tmp_path)
+    fused = FusedStats(layers, grid, spill_dir=tmp_path)
     fused.guide(serial)
     if miss:
         fused.counts[0].set_band(0x0080, 0x0081)  # far below the median

@@ -22,7 +22,7 @@ whose range holds the median twice and counts every value in a 65,536-bin histog
 
 Per value that is two float comparisons and a count; only the values inside the band become
 keys (the band's edges as floats select exactly the keys of its bins: see ``float_band``).
-Memory per layer is a few counters, and one layer's spill at a time at the end.
+Memory per layer is a few counters, and at the end one layer's spill per worker at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,24 +41,23 @@ from rasterio.windows import Window
 from ..errors import InputError, OutputError
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
-from ..inputs.windows import WindowKey, layer_windows, window_key
+from ..inputs.windows import WindowKey
 from .median import BINS, from_key, to_keys
 from .stats import (
     HOLD_PIXELS,
     HOLD_WINDOWS,
     TASK_PIXELS,
-    Counts,
     LayerStats,
+    Runner,
     Task,
     compute_stats,
     in_band,
+    layer_blocks,
     sample_order,
 )
 
 BAND = 0.15  # rank on each side of the guide's median whose keys are spilled
 NEG_INF_KEY, POS_INF_KEY = (int(k) for k in to_keys(np.array([-np.inf, np.inf], np.float32)))
-
-Runner = Callable[[Callable[[], "Task | None"]], Iterator[tuple[Task, Counts]]]
 
 
 class _Layer:
@@ -106,7 +105,6 @@ class FusedStats:
         self,
         layers: Sequence[Layer],
         grid: Grid,
-        windows: Sequence[Window],
         rows: Sequence[int] | None = None,
         spill_dir: Path | None = None,
     ):
@@ -121,7 +119,7 @@ class FusedStats:
                 f"cannot make a statistics spill folder in {spill_dir}: {exc}"
             ) from None
         self.counts = [_Layer(self.folder / f"{j}.keys") for j in range(len(self.layers))]
-        self.missed: list[str] = []
+        self.by_name = {layer.name: c for layer, c in zip(self.layers, self.counts, strict=True)}
 
     # ------------------------------------------------------------------ 1. guide
 
@@ -129,11 +127,10 @@ class FusedStats:
         """Each layer's band of high bins, from a spread sample of its blocks."""
         tasks = []
         for layer in self.layers:
-            blocks = [window_key(w) for w in layer_windows(self.grid, layer.block_shape)]
+            blocks = layer_blocks(self.grid, layer)
             per = blocks[0][2] * blocks[0][3]
             picks = grid_sample(blocks, sample_order(len(blocks), HOLD_WINDOWS, HOLD_PIXELS, per))
             tasks.append(Task(layer, [blocks[i] for i in picks], picks))
-        by_name = {layer.name: j for j, layer in enumerate(self.layers)}
         queue = list(reversed(tasks))
         for task, counts in run(lambda: queue.pop() if queue else None):
             assert task.layer is not None and counts.high is not None
@@ -141,7 +138,7 @@ class FusedStats:
                 progress(counts.pixels)
             high = np.zeros(BINS, dtype=np.int64)
             high[counts.high[0].astype(np.int64)] = counts.high[1]
-            self.counts[by_name[task.layer.name]].set_band(*band(high))
+            self.by_name[task.layer.name].set_band(*band(high))
 
     # ------------------------------------------------------------------ 2. pass 2
 
@@ -166,17 +163,16 @@ class FusedStats:
         of the stack after the guide."""
         tasks: deque[Task] = deque()
         for layer, c in zip(self.layers, self.counts, strict=True):
-            blocks = [window_key(w) for w in layer_windows(self.grid, layer.block_shape)]
+            blocks = layer_blocks(self.grid, layer)
             per = max(1, TASK_PIXELS // (blocks[0][2] * blocks[0][3]))
             for s in range(0, len(blocks), per):
                 part = list(range(s, min(s + per, len(blocks))))
                 tasks.append(Task(layer, [blocks[i] for i in part], part, edges=c.edges))
-        by_name = {layer.name: c for layer, c in zip(self.layers, self.counts, strict=True)}
         for task, counts in run(lambda: tasks.popleft() if tasks else None):
             assert task.layer is not None and counts.near is not None
             if progress is not None:
                 progress(counts.pixels)
-            by_name[task.layer.name].add(
+            self.by_name[task.layer.name].add(
                 counts.near, counts.below, counts.valid, counts.nodata, counts.min, counts.max
             )
 
@@ -221,7 +217,6 @@ class FusedStats:
                     valid_count=int(c.valid),
                     nodata_count=int(c.nodata),
                 )
-        self.missed = [layer.name for layer in again]
         if again:  # the guide's band missed the median: these layers are read again, apart
             for name, stats in compute_stats(again, self.grid, run).items():
                 stats.second_read = True

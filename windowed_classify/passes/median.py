@@ -61,11 +61,11 @@ class MedianCounter:
     Bins counted in full later (a second read) are kept in ``extra``.
     """
 
-    def __init__(self, first: int = 0, n: int = 0, dtype: type = np.int64):
+    def __init__(self, first: int = 0, n: int = 0):
         self.high = np.zeros(BINS, dtype=np.int64)
         self.first, self.n = first, n
         self.base = np.uint32(first << 16)
-        self._low = np.zeros(n * BINS, dtype=dtype)
+        self._low = np.zeros(n * BINS, dtype=np.int64)
         self.extra: dict[int, np.ndarray] = {}
         # In-run offsets waiting to be counted: one bincount per low.size of them, since each
         # bincount writes a whole low.size array (12 MB for 24 bins), whatever it counts.
@@ -96,10 +96,6 @@ class MedianCounter:
                 self._pending_n += inside.size
                 if self._pending_n >= self._low.size:
                     self.low  # noqa: B018 - counts what is pending
-
-    def add_low(self, counts: np.ndarray) -> None:
-        """Full-key counts of the run counted elsewhere (``counted``'s result)."""
-        self._low += counts
 
     def counted(self, keys: np.ndarray) -> np.ndarray:
         """The low counts ``keys`` add inside the run (without adding them)."""
@@ -148,10 +144,10 @@ class MedianCounter:
         return np.float32(np.mean(np.asarray(middle, dtype=np.float64)))
 
 
-def choose_candidates(high: np.ndarray, limit: int = MAX_CANDIDATES) -> tuple[int, int]:
+def choose_candidates(high: np.ndarray) -> tuple[int, int]:
     """(first bin, count) of high-16 bins likely to hold the median, from a high-bit histogram
     of part of the data: its quantiles 0.5 +- m, the band centred on its median in rank and
-    narrowed until it spans at most ``limit`` bins.
+    narrowed until it spans at most MAX_CANDIDATES bins.
     """
     n = int(high.sum())
     if n == 0:
@@ -161,12 +157,12 @@ def choose_candidates(high: np.ndarray, limit: int = MAX_CANDIDATES) -> tuple[in
     while True:
         lo = int(np.searchsorted(cum, max(0, int((0.5 - margin) * n)), side="right"))
         hi = int(np.searchsorted(cum, min(n - 1, int((0.5 + margin) * n)), side="right"))
-        if hi - lo + 1 <= limit or margin < 1e-4:
+        if hi - lo + 1 <= MAX_CANDIDATES or margin < 1e-4:
             break
         margin /= 1.5
-    if hi - lo + 1 > limit:  # extremely spread: the bins nearest the median bin
+    if hi - lo + 1 > MAX_CANDIDATES:  # extremely spread: the bins nearest the median bin
         mid = int(np.searchsorted(cum, n // 2, side="right"))
-        lo = max(lo, mid - limit // 2)
-        hi = lo + limit - 1
+        lo = max(lo, mid - MAX_CANDIDATES // 2)
+        hi = lo + MAX_CANDIDATES - 1
     hi = min(hi, BINS - 1)
     return lo, hi - lo + 1

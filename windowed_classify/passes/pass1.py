@@ -58,6 +58,9 @@ class Statistics:
         windows, when it may; only with nodata.threshold 0 does no pixel need a median)."""
         if not self.todo:
             return self._done()
+        grid = self.prep.grid
+        spill = self.prep.config.output.path.parent  # the keys near each median: on disk
+        guide = min(HOLD_PIXELS, grid.pixels) * len(self.todo)  # values the guide reads
         fuse = (
             windows is not None
             and self.prep.config.nodata.threshold == 0
@@ -67,16 +70,12 @@ class Statistics:
             assert windows is not None
             self.mode = "fused"
             rows = [self.prep.layers.index(layer) for layer in self.todo]
-            spill = self.prep.config.output.path.parent  # the keys near each median: on disk
-            self.fused = FusedStats(self.todo, self.prep.grid, windows, rows, spill)
-            guide = min(HOLD_PIXELS, self.prep.grid.pixels) * len(self.todo)
+            self.fused = FusedStats(self.todo, grid, rows, spill)
             with Progress("pass1", guide, self.progress) as bar:
                 self.fused.guide(self.executor.count, bar.update)
             return None
-        grid = self.prep.grid
         if self.executor.banded_stats:  # counted as pass 2 would, but first: one read
-            apart = FusedStats(self.todo, grid, (), None, self.prep.config.output.path.parent)
-            guide = min(HOLD_PIXELS, grid.pixels) * len(self.todo)
+            apart = FusedStats(self.todo, grid, None, spill)
             try:
                 with Progress("pass1", guide + grid.pixels * len(self.todo), self.progress) as bar:
                     apart.guide(self.executor.count, bar.update)

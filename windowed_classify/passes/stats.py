@@ -248,7 +248,7 @@ class LayerPlan:
 
     @classmethod
     def for_layer(cls, layer: Layer, grid: Grid, **kwargs: int) -> LayerPlan:
-        windows = [window_key(w) for w in layer_windows(grid, layer.block_shape)]
+        windows = layer_blocks(grid, layer)
         return cls(layer, windows, windows[0][2] * windows[0][3], **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -363,6 +363,11 @@ class LayerPlan:
             nodata_count=int(t["nodata"]),
             second_read=bool(self.missing),
         )
+
+
+def layer_blocks(grid: Grid, layer: Layer) -> list[WindowKey]:
+    """The windows pass 1 reads one layer by: its whole blocks (inputs.windows.layer_windows)."""
+    return [window_key(w) for w in layer_windows(grid, layer.block_shape)]
 
 
 def sample_order(n: int, max_windows: int, max_pixels: int, pixels_per_window: int) -> list[int]:
