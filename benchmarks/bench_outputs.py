@@ -64,12 +64,27 @@ def make_training(args: argparse.Namespace) -> int:
         work / "points.csv", index=False
     )
     config = work / "sample.yaml"
-    config.write_text(yaml.safe_dump({"rasters": {"folder": args.layer_dir},
-                                      "nodata": {"values": [args.nodata_value]}}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {"rasters": {"folder": args.layer_dir}, "nodata": {"values": [args.nodata_value]}}
+        )
+    )
     table = work / "training.csv"
-    subprocess.run([sys.executable, "-m", "windowed_classify", "sample", str(config),
-                    str(work / "points.csv"), "-o", str(table), "--overwrite", "--quiet"],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "windowed_classify",
+            "sample",
+            str(config),
+            str(work / "points.csv"),
+            "-o",
+            str(table),
+            "--overwrite",
+            "--quiet",
+        ],
+        check=True,
+    )
     frame = pd.read_csv(table)
     names = [c for c in frame.columns if c not in ("x", "y")]
     usable = frame.dropna(subset=names)
@@ -77,8 +92,9 @@ def make_training(args: argparse.Namespace) -> int:
     z = (x - x.mean()) / x.std()
     weights = np.random.default_rng(1).normal(0, 1, len(names))
     y = z.to_numpy() @ weights + np.sin(z.iloc[:, 0].to_numpy()) + rng.normal(0, 0.3, len(z))
-    model = RandomForestQuantileRegressor(n_estimators=50, max_depth=12, min_samples_leaf=5,
-                                          random_state=0).fit(x, y)  # fmt: skip
+    model = RandomForestQuantileRegressor(
+        n_estimators=50, max_depth=12, min_samples_leaf=5, random_state=0
+    ).fit(x, y)
     regressor = work / "regressor.pkl"
     import joblib
 
@@ -88,10 +104,18 @@ def make_training(args: argparse.Namespace) -> int:
 
 
 def prepare(args: argparse.Namespace, ds: Dataset, work: Path, env: dict[str, str]) -> dict:
-    cmd = [args.python, str(Path(__file__).resolve()), "--make-training",
-           "--layer-dir", str(ds.layer_dir), "--work", str(work),
-           "--train-points", str(args.train_points),
-           f"--nodata-value={ds.manifest['nodata_value']!r}"]  # fmt: skip
+    cmd = [
+        args.python,
+        str(Path(__file__).resolve()),
+        "--make-training",
+        "--layer-dir",
+        str(ds.layer_dir),
+        "--work",
+        str(work),
+        "--train-points",
+        str(args.train_points),
+        f"--nodata-value={ds.manifest['nodata_value']!r}",
+    ]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -102,8 +126,13 @@ def prepare(args: argparse.Namespace, ds: Dataset, work: Path, env: dict[str, st
 def case_config(case: str, ds: Dataset, made: dict, out: Path, args: argparse.Namespace) -> dict:
     regression = case in REGRESSION_CASES
     output: dict[str, Any] = {"path": str(out / "main.tif"), "overwrite": True}
-    extra = {"probabilities": "probabilities.tif", "confidence": "confidence.tif",
-             "entropy": "entropy.tif", "margin": "margin.tif", "spread": "spread.tif"}  # fmt: skip
+    extra = {
+        "probabilities": "probabilities.tif",
+        "confidence": "confidence.tif",
+        "entropy": "entropy.tif",
+        "margin": "margin.tif",
+        "spread": "spread.tif",
+    }
     if case in extra:
         output[case] = str(out / extra[case])
     elif case == "quantiles":
@@ -152,9 +181,12 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             values = [r[key] for r in rows if r[key] is not None]
             return min(values) if values else None
 
-        best[case] = {"status": "ok", "wall_seconds": low("wall_seconds"),
-                      "pass2_seconds": low("pass2_seconds"),
-                      "peak_mb": max(r["tree_peak_rss_mb"] or 0 for r in mine)}  # fmt: skip
+        best[case] = {
+            "status": "ok",
+            "wall_seconds": low("wall_seconds"),
+            "pass2_seconds": low("pass2_seconds"),
+            "peak_mb": max(r["tree_peak_rss_mb"] or 0 for r in mine),
+        }
     for case, s in best.items():
         base = best.get(BASELINE[case], {})
         if s.get("status") != "ok" or base.get("status") != "ok":
@@ -168,15 +200,33 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["output", "model", "wall s", "pass 2 s", "extra pass 2 s", "pass 2 ratio",
-            "extra wall s", "peak MB", "extra MB"]  # fmt: skip
+    head = [
+        "output",
+        "model",
+        "wall s",
+        "pass 2 s",
+        "extra pass 2 s",
+        "pass 2 ratio",
+        "extra wall s",
+        "peak MB",
+        "extra MB",
+    ]
     rows = []
     for case, s in summary.items():
         model = "regression forest" if case in REGRESSION_CASES else "classifier"
-        rows.append([case, model, fmt(s.get("wall_seconds")), fmt(s.get("pass2_seconds")),
-                     fmt(s.get("extra_pass2_seconds")), fmt(s.get("pass2_ratio")),
-                     fmt(s.get("extra_wall_seconds")), fmt(s.get("peak_mb"), 0),
-                     fmt(s.get("extra_peak_mb"), 0)])  # fmt: skip
+        rows.append(
+            [
+                case,
+                model,
+                fmt(s.get("wall_seconds")),
+                fmt(s.get("pass2_seconds")),
+                fmt(s.get("extra_pass2_seconds")),
+                fmt(s.get("pass2_ratio")),
+                fmt(s.get("extra_wall_seconds")),
+                fmt(s.get("peak_mb"), 0),
+                fmt(s.get("extra_peak_mb"), 0),
+            ]
+        )
     return head, rows
 
 
@@ -207,13 +257,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=2, help="rounds of every case, alternated")
     p.add_argument("--train-points", type=int, default=2000, help="training table size")
-    p.add_argument("--cases", nargs="+", choices=(*CLASS_CASES, *REGRESSION_CASES),
-                   default=None, help="a subset (each with its plain run); default: all")
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        choices=(*CLASS_CASES, *REGRESSION_CASES),
+        default=None,
+        help="a subset (each with its plain run); default: all",
+    )
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--out", type=Path, default=HERE / "results" / "outputs")
     p.add_argument("--python", default=sys.executable, help="interpreter of the runs")
-    p.add_argument("--package-root", type=Path, default=harness.REPO,
-                   help="checkout whose windowed_classify is measured (first on PYTHONPATH)")
+    p.add_argument(
+        "--package-root",
+        type=Path,
+        default=harness.REPO,
+        help="checkout whose windowed_classify is measured (first on PYTHONPATH)",
+    )
     p.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     p.add_argument("--poll", type=float, default=0.05, help="RSS polling, seconds")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS")
@@ -245,15 +304,23 @@ def main(argv: list[str] | None = None) -> int:
             out = work / case
             config = out / "config.yaml"
             config.parent.mkdir(parents=True, exist_ok=True)
-            config.write_text(yaml.safe_dump(case_config(case, ds, made, out, args),
-                                             sort_keys=False))  # fmt: skip
+            config.write_text(
+                yaml.safe_dump(case_config(case, ds, made, out, args), sort_keys=False)
+            )
             print(f"round {round_} {case:14s} ...", end=" ", flush=True)
             res = harness.run_case(
-                Case(name=case, run_dir=out, env=env, report=out / "main.report.json",
-                     command=[args.python, "-m", "windowed_classify", str(config), "--quiet"]),
-                timeout=args.timeout, poll=args.poll, wait_idle_s=args.wait_idle,
+                Case(
+                    name=case,
+                    run_dir=out,
+                    env=env,
+                    report=out / "main.report.json",
+                    command=[args.python, "-m", "windowed_classify", str(config), "--quiet"],
+                ),
+                timeout=args.timeout,
+                poll=args.poll,
+                wait_idle_s=args.wait_idle,
                 repeat=round_,
-            )  # fmt: skip
+            )
             harness.print_outcome(res)
             runs.append(record(res, round_))
     summary = {c: s for c, s in summarize(runs).items() if c in cases}

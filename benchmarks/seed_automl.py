@@ -120,8 +120,12 @@ def build_model(x: Any, y: np.ndarray) -> Any:
                 (
                     "randomforestclassifier",
                     RandomForestClassifier(
-                        n_estimators=25, max_features=0.3, criterion="entropy", n_jobs=1,
-                        random_state=0, **leaf,
+                        n_estimators=25,
+                        max_features=0.3,
+                        criterion="entropy",
+                        n_jobs=1,
+                        random_state=0,
+                        **leaf,
                     ),
                 ),
             ]
@@ -132,8 +136,12 @@ def build_model(x: Any, y: np.ndarray) -> Any:
                 (
                     "extratreesclassifier",
                     ExtraTreesClassifier(
-                        n_estimators=25, max_features=0.5, criterion="gini", n_jobs=1,
-                        random_state=0, **leaf,
+                        n_estimators=25,
+                        max_features=0.5,
+                        criterion="gini",
+                        n_jobs=1,
+                        random_state=0,
+                        **leaf,
                     ),
                 ),
             ]
@@ -144,7 +152,7 @@ def build_model(x: Any, y: np.ndarray) -> Any:
                 ("logisticregression", LogisticRegression(max_iter=1000)),
             ]
         ),
-    ]  # fmt: skip
+    ]
     for member in members:
         member.fit(xt, y_codes)
     ensemble = PreFittedSoftVotingClassifier(

@@ -354,8 +354,9 @@ def run_main(
         os.chdir(here)
         signal.signal(signal.SIGTERM, sigterm)
         logger.handlers[:], logger.level, logger.propagate = saved
-    return subprocess.CompletedProcess(["windowed_classify", *argv], code, out.getvalue(),
-                                       err.getvalue())  # fmt: skip
+    return subprocess.CompletedProcess(
+        ["windowed_classify", *argv], code, out.getvalue(), err.getvalue()
+    )
 
 
 # --------------------------------------------------------------------------- stacks

@@ -24,8 +24,9 @@ def _image(nb: Notebook, values: np.ndarray, fill: float, dtype: str) -> np.ndar
     return out.reshape(nb.shape)
 
 
-def regression(nb: Notebook, model: Any, dtype: str = "float32",
-               nodata: float = FLOAT_NODATA) -> np.ndarray:  # fmt: skip
+def regression(
+    nb: Notebook, model: Any, dtype: str = "float32", nodata: float = FLOAT_NODATA
+) -> np.ndarray:
     """``model.predict`` on the notebook's filled rows, cast to ``dtype``."""
     predicted = np.asarray(quiet_predict(model.predict, nb.rows)).reshape(-1)
     with np.errstate(over="ignore"):
@@ -50,8 +51,7 @@ def quantiles(nb: Notebook, model: Any, levels: Sequence[float]) -> np.ndarray:
     """``model.predict(X, quantiles=levels)``: bands x rows x cols float32."""
     values = np.asarray(quiet_predict(model.predict, nb.rows, quantiles=list(levels)))
     values = values.reshape(len(nb.rows), len(levels)).astype(np.float32)
-    return np.stack([_image(nb, values[:, j], FLOAT_NODATA, "float32")
-                     for j in range(len(levels))])  # fmt: skip
+    return np.stack([_image(nb, values[:, j], FLOAT_NODATA, "float32") for j in range(len(levels))])
 
 
 def legend_probabilities(model: Any, rows: pd.DataFrame, legend: Sequence[Any]) -> np.ndarray:
@@ -91,9 +91,11 @@ def encoded(nb: Notebook, values: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def applicability(
-    nb: Notebook, train: np.ndarray, weights: Sequence[float] | None = None,
+    nb: Notebook,
+    train: np.ndarray,
+    weights: Sequence[float] | None = None,
     folds: Sequence[Any] | None = None,
-) -> tuple[np.ndarray, np.ndarray, ReferenceAoa]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray, ReferenceAoa]:
     """(DI float32 image, AOA uint8 image, the brute-force result) over every unmasked pixel."""
     ref = reference_aoa(train, nb.rows.to_numpy(dtype=np.float64), weights, folds)
     di = _image(nb, ref.di.astype(np.float32), FLOAT_NODATA, "float32")

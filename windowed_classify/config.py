@@ -82,7 +82,10 @@ class RastersConfig:
         help="feature name -> path or GDAL URL (`/vsicurl/https://...`, `/vsis3/...`), "
         "in this order",
         details="Instead of folder. Dask workers must be able to read the same paths.",
-        example={"Elev_dem": "/shared/dem.tif", "Veg_ndvi": "/vsicurl/https://example.org/ndvi.tif"},
+        example={
+            "Elev_dem": "/shared/dem.tif",
+            "Veg_ndvi": "/vsicurl/https://example.org/ndvi.tif",
+        },
         shown="one of folder/files",
         commented=True,
     )
@@ -168,7 +171,7 @@ class ModelConfig:
     task: str = key(
         v.one_of(TASKS),
         "auto",
-        help="`auto`, `classification` or `regression` (see \"Regression and uncertainty\")",
+        help='`auto`, `classification` or `regression` (see "Regression and uncertainty")',
         details="auto: a regressor (scikit-learn's is_regressor, an AutoML regression pipeline, "
         "a LightGBM/XGBoost regressor, an ONNX model with only a float output) is a regression, "
         "anything else a classification.",
@@ -278,8 +281,7 @@ class OutputConfig:
     preview: Path | None = key(
         v.to_opt_path,
         None,
-        help="a quick-look PNG of the classes or the predicted values (needs the `preview` "
-        "extra)",
+        help="a quick-look PNG of the classes or the predicted values (needs the `preview` extra)",
         example="preview.png",
         commented=True,
     )
@@ -332,8 +334,16 @@ class OutputConfig:
 
 
 # The optional rasters, in the order they are written and listed (quantiles by its path).
-EXTRA_RASTERS = ("probabilities", "confidence", "entropy", "margin", "spread", "quantiles",
-                 "di", "aoa")  # fmt: skip
+EXTRA_RASTERS = (
+    "probabilities",
+    "confidence",
+    "entropy",
+    "margin",
+    "spread",
+    "quantiles",
+    "di",
+    "aoa",
+)
 
 
 def _code_nodata(nodata: float, dtype: str) -> int:
@@ -417,9 +427,7 @@ class ProcessingConfig:
         help="with `dask`: a scheduler address (`tcp://host:8786`), or `local` to start a "
         "LocalCluster of `processing.workers` processes",
     )
-    stats_cache: bool = key(
-        v.to_bool, True, help="reuse pass-1 statistics of unchanged files"
-    )
+    stats_cache: bool = key(v.to_bool, True, help="reuse pass-1 statistics of unchanged files")
     cache_dir: Path | None = key(
         v.to_opt_path,
         None,

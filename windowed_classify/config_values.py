@@ -247,8 +247,11 @@ def to_quantiles(value: Any, key: str, base: Path) -> Mapping[str, Any] | None:
         return {"path": to_path(value, key, base), "levels": DEFAULT_LEVELS}
     extra = [k for k in value if k not in ("path", "levels")]
     if extra or "path" not in value:
-        raise fail(key, "a mapping with path and levels (e.g. {path: q.tif, levels: [0.05, "
-                   "0.5, 0.95]})", value)  # fmt: skip
+        raise fail(
+            key,
+            "a mapping with path and levels (e.g. {path: q.tif, levels: [0.05, 0.5, 0.95]})",
+            value,
+        )
     levels = to_levels(value["levels"], f"{key}.levels") if "levels" in value else DEFAULT_LEVELS
     return {"path": to_path(value["path"], f"{key}.path", base), "levels": levels}
 

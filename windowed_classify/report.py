@@ -32,8 +32,10 @@ def build_report(
     peaks = [v for v in (own, tree_peak_mb) if v is not None]
     results: dict[str, Any] = {"task": prep.task}
     if prep.task == "regression":
-        results |= {"output_nodata": _plain_number(cfg.output.nodata),
-                    "masked_pixels": summary.masked}  # fmt: skip
+        results |= {
+            "output_nodata": _plain_number(cfg.output.nodata),
+            "masked_pixels": summary.masked,
+        }
     else:
         results |= {
             "legend": prep.legend.as_dict(),
@@ -104,8 +106,11 @@ def _inside(counts: dict[str, int] | None) -> dict[str, Any]:
         return {}
     total = counts["inside"] + counts["outside"]
     share = counts["inside"] / total if total else None
-    return {"inside_pixels": counts["inside"], "outside_pixels": counts["outside"],
-            "inside_share": share}  # fmt: skip
+    return {
+        "inside_pixels": counts["inside"],
+        "outside_pixels": counts["outside"],
+        "inside_share": share,
+    }
 
 
 STATS_STATES = {

@@ -62,8 +62,12 @@ from windowed_classify.models.schema import parse_scoring_file, resolve_schema  
 # The order AutoML was trained with: not the order the rasters are discovered in
 # (Clim_etaaann, Geol_class, Relief_dem, Zz_unused, veg/Veg_ndvi).
 TRAIN_ORDER = ["Veg_ndvi", "Clim_etaaann", "Geol_class", "Relief_dem"]
-TRAIN_DTYPES = {"Veg_ndvi": "float64", "Clim_etaaann": "float64",
-                "Geol_class": "int64", "Relief_dem": "int64"}  # fmt: skip
+TRAIN_DTYPES = {
+    "Veg_ndvi": "float64",
+    "Clim_etaaann": "float64",
+    "Geol_class": "int64",
+    "Relief_dem": "int64",
+}
 # What the scoring file says: AutoML took Geol_class (4 values) as categorical -> "object".
 SCORING_DTYPES = {**TRAIN_DTYPES, "Geol_class": "object"}
 LABELS = ["Bare rock", "Forest", "Grassland", "Wetland"]  # LabelEncoder's (sorted) order
@@ -482,9 +486,13 @@ def _renamed_scoring_file(automl: AutoML, path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "case", ["config_features_vs_datatransformer", "scoring_vs_datatransformer",
-             "scoring_vs_config_features"],
-)  # fmt: skip
+    "case",
+    [
+        "config_features_vs_datatransformer",
+        "scoring_vs_datatransformer",
+        "scoring_vs_config_features",
+    ],
+)
 def test_disagreeing_schemas_are_an_error_showing_both(
     automl: AutoML, tmp_path: Path, case: str
 ) -> None:

@@ -57,16 +57,28 @@ def build_automl_regressor(x: pd.DataFrame, y: np.ndarray) -> Any:
     )
     transformer.fit(x, y)
     xt = transformer.transform(x)
-    lightgbm = Pipeline([
-        ("maxabsscaler", MaxAbsScaler()),
-        ("lightgbmregressor", LightGBMRegressor(random_state=0, n_jobs=1, n_estimators=30,
-                                                num_leaves=15, min_data_in_leaf=10,
-                                                verbose=-1)),
-    ]).fit(xt, y)  # fmt: skip
-    linear = Pipeline([
-        ("standardscalerwrapper", StandardScaler(with_mean=False)),
-        ("elasticnet", ElasticNet(alpha=0.01, max_iter=5000)),
-    ]).fit(xt, y)  # fmt: skip
+    lightgbm = Pipeline(
+        [
+            ("maxabsscaler", MaxAbsScaler()),
+            (
+                "lightgbmregressor",
+                LightGBMRegressor(
+                    random_state=0,
+                    n_jobs=1,
+                    n_estimators=30,
+                    num_leaves=15,
+                    min_data_in_leaf=10,
+                    verbose=-1,
+                ),
+            ),
+        ]
+    ).fit(xt, y)
+    linear = Pipeline(
+        [
+            ("standardscalerwrapper", StandardScaler(with_mean=False)),
+            ("elasticnet", ElasticNet(alpha=0.01, max_iter=5000)),
+        ]
+    ).fit(xt, y)
     ensemble = PreFittedSoftVotingRegressor(
         estimators=[("0", lightgbm), ("1", linear)], weights=np.array([0.6, 0.4])
     )
@@ -83,8 +95,13 @@ def automl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     stack.write()
     x, _ = training_frame(stack, n=900, seed=2)
     rng = np.random.default_rng(3)
-    y = (0.002 * x["Relief_dem"] + 2.0 * x["Veg_ndvi"] + 0.3 * (x["Geol_class"] == 2)
-         + 0.001 * x["Clim_etaaann"] + rng.normal(0, 0.1, len(x))).to_numpy()  # fmt: skip
+    y = (
+        0.002 * x["Relief_dem"]
+        + 2.0 * x["Veg_ndvi"]
+        + 0.3 * (x["Geol_class"] == 2)
+        + 0.001 * x["Clim_etaaann"]
+        + rng.normal(0, 0.1, len(x))
+    ).to_numpy()
     model = build_automl_regressor(x, y)
     path = root / "model.pkl"
     joblib.dump(model, path)
@@ -102,19 +119,26 @@ def test_the_model_is_an_automl_regression_pipeline(automl: dict[str, Any]) -> N
 
 
 @pytest.mark.parametrize("engine", ["serial", "threads", "processes"])
-def test_streamed_regression_equals_the_notebook(automl: dict[str, Any], tmp_path: Path,
-                                                 engine: str) -> None:  # fmt: skip
+def test_streamed_regression_equals_the_notebook(
+    automl: dict[str, Any], tmp_path: Path, engine: str
+) -> None:
     processing = {"memory_mb": 8, "workers": 1 if engine == "serial" else 2}
     if engine != "serial":
         processing["engine"] = engine
     out = tmp_path / "out" / "value.tif"
-    cfg = make_config(automl["folder"], automl["path"], out, nodata={"values": NODATA_VALUES},
-                      processing=processing)  # fmt: skip
+    cfg = make_config(
+        automl["folder"],
+        automl["path"],
+        out,
+        nodata={"values": NODATA_VALUES},
+        processing=processing,
+    )
     report = windowed_classify.run(cfg)
     assert report["task"] == "regression" and report["windows"] > 1
     assert report["features"] == TRAIN_ORDER  # from the DataTransformer
-    nb = notebook(automl["folder"], automl["model"], nodata_values=NODATA_VALUES,
-                  features=TRAIN_ORDER)  # fmt: skip
+    nb = notebook(
+        automl["folder"], automl["model"], nodata_values=NODATA_VALUES, features=TRAIN_ORDER
+    )
     with rasterio.open(out) as ds:
         got = ds.read(1)
         assert (ds.height, ds.width, ds.dtypes[0]) == (HEIGHT, WIDTH, "float32")
@@ -124,9 +148,13 @@ def test_streamed_regression_equals_the_notebook(automl: dict[str, Any], tmp_pat
 
 
 def test_check_and_unsupported_outputs(automl: dict[str, Any], tmp_path: Path) -> None:
-    cfg = make_config(automl["folder"], automl["path"], tmp_path / "v.tif",
-                      nodata={"values": NODATA_VALUES},
-                      output={"spread": str(tmp_path / "s.tif")})  # fmt: skip
+    cfg = make_config(
+        automl["folder"],
+        automl["path"],
+        tmp_path / "v.tif",
+        nodata={"values": NODATA_VALUES},
+        output={"spread": str(tmp_path / "s.tif")},
+    )
     result = check(cfg)
     assert result.task == "regression (auto: RegressionPipeline is a regressor)"
     assert "not a tree ensemble" in result.outputs[1].status

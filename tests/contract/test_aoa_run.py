@@ -40,11 +40,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     rng = np.random.default_rng(7)
     rows, cols = rng.integers(0, 300, 150), rng.integers(0, 280, 150)
     t = DEFAULT_TRANSFORM
-    points = pd.DataFrame({
-        "plot": [f"p{i:03d}" for i in range(150)],
-        "x": t.c + (cols + 0.5) * t.a, "y": t.f + (rows + 0.5) * t.e,
-        "fold": np.array(["A", "B", "C"])[np.arange(150) % 3],
-    })  # fmt: skip
+    points = pd.DataFrame(
+        {
+            "plot": [f"p{i:03d}" for i in range(150)],
+            "x": t.c + (cols + 0.5) * t.a,
+            "y": t.f + (rows + 0.5) * t.e,
+            "fold": np.array(["A", "B", "C"])[np.arange(150) % 3],
+        }
+    )
     points.to_csv(root / "plots.csv", index=False)
     sample_cfg = write_yaml(root / "sample.yaml", {"rasters": {"folder": str(stack.folder)}})
     proc = run_main("sample", sample_cfg, root / "plots.csv", "-o", root / "training.csv")
@@ -53,16 +56,27 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     usable = (table[list(NAMES)] != "").all(axis=1).to_numpy()
     assert 80 < usable.sum() < 150  # some points fell on nodata: dropped with a warning
     train = table.loc[usable, list(NAMES)].astype(np.float64).to_numpy()
-    return {"root": root, "stack": stack, "model": model, "model_path": model_path,
-            "table": root / "training.csv", "train": train,
-            "folds": table.loc[usable, "fold"].to_numpy(), "rows": rows[usable],
-            "cols": cols[usable]}  # fmt: skip
+    return {
+        "root": root,
+        "stack": stack,
+        "model": model,
+        "model_path": model_path,
+        "table": root / "training.csv",
+        "train": train,
+        "folds": table.loc[usable, "fold"].to_numpy(),
+        "rows": rows[usable],
+        "cols": cols[usable],
+    }
 
 
 def config(setup: dict[str, Any], out: Path, folds: Any = "none", **aoa: Any) -> dict[str, Any]:
-    cfg = make_config(setup["stack"].folder, setup["model_path"], out / "p.tif",
-                      output={"di": str(out / "di.tif"), "aoa": str(out / "aoa.tif")},
-                      processing={"memory_mb": 1, "workers": 1})  # fmt: skip
+    cfg = make_config(
+        setup["stack"].folder,
+        setup["model_path"],
+        out / "p.tif",
+        output={"di": str(out / "di.tif"), "aoa": str(out / "aoa.tif")},
+        processing={"memory_mb": 1, "workers": 1},
+    )
     cfg["aoa"] = {"training": str(setup["table"]), "folds": folds, **aoa}
     return cfg
 
@@ -87,14 +101,16 @@ def reference_folds(setup: dict[str, Any], folds: str) -> Any:
 
 
 @pytest.mark.parametrize("folds", FOLDS)
-def test_di_and_aoa_equal_the_brute_force(setup: dict[str, Any], tmp_path: Path,
-                                          folds: str) -> None:  # fmt: skip
+def test_di_and_aoa_equal_the_brute_force(
+    setup: dict[str, Any], tmp_path: Path, folds: str
+) -> None:
     spec = {"none": "none", "column": "fold", "random": {"random": 4}}[folds]
     weights = {"elev": 1.0, "slope": 0.5, "ndvi": 2.0}
     report = run(config(setup, tmp_path, spec, weights=weights, seed=11))
     nb = notebook(setup["stack"].folder, setup["model"], features=NAMES)
-    di, aoa, ref = applicability(nb, setup["train"], list(weights.values()),
-                                 reference_folds(setup, folds))  # fmt: skip
+    di, aoa, ref = applicability(
+        nb, setup["train"], list(weights.values()), reference_folds(setup, folds)
+    )
     got_di, got_aoa = band(tmp_path / "di.tif"), band(tmp_path / "aoa.tif")
     np.testing.assert_allclose(got_di, di, rtol=2e-7, atol=0)  # float32 precision
     np.testing.assert_array_equal(got_aoa, aoa)
@@ -125,14 +141,18 @@ def test_weights_act_as_the_formula_says(setup: dict[str, Any], tmp_path: Path) 
     """Only the ratios matter; a weight of 0 leaves a feature out; equal is all ones."""
     nb = notebook(setup["stack"].folder, setup["model"], features=NAMES)
     results = {}
-    for name, weights in {"equal": "equal", "scaled": {"elev": 3, "slope": 3, "ndvi": 3},
-                          "elev_only": {"elev": 1, "slope": 0, "ndvi": 0}}.items():  # fmt: skip
+    for name, weights in {
+        "equal": "equal",
+        "scaled": {"elev": 3, "slope": 3, "ndvi": 3},
+        "elev_only": {"elev": 1, "slope": 0, "ndvi": 0},
+    }.items():
         out = tmp_path / name
         run(config(setup, out, weights=weights))
         results[name] = band(out / "di.tif")
     np.testing.assert_allclose(results["equal"], results["scaled"], rtol=2e-7)
-    np.testing.assert_allclose(results["elev_only"], applicability(nb, setup["train"],
-                               [1, 0, 0])[0], rtol=2e-7)  # fmt: skip
+    np.testing.assert_allclose(
+        results["elev_only"], applicability(nb, setup["train"], [1, 0, 0])[0], rtol=2e-7
+    )
     assert not np.allclose(results["equal"], results["elev_only"])
 
 
@@ -147,8 +167,9 @@ def test_importance_weights_by_default(setup: dict[str, Any], tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("engine", ["processes", "dask"])
-def test_every_engine_gives_the_same_maps(setup: dict[str, Any], tmp_path: Path, engine: str,
-                                          request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_every_engine_gives_the_same_maps(
+    setup: dict[str, Any], tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
     cfg = config(setup, tmp_path, "fold")
     cfg["processing"] = {"memory_mb": 1, "workers": 2, "engine": engine}
     if engine == "dask":
@@ -171,8 +192,9 @@ def test_di_alone_reports_the_share_inside(setup: dict[str, Any], tmp_path: Path
     assert not (tmp_path / "aoa.tif").exists()
 
 
-def test_resume_continues_di_and_aoa(setup: dict[str, Any], tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_resume_continues_di_and_aoa(
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stack = simple_stack(tmp_path / "cov", height=600, width=560, names=NAMES, seed=3)
     stack.write()
     whole_cfg = config(setup, tmp_path / "whole", "fold")
@@ -185,8 +207,9 @@ def test_resume_continues_di_and_aoa(setup: dict[str, Any], tmp_path: Path,
     _interrupt_after(monkeypatch, cfg, 4)
     resumed = run(cfg, resume=True, workers=1)
     for name in ("di.tif", "aoa.tif", "p.tif"):
-        np.testing.assert_array_equal(band(tmp_path / "whole" / name),
-                                      band(tmp_path / "resumed" / name))  # fmt: skip
+        np.testing.assert_array_equal(
+            band(tmp_path / "whole" / name), band(tmp_path / "resumed" / name)
+        )
     for key in ("inside_pixels", "outside_pixels", "threshold", "mean_distance"):
         assert resumed["aoa"][key] == whole["aoa"][key]
 
@@ -244,8 +267,9 @@ def test_aoa_section_without_its_outputs_is_ignored_with_a_warning(
     assert "used only with output.di or output.aoa" in caplog.text
 
 
-def test_weights_that_are_not_numbers_are_config_errors(setup: dict[str, Any],
-                                                        tmp_path: Path) -> None:  # fmt: skip
+def test_weights_that_are_not_numbers_are_config_errors(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
     cfg = config(setup, tmp_path, weights={"elev": "heavy", "slope": 1, "ndvi": 1})
     with pytest.raises(ConfigError, match="aoa.weights.elev"):
         windowed_classify.load_config(cfg)

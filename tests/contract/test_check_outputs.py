@@ -17,10 +17,17 @@ def test_a_regression_lists_its_outputs_and_what_it_cannot_give(tmp_path: Path) 
     x, y = training_rows(stack)
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(x, y)
     x.to_csv(tmp_path / "train.csv", index=False)
-    cfg = make_config(stack.folder, save_model(model, tmp_path / "m.pkl"), tmp_path / "p.tif",
-                      output={"spread": str(tmp_path / "s.tif"), "di": str(tmp_path / "di.tif"),
-                              "quantiles": str(tmp_path / "q.tif"),
-                              "margin": str(tmp_path / "m.tif")})  # fmt: skip
+    cfg = make_config(
+        stack.folder,
+        save_model(model, tmp_path / "m.pkl"),
+        tmp_path / "p.tif",
+        output={
+            "spread": str(tmp_path / "s.tif"),
+            "di": str(tmp_path / "di.tif"),
+            "quantiles": str(tmp_path / "q.tif"),
+            "margin": str(tmp_path / "m.tif"),
+        },
+    )
     cfg["aoa"] = {"training": str(tmp_path / "train.csv"), "folds": {"random": 3}}
     result = check(cfg)
     assert result.task == "regression (auto: RandomForestRegressor is a regressor)"
@@ -43,8 +50,9 @@ def test_a_regression_lists_its_outputs_and_what_it_cannot_give(tmp_path: Path) 
 def test_a_classifier_lists_probabilities_and_its_classes(tmp_path: Path) -> None:
     case = build_case(tmp_path, kind="forest")
     out = case.output.parent
-    case.config["output"].update(probabilities=str(out / "p.tif"), entropy=str(out / "e.tif"),
-                                 spread=str(out / "s.tif"))  # fmt: skip
+    case.config["output"].update(
+        probabilities=str(out / "p.tif"), entropy=str(out / "e.tif"), spread=str(out / "s.tif")
+    )
     result = check(case.config)
     assert result.task == "classification (auto: RandomForestClassifier is not a regressor)"
     status = {line.key: line.status for line in result.outputs}

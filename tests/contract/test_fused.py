@@ -45,8 +45,15 @@ def test_fused_separate_and_cached_statistics_give_the_same_run(
         pytest.importorskip("distributed")
         if threshold == 2:
             pytest.skip("two dask runs are enough: a cluster costs seconds")
-    case = build_case(tmp_path, names=("elev", "slope", "ndvi", "twi"), height=83, width=71,
-                      layout=("tiled", 32), nodata_fraction=0.15, seed=threshold)  # fmt: skip
+    case = build_case(
+        tmp_path,
+        names=("elev", "slope", "ndvi", "twi"),
+        height=83,
+        width=71,
+        layout=("tiled", 32),
+        nodata_fraction=0.15,
+        seed=threshold,
+    )
     processing = {**ENGINES[engine], "cache_dir": str(tmp_path / "cache")}
     case.config["nodata"]["threshold"] = threshold
     case.config["output"]["overwrite"] = True
@@ -114,8 +121,11 @@ def test_a_median_outside_the_guides_band_is_counted_again_apart(tmp_path: Path)
     whole = len(layer_windows(grid, layers[0].block_shape))
     assert stats.second_read and sum(reads) >= whole  # every block of the layer, read apart
     assert not list(tmp_path.glob(".statistics.*"))  # the spill files are gone
-    assert (stats.valid_count, stats.min, stats.max) == (expected.valid_count, expected.min,
-                                                          expected.max)  # fmt: skip
+    assert (stats.valid_count, stats.min, stats.max) == (
+        expected.valid_count,
+        expected.min,
+        expected.max,
+    )
 
 
 def _one_layer(tmp_path: Path, data: np.ndarray, nodata: float | None = None):  # type: ignore[no-untyped-def]

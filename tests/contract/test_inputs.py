@@ -103,15 +103,17 @@ def multiband_stack(root: Path, seed: int = 0) -> tuple[Path, dict[str, tuple[np
     write_raster(folder / "elev.tif", elev, nodata=-9999.0)
     layers["elev"] = (elev, -9999.0)
     bands = [field(rng, 200 + 10 * i) for i in range(3)]
-    write_multiband(folder / "landsat.tif", bands, descriptions=["red", "nir", "swir"],
-                    nodata=-9999.0)  # fmt: skip
+    write_multiband(
+        folder / "landsat.tif", bands, descriptions=["red", "nir", "swir"], nodata=-9999.0
+    )
     layers |= {d: (b, -9999.0) for d, b in zip(["red", "nir", "swir"], bands, strict=True)}
     terrain = [field(rng, 50, hole=-1.0), field(rng, 60, hole=-1.0)]
     write_multiband(folder / "terrain.tif", terrain, nodata=-1.0)
     layers |= {f"terrain_{i}": (b, -1.0) for i, b in enumerate(terrain, 1)}
     same = [field(rng, 5), field(rng, 7)]
-    write_multiband(folder / "sub" / "dup.tif", same, descriptions=["x", "x"], nodata=-9999.0,
-                    interleave="band")  # fmt: skip
+    write_multiband(
+        folder / "sub" / "dup.tif", same, descriptions=["x", "x"], nodata=-9999.0, interleave="band"
+    )
     layers |= {f"dup_{i}": (b, -9999.0) for i, b in enumerate(same, 1)}
     # A VRT of two single-band files, each band with its own nodata value.
     parts = {"v1": field(rng, 30, hole=-7.0), "v2": field(rng, 40, hole=-8.0)}
@@ -147,8 +149,14 @@ def multiband(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pools = {n: v[v > -1].ravel() for n, (v, _) in layers.items()}
     model = train_model(MODEL_FEATURES, pools, LABELS, kind="forest", seed=3)
     model_path = save_model(model, root / "model.pkl")
-    return {"root": root, "folder": folder, "split": split, "model": model,
-            "model_path": model_path, "layers": layers}  # fmt: skip
+    return {
+        "root": root,
+        "folder": folder,
+        "split": split,
+        "model": model,
+        "model_path": model_path,
+        "layers": layers,
+    }
 
 
 @pytest.mark.parametrize("engine", [*ENGINES, "dask"])
@@ -162,20 +170,24 @@ def test_multiband_stack_equals_the_notebook_on_split_bands(
             pytest.skip("one dask run is enough: starting a cluster costs seconds")
     processing = ENGINES.get(engine, {"workers": 2, "engine": "dask"})
     out = tmp_path / "out" / "prediction.tif"
-    cfg = make_config(multiband["folder"], multiband["model_path"], out,
-                      rasters={"extensions": [".tif", ".vrt"]},
-                      nodata={"values": [], "threshold": threshold},
-                      processing={**processing, "stats_cache": False})  # fmt: skip
+    cfg = make_config(
+        multiband["folder"],
+        multiband["model_path"],
+        out,
+        rasters={"extensions": [".tif", ".vrt"]},
+        nodata={"values": [], "threshold": threshold},
+        processing={**processing, "stats_cache": False},
+    )
     report = windowed_classify.run(cfg)
-    ref = reference_run(multiband["split"], multiband["model"], nodata_values=[],
-                        threshold=threshold)  # fmt: skip
+    ref = reference_run(
+        multiband["split"], multiband["model"], nodata_values=[], threshold=threshold
+    )
     codes, _ = read_output(out)
     assert_codes_equal(codes, ref.codes)
     for name, stats in ref.layers.items():
         got = report["layers"][name]
         assert np.float32(got["median"]) == stats.median, name
-        assert (got["valid_count"], got["nodata_count"]) == (stats.valid_count,
-                                                            stats.nodata_count)  # fmt: skip
+        assert (got["valid_count"], got["nodata_count"]) == (stats.valid_count, stats.nodata_count)
     assert report["features"] == MODEL_FEATURES
     assert set(report["ignored_layers"]) == {"swir", "terrain_1", "dup_1"}
     assert report["layers"]["nir"]["path"].endswith("landsat.tif")
@@ -205,14 +217,23 @@ def test_rasters_files_can_name_one_band(multiband: dict[str, Any], tmp_path: Pa
         "stackv_1": {"path": str(folder / "stackv.vrt"), "band": 1},
         "stackv_2": {"path": str(folder / "stackv.vrt"), "band": 2},
     }
-    model = train_model(["nir", "elev", "terrain_2", "stackv_1", "dup", "red", "stackv_2"],
-                        {n: np.arange(50.0) for n in ["nir", "elev", "terrain_2", "stackv_1",
-                                                       "dup", "red", "stackv_2"]},
-                        LABELS, seed=2)  # fmt: skip
+    model = train_model(
+        ["nir", "elev", "terrain_2", "stackv_1", "dup", "red", "stackv_2"],
+        {
+            n: np.arange(50.0)
+            for n in ["nir", "elev", "terrain_2", "stackv_1", "dup", "red", "stackv_2"]
+        },
+        LABELS,
+        seed=2,
+    )
     out = tmp_path / "o.tif"
     model_path = str(save_model(model, tmp_path / "m.pkl"))
-    cfg = {"rasters": {"files": files}, "model": {"path": model_path},
-           "output": {"path": str(out)}, "nodata": {"values": []}}  # fmt: skip
+    cfg = {
+        "rasters": {"files": files},
+        "model": {"path": model_path},
+        "output": {"path": str(out)},
+        "nodata": {"values": []},
+    }
     report = windowed_classify.run(cfg)
     assert report["layers"]["dup"]["band"] == 2
     assert report["ignored_layers"] == ["terrain_1"]
@@ -222,15 +243,31 @@ def test_rasters_files_can_name_one_band(multiband: dict[str, Any], tmp_path: Pa
         windowed_classify.run(bad)
 
 
-def test_check_and_sample_show_one_entry_per_band(multiband: dict[str, Any],
-                                                  tmp_path: Path) -> None:  # fmt: skip
-    cfg = make_config(multiband["folder"], multiband["model_path"], tmp_path / "o.tif",
-                      rasters={"extensions": [".tif", ".vrt"]}, nodata={"values": []})  # fmt: skip
+def test_check_and_sample_show_one_entry_per_band(
+    multiband: dict[str, Any], tmp_path: Path
+) -> None:
+    cfg = make_config(
+        multiband["folder"],
+        multiband["model_path"],
+        tmp_path / "o.tif",
+        rasters={"extensions": [".tif", ".vrt"]},
+        nodata={"values": []},
+    )
     config = write_yaml(tmp_path / "c.yaml", cfg)
     proc = run_main("check", config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for name in ["red", "nir", "swir", "terrain_1", "terrain_2", "dup_1", "dup_2",
-                 "stackv_1", "stackv_2", "elev"]:  # fmt: skip
+    for name in [
+        "red",
+        "nir",
+        "swir",
+        "terrain_1",
+        "terrain_2",
+        "dup_1",
+        "dup_2",
+        "stackv_1",
+        "stackv_2",
+        "elev",
+    ]:
         assert f" {name} " in proc.stdout, name
     assert "landsat.tif  2 " in proc.stdout  # the band column
     points = tmp_path / "p.csv"
@@ -240,7 +277,7 @@ def test_check_and_sample_show_one_entry_per_band(multiband: dict[str, Any],
     proc = run_main("sample", config, points, "-o", out)
     assert proc.returncode == 0, proc.stderr
     header = out.read_text().splitlines()[0].split(",")
-    assert header[3:3 + len(MODEL_FEATURES)] == MODEL_FEATURES  # the model's order first
+    assert header[3 : 3 + len(MODEL_FEATURES)] == MODEL_FEATURES  # the model's order first
     assert set(header[3:]) == set(multiband["layers"])
     row = dict(zip(header, out.read_text().splitlines()[1].split(","), strict=True))
     for name, (data, nodata) in multiband["layers"].items():
@@ -255,10 +292,15 @@ def test_the_statistics_cache_is_per_band_and_touching_a_file_recomputes_its_ban
 
     folder = tmp_path / "stack"
     shutil.copytree(multiband["folder"], folder)
-    cfg = make_config(folder, multiband["model_path"], tmp_path / "o.tif",
-                      rasters={"extensions": [".tif", ".vrt"]}, nodata={"values": []},
-                      output={"overwrite": True},
-                      processing={"cache_dir": str(tmp_path / "cache")})  # fmt: skip
+    cfg = make_config(
+        folder,
+        multiband["model_path"],
+        tmp_path / "o.tif",
+        rasters={"extensions": [".tif", ".vrt"]},
+        nodata={"values": []},
+        output={"overwrite": True},
+        processing={"cache_dir": str(tmp_path / "cache")},
+    )
     assert windowed_classify.run(cfg)["stats_cache"] == "computed"
     assert windowed_classify.run(cfg)["stats_cache"] == "used"
     landsat = folder / "landsat.tif"
@@ -280,12 +322,21 @@ def test_unused_rasters_off_the_grid_unreadable_or_without_crs_do_not_stop_a_run
     folder = tmp_path / "stack"
     shutil.copytree(multiband["folder"], folder)
     # alphabetically first, on another grid and without a CRS: the old reference grid
-    write_raster(folder / "aaa_dem.tif", np.zeros((10, 12), np.float32), crs=None,
-                 transform=from_origin(0, 0, 1, 1))  # fmt: skip
+    write_raster(
+        folder / "aaa_dem.tif",
+        np.zeros((10, 12), np.float32),
+        crs=None,
+        transform=from_origin(0, 0, 1, 1),
+    )
     (folder / "broken.tif").write_bytes(b"II*\x00 not a tiff")
     out = tmp_path / "o.tif"
-    cfg = make_config(folder, multiband["model_path"], out,
-                      rasters={"extensions": [".tif", ".vrt"]}, nodata={"values": []})  # fmt: skip
+    cfg = make_config(
+        folder,
+        multiband["model_path"],
+        out,
+        rasters={"extensions": [".tif", ".vrt"]},
+        nodata={"values": []},
+    )
     report = windowed_classify.run(cfg)
     assert "aaa_dem" in report["ignored_layers"] and "broken" in report["ignored_layers"]
     assert "aaa_dem (not on the model's grid)" in caplog.text
@@ -300,8 +351,11 @@ def test_model_layers_off_the_grid_name_the_grid_most_model_layers_share(tmp_pat
     for name in ("a", "b", "c"):
         write_raster(folder / f"{name}.tif", field(rng, 1))
     for name in ("d", "e"):  # alphabetically last, coarser
-        write_raster(folder / f"{name}.tif", field(rng, 1)[::2, ::2].copy(),
-                     transform=from_origin(500000, 6000000, 160, 160))  # fmt: skip
+        write_raster(
+            folder / f"{name}.tif",
+            field(rng, 1)[::2, ::2].copy(),
+            transform=from_origin(500000, 6000000, 160, 160),
+        )
     model = train_model(["d", "a", "b", "c", "e"], {n: np.arange(9.0) for n in "abcde"}, LABELS)
     cfg = make_config(folder, save_model(model, tmp_path / "m.pkl"), tmp_path / "o.tif")
     with pytest.raises(InputError) as err:
@@ -321,19 +375,33 @@ def crsless_stack(root: Path, seed: int = 5, coarse: str | None = None) -> Path:
     folder = root / "nocrs"
     t = from_origin(178000, 334000, 40, 40)
     for name in ("dem", "dist", "soil"):
-        write_raster(folder / f"{name}.tif", field(rng, 10, hole=-99999.0), crs=None,
-                     transform=t, nodata=-99999.0)  # fmt: skip
+        write_raster(
+            folder / f"{name}.tif",
+            field(rng, 10, hole=-99999.0),
+            crs=None,
+            transform=t,
+            nodata=-99999.0,
+        )
     if coarse:
         data = field(rng, 10, hole=-99999.0)[::2, ::2].copy()
-        write_raster(folder / f"{coarse}.tif", data, crs=None, nodata=-99999.0,
-                     transform=from_origin(178000, 334000, 80, 80))  # fmt: skip
+        write_raster(
+            folder / f"{coarse}.tif",
+            data,
+            crs=None,
+            nodata=-99999.0,
+            transform=from_origin(178000, 334000, 80, 80),
+        )
     return folder
 
 
 def test_rasters_without_crs_share_a_grid_by_transform_and_shape(tmp_path: Path) -> None:
     folder = crsless_stack(tmp_path)
-    model = train_model(["soil", "dem", "dist"], {n: np.arange(-5.0, 30) for n in
-                        ("soil", "dem", "dist")}, LABELS, seed=1)  # fmt: skip
+    model = train_model(
+        ["soil", "dem", "dist"],
+        {n: np.arange(-5.0, 30) for n in ("soil", "dem", "dist")},
+        LABELS,
+        seed=1,
+    )
     model_path = save_model(model, tmp_path / "m.pkl")
     out = tmp_path / "o.tif"
     windowed_classify.run(make_config(folder, model_path, out))
@@ -352,8 +420,7 @@ def test_align_warps_crsless_layers_by_transform(tmp_path: Path, method: str) ->
     model = train_model(features, {n: np.arange(-5.0, 30) for n in features}, LABELS, seed=2)
     model_path = save_model(model, tmp_path / "m.pkl")
     out = tmp_path / "o.tif"
-    cfg = make_config(folder, model_path, out,
-                      rasters={"align": True, "resampling": method})  # fmt: skip
+    cfg = make_config(folder, model_path, out, rasters={"align": True, "resampling": method})
     windowed_classify.run(cfg)
     warped = oracle_folder(folder, tmp_path / "warped", folder / "dem.tif", {"twi": method})
     ref = reference_run(warped, model, nodata_values=[])
@@ -372,8 +439,12 @@ def test_a_mix_of_layers_with_and_without_a_crs_is_one_clear_error(
     with rasterio.open(folder / "dist.tif", "w", **profile) as ds:
         ds.write(data, 1)
     model = train_model(["dem", "dist"], {"dem": np.arange(9.0), "dist": np.arange(9.0)}, LABELS)
-    cfg = make_config(folder, save_model(model, tmp_path / "m.pkl"), tmp_path / "o" / "p.tif",
-                      rasters={"align": align})  # fmt: skip
+    cfg = make_config(
+        folder,
+        save_model(model, tmp_path / "m.pkl"),
+        tmp_path / "o" / "p.tif",
+        rasters={"align": align},
+    )
     proc = run_main(write_yaml(tmp_path / "c.yaml", cfg))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("error:"))
@@ -393,9 +464,15 @@ def test_a_model_without_feature_names_gets_an_array_and_the_order_is_said_to_be
     model = train_model(MODEL_FEATURES, pools, LABELS, kind="forest", seed=4, with_names=False)
     model_path = save_model(model, tmp_path / "m.pkl")
     out = tmp_path / "o.tif"
-    cfg = make_config(multiband["folder"], model_path, out,
-                      rasters={"extensions": [".tif", ".vrt"]}, nodata={"values": []},
-                      model={"features": MODEL_FEATURES}, processing={"workers": 1})  # fmt: skip
+    cfg = make_config(
+        multiband["folder"],
+        model_path,
+        out,
+        rasters={"extensions": [".tif", ".vrt"]},
+        nodata={"values": []},
+        model={"features": MODEL_FEATURES},
+        processing={"workers": 1},
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = windowed_classify.run(cfg)
@@ -403,11 +480,15 @@ def test_a_model_without_feature_names_gets_an_array_and_the_order_is_said_to_be
     assert report["features_trusted"] is True
     ref = reference_run(multiband["split"], model, nodata_values=[], features=MODEL_FEATURES)
     assert_codes_equal(read_output(out)[0], ref.codes)
-    proc = run_main("check", write_yaml(tmp_path / "c.yaml", {**cfg, "output": {
-        "path": str(tmp_path / "o2.tif")}}))  # fmt: skip
+    proc = run_main(
+        "check",
+        write_yaml(tmp_path / "c.yaml", {**cfg, "output": {"path": str(tmp_path / "o2.tif")}}),
+    )
     assert "column order is taken on trust from model.features" in proc.stdout
-    named = {**cfg, "model": {"path": str(multiband["model_path"]),
-                              "features": list(reversed(MODEL_FEATURES))}}  # fmt: skip
+    named = {
+        **cfg,
+        "model": {"path": str(multiband["model_path"]), "features": list(reversed(MODEL_FEATURES))},
+    }
     named["output"] = {"path": str(tmp_path / "o3.tif")}
     with pytest.raises(windowed_classify.UserError, match="disagree on the features"):
         windowed_classify.run(named)
@@ -424,12 +505,21 @@ def test_integer_labels_are_written_as_themselves_with_codes_label(
     folder = tmp_path / "c"
     for name in ("a", "b"):
         write_raster(folder / f"{name}.tif", field(rng, 0, hole=-9999.0), nodata=-9999.0)
-    model = train_model(["a", "b"], {"a": np.arange(-20.0, 20), "b": np.arange(-20.0, 20)},
-                        labels, kind="forest", seed=5)  # fmt: skip
+    model = train_model(
+        ["a", "b"],
+        {"a": np.arange(-20.0, 20), "b": np.arange(-20.0, 20)},
+        labels,
+        kind="forest",
+        seed=5,
+    )
     out = tmp_path / "o.tif"
     proba = str(tmp_path / "p.tif")
-    cfg = make_config(folder, save_model(model, tmp_path / "m.pkl"), out,
-                      output={"codes": "label", "probabilities": proba})  # fmt: skip
+    cfg = make_config(
+        folder,
+        save_model(model, tmp_path / "m.pkl"),
+        out,
+        output={"codes": "label", "probabilities": proba},
+    )
     report = windowed_classify.run(cfg)
     ref = reference_run(folder, model, nodata_values=[])
     index = read_output(out)[0]
@@ -461,18 +551,28 @@ def test_codes_label_refuses_labels_that_do_not_fit_before_any_work(
     folder = tmp_path / "c"
     write_raster(folder / "a.tif", np.arange(20, dtype=np.float32).reshape(4, 5))
     model = train_model(["a"], {"a": np.arange(20.0)}, labels)
-    cfg = make_config(folder, save_model(model, tmp_path / "m.pkl"), tmp_path / "out" / "o.tif",
-                      output={"codes": "label", **output})  # fmt: skip
+    cfg = make_config(
+        folder,
+        save_model(model, tmp_path / "m.pkl"),
+        tmp_path / "out" / "o.tif",
+        output={"codes": "label", **output},
+    )
     proc = run_main(write_yaml(tmp_path / "c.yaml", cfg))
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_report_json_keeps_band_and_trust_fields_parseable(multiband: dict[str, Any],
-                                                           tmp_path: Path) -> None:  # fmt: skip
+def test_report_json_keeps_band_and_trust_fields_parseable(
+    multiband: dict[str, Any], tmp_path: Path
+) -> None:
     out = tmp_path / "o.tif"
-    cfg = make_config(multiband["folder"], multiband["model_path"], out,
-                      rasters={"extensions": [".tif", ".vrt"]}, nodata={"values": []})  # fmt: skip
+    cfg = make_config(
+        multiband["folder"],
+        multiband["model_path"],
+        out,
+        rasters={"extensions": [".tif", ".vrt"]},
+        nodata={"values": []},
+    )
     windowed_classify.run(cfg)
     report = json.loads((tmp_path / "o.report.json").read_text())
     assert report == load_report(out)

@@ -26,10 +26,27 @@ import windowed_classify
 
 gpd = pytest.importorskip("geopandas")
 
-LANDSAT = ["landsat_multiband_1", "landsat_multiband_2", "landsat_multiband_3",
-           "landsat_multiband_4", "landsat_multiband_5", "lsat7_2000_70"]  # fmt: skip
-MEUSE = ["chnl_dist", "dem", "dist", "ffreq", "landimg2", "landimg3", "landimg4", "mrvbf",
-         "rsp", "slope", "twi"]  # fmt: skip
+LANDSAT = [
+    "landsat_multiband_1",
+    "landsat_multiband_2",
+    "landsat_multiband_3",
+    "landsat_multiband_4",
+    "landsat_multiband_5",
+    "lsat7_2000_70",
+]
+MEUSE = [
+    "chnl_dist",
+    "dem",
+    "dist",
+    "ffreq",
+    "landimg2",
+    "landimg3",
+    "landimg4",
+    "mrvbf",
+    "rsp",
+    "slope",
+    "twi",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +78,13 @@ def split_folder(folder: Path, target: Path, names: list[str]) -> Path:
         if band.name in names:
             with rasterio.open(band.path) as ds:
                 data = ds.read(band.index)
-                write_raster(target / f"{band.name}.tif", data, nodata=band.file_nodata,
-                             crs=ds.crs, transform=ds.transform)  # fmt: skip
+                write_raster(
+                    target / f"{band.name}.tif",
+                    data,
+                    nodata=band.file_nodata,
+                    crs=ds.crs,
+                    transform=ds.transform,
+                )
     return target
 
 
@@ -106,9 +128,11 @@ def test_landsat_from_points_in_another_crs_to_a_map_with_numeric_classes(
     folder = shutil.copytree(data["landsat"], tmp_path / "landsat")
     shutil.copy(data["src"] / "dem.tif", folder / "aaa_dem.tif")
     out = tmp_path / "map" / "classes.tif"
-    cfg = {"rasters": {"folder": str(folder)},
-           "model": {"path": str(save_model(model, tmp_path / "m.pkl"))},
-           "output": {"path": str(out), "codes": "label"}}  # fmt: skip
+    cfg = {
+        "rasters": {"folder": str(folder)},
+        "model": {"path": str(save_model(model, tmp_path / "m.pkl"))},
+        "output": {"path": str(out), "codes": "label"},
+    }
     report = windowed_classify.run(cfg)
     assert "aaa_dem" in report["ignored_layers"]
     assert "aaa_dem (not on the model's grid)" in caplog.text
@@ -120,8 +144,9 @@ def test_landsat_from_points_in_another_crs_to_a_map_with_numeric_classes(
     assert report["legend"] == {str(v): str(v) for v in model.classes_}
 
 
-def test_landsat_points_as_lon_lat_csv_need_their_crs(data: dict[str, Path],
-                                                      tmp_path: Path) -> None:  # fmt: skip
+def test_landsat_points_as_lon_lat_csv_need_their_crs(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
     config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(data["landsat"])}})
     points = gpd.read_file(data["src"] / "landsat96_points.shp").to_crs("EPSG:4326")
     csv = tmp_path / "lonlat.csv"
@@ -138,16 +163,18 @@ def test_landsat_points_as_lon_lat_csv_need_their_crs(data: dict[str, Path],
     assert same > 0.995  # a point on a pixel edge may fall either side after two reprojections
 
 
-def test_meuse_without_crs_from_survey_points_to_a_soil_map(data: dict[str, Path],
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_meuse_without_crs_from_survey_points_to_a_soil_map(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
     config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(data["meuse"])}})
     points = data["src"] / "meuse.shp"
     proc = run_main("sample", config, points, "-o", tmp_path / "clash.csv")
     assert proc.returncode == 2 and "--prefix" in proc.stderr
     assert "'dist'" in proc.stderr and "'soil'" in proc.stderr
     # meuse.shp has a CRS (its .prj: the Dutch RD New), the rasters none: said, even quietly
-    proc = run_main("sample", config, points, "-o", tmp_path / "train.csv", "--prefix", "cov_",
-                    "--quiet")  # fmt: skip
+    proc = run_main(
+        "sample", config, points, "-o", tmp_path / "train.csv", "--prefix", "cov_", "--quiet"
+    )
     assert proc.returncode == 0
     assert "has a CRS" in proc.stderr and "but the rasters have none" in proc.stderr
     table = pd.read_csv(tmp_path / "train.csv", keep_default_na=False, dtype=str)
@@ -162,9 +189,11 @@ def test_meuse_without_crs_from_survey_points_to_a_soil_map(data: dict[str, Path
 
     model = train(table, MEUSE, "soil", [f"cov_{n}" for n in MEUSE])
     out = tmp_path / "soil.tif"
-    cfg = {"rasters": {"folder": str(data["meuse"])},
-           "model": {"path": str(save_model(model, tmp_path / "m.pkl"))},
-           "output": {"path": str(out), "codes": "label"}}  # fmt: skip
+    cfg = {
+        "rasters": {"folder": str(data["meuse"])},
+        "model": {"path": str(save_model(model, tmp_path / "m.pkl"))},
+        "output": {"path": str(out), "codes": "label"},
+    }
     windowed_classify.run(cfg)
     ref = reference_run(data["meuse"], model, nodata_values=[-3.3999999521443642e38])
     labels = np.asarray(ref.classes)

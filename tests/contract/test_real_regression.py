@@ -26,8 +26,9 @@ gpd = pytest.importorskip("geopandas")
 
 def test_meuse_zinc_map_spread_and_aoa(data: dict[str, Path], tmp_path: Path) -> None:
     config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(data["meuse"])}})
-    table = sample_table(config, data["src"] / "meuse.shp", tmp_path / "points.csv",
-                         "--prefix", "cov_")  # fmt: skip
+    table = sample_table(
+        config, data["src"] / "meuse.shp", tmp_path / "points.csv", "--prefix", "cov_"
+    )
     assert len(table) == 155
     # the AOA reads the model's features by name: the layer columns without the prefix (the
     # points' own dist and ffreq attributes make way); folds: the flood frequency class
@@ -41,12 +42,19 @@ def test_meuse_zinc_map_spread_and_aoa(data: dict[str, Path], tmp_path: Path) ->
     model = RandomForestRegressor(n_estimators=25, max_depth=8, random_state=0).fit(x, y)
 
     out = tmp_path / "map"
-    cfg = {"rasters": {"folder": str(data["meuse"])}, "nodata": {"values": NODATA},
-           "model": {"path": str(save_model(model, tmp_path / "zinc.pkl"))},
-           "output": {"path": str(out / "log_zinc.tif"), "spread": str(out / "spread.tif"),
-                      "di": str(out / "di.tif"), "aoa": str(out / "aoa.tif")},
-           "aoa": {"training": str(tmp_path / "training.csv"), "folds": "fold"},
-           "processing": {"workers": 2, "engine": "threads"}}  # fmt: skip
+    cfg = {
+        "rasters": {"folder": str(data["meuse"])},
+        "nodata": {"values": NODATA},
+        "model": {"path": str(save_model(model, tmp_path / "zinc.pkl"))},
+        "output": {
+            "path": str(out / "log_zinc.tif"),
+            "spread": str(out / "spread.tif"),
+            "di": str(out / "di.tif"),
+            "aoa": str(out / "aoa.tif"),
+        },
+        "aoa": {"training": str(tmp_path / "training.csv"), "folds": "fold"},
+        "processing": {"workers": 2, "engine": "threads"},
+    }
     report = windowed_classify.run(cfg)
 
     nb = notebook(data["meuse"], model, nodata_values=NODATA)
@@ -59,8 +67,7 @@ def test_meuse_zinc_map_spread_and_aoa(data: dict[str, Path], tmp_path: Path) ->
         np.testing.assert_array_equal(ds.read(1), spread(nb, model))
 
     train = usable[MEUSE].astype(np.float64).to_numpy()
-    di, aoa, ref = applicability(nb, train, model.feature_importances_,
-                                 usable["fold"].to_numpy())  # fmt: skip
+    di, aoa, ref = applicability(nb, train, model.feature_importances_, usable["fold"].to_numpy())
     with rasterio.open(out / "di.tif") as ds:
         np.testing.assert_allclose(ds.read(1), di, rtol=2e-7, atol=0)
     with rasterio.open(out / "aoa.tif") as ds:
@@ -71,4 +78,3 @@ def test_meuse_zinc_map_spread_and_aoa(data: dict[str, Path], tmp_path: Path) ->
     assert 0.5 < report["aoa"]["inside_share"] < 1.0
     expected = pd.Series(np.exp(got[got != -9999]))
     assert 50 < expected.median() < 2000  # mg/kg: zinc in the Meuse floodplain
-

@@ -38,8 +38,9 @@ ENGINES = {
 def training_rows(stack: Any, n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows drawn from the layers' valid values and a smooth target with noise."""
     rng = np.random.default_rng(seed)
-    x = pd.DataFrame({s.name: rng.choice(valid_pool(s, [], True), n).astype(np.float64)
-                      for s in stack.layers})  # fmt: skip
+    x = pd.DataFrame(
+        {s.name: rng.choice(valid_pool(s, [], True), n).astype(np.float64) for s in stack.layers}
+    )
     y = 0.05 * x["elev"] + np.sin(x["slope"] / 25.0) * 3 - 0.01 * x["ndvi"] + rng.normal(0, 1, n)
     return x, y.to_numpy()
 
@@ -52,8 +53,9 @@ class OnnxRegressor:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(str(path), options,
-                                                    providers=["CPUExecutionProvider"])  # fmt: skip
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         name = self.session.get_inputs()[0].name
@@ -135,8 +137,13 @@ def test_float64_and_nan_nodata(stack: Any, tmp_path: Path) -> None:
     x, y = training_rows(stack)
     model_path, model = make_model("forest", x, y, tmp_path)
     out = tmp_path / "soc.tif"
-    cfg = make_config(stack.folder, model_path, out, output={"dtype": "float64", "nodata": "nan"},
-                      processing={"memory_mb": 1, "workers": 1})  # fmt: skip
+    cfg = make_config(
+        stack.folder,
+        model_path,
+        out,
+        output={"dtype": "float64", "nodata": "nan"},
+        processing={"memory_mb": 1, "workers": 1},
+    )
     report = run(cfg)
     got, profile = read(out)
     assert profile["dtype"] == "float64" and np.isnan(profile["nodata"])
@@ -150,9 +157,13 @@ def test_styles_preview_and_gdal_statistics(stack: Any, tmp_path: Path) -> None:
     x, y = training_rows(stack)
     model_path, _ = make_model("forest", x, y, tmp_path)
     out = tmp_path / "soc.tif"
-    cfg = make_config(stack.folder, model_path, out,
-                      output={"cog": True, "preview": str(tmp_path / "soc.png")},
-                      processing={"memory_mb": 1, "workers": 1})  # fmt: skip
+    cfg = make_config(
+        stack.folder,
+        model_path,
+        out,
+        output={"cog": True, "preview": str(tmp_path / "soc.png")},
+        processing={"memory_mb": 1, "workers": 1},
+    )
     report = run(cfg)
     stats = report["statistics"]["prediction"]
     qml = (tmp_path / "soc.qml").read_text()
@@ -224,8 +235,13 @@ def test_a_text_predicting_model_told_regression(tmp_path: Path, stack: Any) -> 
     x, y = training_rows(stack)
     labels = np.where(y > np.median(y), "high", "low")
     model = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, labels)
-    cfg = make_config(stack.folder, save_model(model, tmp_path / "m.pkl"), tmp_path / "c.tif",
-                      model={"task": "regression"}, processing={"workers": 1})  # fmt: skip
+    cfg = make_config(
+        stack.folder,
+        save_model(model, tmp_path / "m.pkl"),
+        tmp_path / "c.tif",
+        model={"task": "regression"},
+        processing={"workers": 1},
+    )
     with pytest.raises(ModelError, match="not a number.*model.task: classification"):
         run(cfg)
     assert not (tmp_path / "c.tif").exists()
@@ -251,13 +267,19 @@ def test_every_pixel_masked(tmp_path: Path) -> None:
     from helpers import write_raster
 
     eye = np.eye(40) > 0  # a and b are never valid together
-    write_raster(tmp_path / "cov" / "a.tif", np.where(eye, 1, -9999).astype(np.float32),
-                 nodata=-9999)  # fmt: skip
-    write_raster(tmp_path / "cov" / "b.tif", np.where(~eye, 1, -9999).astype(np.float32),
-                 nodata=-9999)  # fmt: skip
+    write_raster(
+        tmp_path / "cov" / "a.tif", np.where(eye, 1, -9999).astype(np.float32), nodata=-9999
+    )
+    write_raster(
+        tmp_path / "cov" / "b.tif", np.where(~eye, 1, -9999).astype(np.float32), nodata=-9999
+    )
     model = LinearRegression().fit(pd.DataFrame({"a": [1.0, 2, 3], "b": [0.0, 1, 1]}), [1, 2, 3])
-    cfg = make_config(tmp_path / "cov", save_model(model, tmp_path / "m.pkl"),
-                      tmp_path / "o.tif", output={"preview": str(tmp_path / "o.png")})  # fmt: skip
+    cfg = make_config(
+        tmp_path / "cov",
+        save_model(model, tmp_path / "m.pkl"),
+        tmp_path / "o.tif",
+        output={"preview": str(tmp_path / "o.png")},
+    )
     report = run(cfg)
     assert report["statistics"] == {"prediction": {"count": 0}}
     assert report["masked_pixels"] == 1600 and (tmp_path / "o.png").exists()

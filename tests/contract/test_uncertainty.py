@@ -40,8 +40,7 @@ LEVELS = [0.05, 0.5, 0.95]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    stack = simple_stack(tmp_path_factory.mktemp("unc") / "cov", height=200, width=180,
-                         names=NAMES)  # fmt: skip
+    stack = simple_stack(tmp_path_factory.mktemp("unc") / "cov", height=200, width=180, names=NAMES)
     stack.write()
     return stack
 
@@ -61,17 +60,20 @@ MODELS = {
     "random_forest": lambda: RandomForestRegressor(n_estimators=7, max_depth=6, random_state=0),
     "extra_trees": lambda: ExtraTreesRegressor(n_estimators=5, max_depth=5, random_state=0),
     "bagging_subsets": lambda: BaggingRegressor(n_estimators=6, max_features=2, random_state=0),
-    "pipeline": lambda: make_pipeline(StandardScaler(),
-                                      RandomForestRegressor(n_estimators=4, random_state=1)),
-    "quantile_forest": lambda: RandomForestQuantileRegressor(n_estimators=6, max_depth=6,
-                                                             random_state=0),
-}  # fmt: skip
+    "pipeline": lambda: make_pipeline(
+        StandardScaler(), RandomForestRegressor(n_estimators=4, random_state=1)
+    ),
+    "quantile_forest": lambda: RandomForestQuantileRegressor(
+        n_estimators=6, max_depth=6, random_state=0
+    ),
+}
 
 
 @pytest.mark.parametrize("engine", ["serial", "processes"])
 @pytest.mark.parametrize("kind", list(MODELS))
-def test_spread_is_the_std_of_the_members(stack: Any, tmp_path: Path, kind: str,
-                                          engine: str) -> None:  # fmt: skip
+def test_spread_is_the_std_of_the_members(
+    stack: Any, tmp_path: Path, kind: str, engine: str
+) -> None:
     x, y = training_rows(stack)
     model = MODELS[kind]().fit(x, y)
     processing = {"memory_mb": 1, "workers": 1 if engine == "serial" else 2, "engine": engine}
@@ -80,8 +82,13 @@ def test_spread_is_the_std_of_the_members(stack: Any, tmp_path: Path, kind: str,
     out = {"spread": str(tmp_path / "spread.tif")}
     if kind == "quantile_forest":
         out["quantiles"] = {"path": str(tmp_path / "q.tif"), "levels": LEVELS}
-    cfg = make_config(stack.folder, save_model(model, tmp_path / "m.pkl"), tmp_path / "p.tif",
-                      output=out, processing=processing)  # fmt: skip
+    cfg = make_config(
+        stack.folder,
+        save_model(model, tmp_path / "m.pkl"),
+        tmp_path / "p.tif",
+        output=out,
+        processing=processing,
+    )
     report = run(cfg)
     nb = notebook(stack.folder, model, features=NAMES)
     got = bands(tmp_path / "spread.tif")[0]
@@ -107,9 +114,13 @@ def test_one_quantile_level_and_the_default_levels(stack: Any, tmp_path: Path) -
     nb = notebook(stack.folder, model, features=NAMES)
     for levels, given in (([0.5], {"levels": [0.5]}), (LEVELS, {})):
         out = tmp_path / f"q{len(levels)}.tif"
-        cfg = make_config(stack.folder, path, tmp_path / f"p{len(levels)}.tif",
-                          output={"quantiles": {"path": str(out), **given}},
-                          processing={"workers": 1})  # fmt: skip
+        cfg = make_config(
+            stack.folder,
+            path,
+            tmp_path / f"p{len(levels)}.tif",
+            output={"quantiles": {"path": str(out), **given}},
+            processing={"workers": 1},
+        )
         run(cfg)
         np.testing.assert_array_equal(bands(out), quantiles(nb, model, levels))
 
@@ -119,7 +130,7 @@ def test_one_quantile_level_and_the_default_levels(stack: Any, tmp_path: Path) -
     [
         ("spread", "linear", "not a tree ensemble: supported are scikit-learn's forest"),
         ("quantiles", "random_forest", "not a quantile forest: supported are quantile-forest"),
-        ("quantiles", "linear", r'windowed_classify\[quantile\]'),
+        ("quantiles", "linear", r"windowed_classify\[quantile\]"),
     ],
 )
 def test_unsupported_uncertainty_is_an_error_before_any_work(
@@ -147,21 +158,31 @@ def test_a_classifier_has_no_spread(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 @pytest.mark.parametrize("engine", ["serial", "threads", "processes"])
 def test_entropy_and_margin_are_their_formulas(tmp_path: Path, dtype: str, engine: str) -> None:
-    case = build_case(tmp_path, kind="forest", labels=("forest", "water", "urban", "bare"),
-                      height=90, width=100)  # fmt: skip
+    case = build_case(
+        tmp_path, kind="forest", labels=("forest", "water", "urban", "bare"), height=90, width=100
+    )
     out = case.output.parent
-    case.config["output"].update(entropy=str(out / "entropy.tif"), margin=str(out / "margin.tif"),
-                                 confidence=str(out / "conf.tif"),
-                                 probabilities_dtype=dtype)  # fmt: skip
-    case.config["processing"] = {"memory_mb": 1, "workers": 1 if engine == "serial" else 2,
-                                 **({"engine": engine} if engine != "serial" else {})}  # fmt: skip
+    case.config["output"].update(
+        entropy=str(out / "entropy.tif"),
+        margin=str(out / "margin.tif"),
+        confidence=str(out / "conf.tif"),
+        probabilities_dtype=dtype,
+    )
+    case.config["processing"] = {
+        "memory_mb": 1,
+        "workers": 1 if engine == "serial" else 2,
+        **({"engine": engine} if engine != "serial" else {}),
+    }
     run(case.config)
     nb = notebook(case.folder, case.model, nodata_values=case.config["nodata"]["values"])
     legend = list(case.model.classes_)
     p = legend_probabilities(case.model, nb.rows, legend)
     assert (entropy_formula(p) > 0.3).any() and (margin_formula(p) < 0.5).any()  # not trivial
-    for name, values in (("entropy", entropy_formula(p)), ("margin", margin_formula(p)),
-                         ("conf", p.max(axis=1))):  # fmt: skip
+    for name, values in (
+        ("entropy", entropy_formula(p)),
+        ("margin", margin_formula(p)),
+        ("conf", p.max(axis=1)),
+    ):
         np.testing.assert_array_equal(bands(out / f"{name}.tif")[0], encoded(nb, values, dtype))
     with rasterio.open(out / "entropy.tif") as ds:
         assert ds.descriptions == ("entropy",) and ds.dtypes[0] == dtype
@@ -193,10 +214,17 @@ def test_resume_and_cog_keep_the_new_outputs(
     path = save_model(model, tmp_path / "m.pkl")
 
     def config(folder: Path) -> dict[str, Any]:
-        return make_config(stack.folder, path, folder / "p.tif", output={
-            "spread": str(folder / "s.tif"), "cog": True,
-            "quantiles": {"path": str(folder / "q.tif"), "levels": LEVELS}},
-            processing={"memory_mb": 1, "checkpoint_seconds": 0})  # fmt: skip
+        return make_config(
+            stack.folder,
+            path,
+            folder / "p.tif",
+            output={
+                "spread": str(folder / "s.tif"),
+                "cog": True,
+                "quantiles": {"path": str(folder / "q.tif"), "levels": LEVELS},
+            },
+            processing={"memory_mb": 1, "checkpoint_seconds": 0},
+        )
 
     whole = run(config(tmp_path / "whole"), workers=1)
     assert whole["windows"] > 4
@@ -211,7 +239,9 @@ def test_resume_and_cog_keep_the_new_outputs(
         with rasterio.open(b) as ds:
             assert ds.overviews(1), f"{name}.tif has no overviews"
     for name in ("prediction", "spread"):  # recounted from the rasters on resume
-        assert_statistics(resumed["statistics"][name], bands(tmp_path / "whole" / (
-            "p.tif" if name == "prediction" else "s.tif"))[0])  # fmt: skip
+        assert_statistics(
+            resumed["statistics"][name],
+            bands(tmp_path / "whole" / ("p.tif" if name == "prediction" else "s.tif"))[0],
+        )
     for level, band in zip(LEVELS, bands(tmp_path / "whole" / "q.tif"), strict=True):
         assert_statistics(resumed["statistics"]["quantiles"][f"{level:g}"], band)

@@ -14,8 +14,12 @@ from windowed_classify.errors import ConfigError
 
 
 def cfg(tmp_path: Path, output: dict[str, Any] | None = None, **sections: Any) -> Any:
-    raw = {"rasters": {"folder": "cov"}, "model": {"path": "m.pkl"},
-           "output": {"path": "p.tif", **(output or {})}, **sections}  # fmt: skip
+    raw = {
+        "rasters": {"folder": "cov"},
+        "model": {"path": "m.pkl"},
+        "output": {"path": "p.tif", **(output or {})},
+        **sections,
+    }
     return load_config(raw, base_dir=tmp_path)
 
 
@@ -66,13 +70,17 @@ def test_quantiles_forms(tmp_path: Path) -> None:
     "aoa,expected",
     [
         ({"training": "t.csv"}, (None, "none", 0)),
-        ({"training": "t.csv", "weights": "EQUAL", "folds": "random: 5", "seed": 3},
-         ("equal", {"random": 5}, 3)),
-        ({"training": "t.csv", "weights": {"a": 1, "b": 0.5}, "folds": "block"},
-         ({"a": 1.0, "b": 0.5}, "block", 0)),
+        (
+            {"training": "t.csv", "weights": "EQUAL", "folds": "random: 5", "seed": 3},
+            ("equal", {"random": 5}, 3),
+        ),
+        (
+            {"training": "t.csv", "weights": {"a": 1, "b": 0.5}, "folds": "block"},
+            ({"a": 1.0, "b": 0.5}, "block", 0),
+        ),
         ({"training": "t.csv", "folds": {"random": 2}}, (None, {"random": 2}, 0)),
     ],
-)  # fmt: skip
+)
 def test_aoa_section(tmp_path: Path, aoa: dict[str, Any], expected: tuple) -> None:
     section = cfg(tmp_path, {"aoa": "a.tif"}, aoa=aoa).aoa
     assert section.training == tmp_path / "t.csv"

@@ -20,8 +20,9 @@ def streamed(values: np.ndarray, nodata: float, pieces: int, dtype: str = "float
     return stats.finish(lambda: iter(np.array_split(values, pieces + 1)))
 
 
-def check(values: np.ndarray, nodata: float = -9999.0, pieces: int = 3,
-          dtype: str = "float32") -> None:  # fmt: skip
+def check(
+    values: np.ndarray, nodata: float = -9999.0, pieces: int = 3, dtype: str = "float32"
+) -> None:
     got = streamed(values, nodata, pieces, dtype)
     want = float_statistics(values, nodata)
     for key in ("count", "min", "max", "percentile_2", "percentile_98", "histogram"):
@@ -56,8 +57,10 @@ def test_nan_nodata_keeps_every_finite_value() -> None:
     assert got["count"] == 3 and got["min"] == -9999
 
 
-@given(st.lists(st.floats(-(2.0**100), 2.0**100, width=32), min_size=1, max_size=300),
-       st.integers(1, 5))  # fmt: skip
+@given(
+    st.lists(st.floats(-(2.0**100), 2.0**100, width=32), min_size=1, max_size=300),
+    st.integers(1, 5),
+)
 def test_any_float32_values(values: list[float], pieces: int) -> None:
     check(np.array(values, dtype=np.float32), pieces=pieces)
 

@@ -329,8 +329,13 @@ def test_the_fused_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
     specials = np.array(
         [-np.inf, np.inf, -0.0, 0.0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0, -1.0], np.float32
     )
-    values = np.concatenate([specials, rng.standard_normal(5000).astype(np.float32) * 1e3,
-                             rng.standard_normal(500).astype(np.float32) * 1e-40])  # fmt: skip
+    values = np.concatenate(
+        [
+            specials,
+            rng.standard_normal(5000).astype(np.float32) * 1e3,
+            rng.standard_normal(500).astype(np.float32) * 1e-40,
+        ]
+    )
     keys = to_keys(values)
     # a guide's bins hold valid values: from -inf's (0x007F) to +inf's (0xFF80)
     edges = [0x007F, 0x0080, 0x7FFF, 0x8000, 0x8001, 0xBF80, 0xFF7F, 0xFF80]

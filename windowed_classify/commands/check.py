@@ -204,8 +204,17 @@ def _grid_and_layers(
         if bad.name not in position:
             result.warnings.append(bad.reason)
         result.layers.append(
-            LayerInfo(bad.name, bad.source.path, 0, "-", (0, 0), None, (),
-                      position.get(bad.name), status=why)  # fmt: skip
+            LayerInfo(
+                bad.name,
+                bad.source.path,
+                0,
+                "-",
+                (0, 0),
+                None,
+                (),
+                position.get(bad.name),
+                status=why,
+            )
         )
     return (ref.grid if ref is not None else None), layers
 

@@ -94,8 +94,11 @@ def training_note(cfg: Config, features: tuple[str, ...]) -> str:
         shown = str(cfg.aoa.training.relative_to(cfg.source.parent)) if cfg.source else None
     except ValueError:
         shown = None
-    folds = {"none": "no folds", "column": f"folds from column {arg!r}",
-             "random": f"{arg} random folds"}[kind]  # fmt: skip
+    folds = {
+        "none": "no folds",
+        "column": f"folds from column {arg!r}",
+        "random": f"{arg} random folds",
+    }[kind]
     return (
         f"{shown or cfg.aoa.training}: {len(table.rows)} usable training row(s)"
         + (f", {table.dropped} dropped" if table.dropped else "")
@@ -107,8 +110,7 @@ def problems_of(lines: list[OutputLine]) -> list[str]:
     """One problem per unsupported output, in the run's words."""
     prefix = "NOT SUPPORTED: "
     return [
-        f"config key 'output.{ln.key}': {ln.status[len(prefix):]}"
+        f"config key 'output.{ln.key}': {ln.status[len(prefix) :]}"
         for ln in lines
         if ln.status.startswith(prefix)
     ]
-

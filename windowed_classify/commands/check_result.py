@@ -169,9 +169,17 @@ def render(r: CheckResult) -> str:
         out.append(f"\ntask: {r.task}")
     if r.outputs:
         out.append(f"\noutputs: {len(r.outputs)}")
-        rows = [[ln.key, ln.kind, ln.bands, ln.dtype, ln.nodata,
-                 "ok" if ln.status == "ok" else "NOT SUPPORTED (see below)"]
-                for ln in r.outputs]  # fmt: skip
+        rows = [
+            [
+                ln.key,
+                ln.kind,
+                ln.bands,
+                ln.dtype,
+                ln.nodata,
+                "ok" if ln.status == "ok" else "NOT SUPPORTED (see below)",
+            ]
+            for ln in r.outputs
+        ]
         out.append(_table(["output", "what", "bands", "dtype", "nodata", "status"], rows))
     if r.aoa is not None:
         out.append(f"  AOA training table {r.aoa}")

@@ -122,13 +122,20 @@ def sample_layers(cfg: Config) -> tuple[Grid, list[Layer]]:
     bands = model_bands(found, schema, cfg)
     grid, layers = open_layers(bands, cfg.nodata, cfg.rasters)
     others = [b for b in found.bands if b.name not in set(schema.features)]
-    fits = [b for b in others if same_grid(grid, b.grid) or (cfg.rasters.align and
-            (b.grid.crs is None) == (grid.crs is None))]  # fmt: skip
+    fits = [
+        b
+        for b in others
+        if same_grid(grid, b.grid)
+        or (cfg.rasters.align and (b.grid.crs is None) == (grid.crs is None))
+    ]
     if fits:  # read on the model's grid (warped onto it under rasters.align)
         _, layers = open_layers(bands, cfg.nodata, cfg.rasters, extra=fits)
     skipped = [b.label for b in others if b not in fits]
-    skipped += [f"{u.source.path} (cannot be opened)" for u in found.unreadable
-                if u.name not in set(schema.features)]  # fmt: skip
+    skipped += [
+        f"{u.source.path} (cannot be opened)"
+        for u in found.unreadable
+        if u.name not in set(schema.features)
+    ]
     if skipped:
         log.warning(
             "not sampled: %d layer(s) the model does not use, off its grid or unreadable: %s",

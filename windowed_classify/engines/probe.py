@@ -46,8 +46,11 @@ def known_native(model: Any) -> str | None:
     return None
 
 
-def probe_rows(read: Callable[[Window], tuple[np.ndarray, np.ndarray]],
-               windows: Sequence[Window], rows: int = PROBE_ROWS) -> np.ndarray:  # fmt: skip
+def probe_rows(
+    read: Callable[[Window], tuple[np.ndarray, np.ndarray]],
+    windows: Sequence[Window],
+    rows: int = PROBE_ROWS,
+) -> np.ndarray:
     """Up to ``rows`` fully valid pixels (pixels x layers), from the first windows."""
     found: list[np.ndarray] = []
     have = 0
@@ -64,8 +67,9 @@ def probe_rows(read: Callable[[Window], tuple[np.ndarray, np.ndarray]],
     return np.ascontiguousarray(np.concatenate(found))
 
 
-def choose_engine(predict: Callable[[Any], object], frame: Callable[[np.ndarray], Any],
-                  rows: np.ndarray) -> tuple[str, str]:  # fmt: skip
+def choose_engine(
+    predict: Callable[[Any], object], frame: Callable[[np.ndarray], Any], rows: np.ndarray
+) -> tuple[str, str]:
     """("threads" or "processes", why): whether ``predict`` runs faster on two threads.
 
     ``frame(x)`` makes the model's input from rows, as pass 2 does."""

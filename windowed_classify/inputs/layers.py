@@ -127,9 +127,7 @@ def band_names(stem: str, descriptions: Sequence[str | None]) -> dict[int, str]:
     if len(descriptions) == 1:
         return {1: stem}
     counts = Counter(d for d in descriptions if d)
-    return {
-        i: d if d and counts[d] == 1 else f"{stem}_{i}" for i, d in enumerate(descriptions, 1)
-    }
+    return {i: d if d and counts[d] == 1 else f"{stem}_{i}" for i, d in enumerate(descriptions, 1)}
 
 
 def _float32_values(values: Sequence[float]) -> tuple[float, ...]:
@@ -248,8 +246,9 @@ def open_layers(
             block = ref.block  # windows follow the reference grid's blocks
             log.info("layer %s is warped onto %s (%s)", band.name, ref.what, warp.resampling)
         layers.append(
-            Layer(band.name, band.path, band.dtype, block, nodata_rule(band, nodata), warp,
-                  band.index)  # fmt: skip
+            Layer(
+                band.name, band.path, band.dtype, block, nodata_rule(band, nodata), warp, band.index
+            )
         )
     return ref.grid, layers
 

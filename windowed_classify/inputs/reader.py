@@ -55,8 +55,7 @@ class StackReader:
         h, w = int(window.height), int(window.width)
         values = np.empty((len(self.layers), h, w), dtype=np.float32)
         for path, where in self._direct.items():
-            values[where] = _read_raw(self._datasets[path], [self.layers[i] for i in where],
-                                      window)  # fmt: skip
+            values[where] = _read_raw(self._datasets[path], [self.layers[i] for i in where], window)
         for i, layer in enumerate(self.layers):
             if layer.warp is not None:
                 values[i] = read_band(self._datasets[layer.path], layer, window)

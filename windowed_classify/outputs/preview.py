@@ -98,17 +98,24 @@ def _values_preview(path: Path, png: Path, ramp: tuple[float, float], max_side: 
     ax = fig.add_axes(
         (margin / width, (height - top - img_h) / height, img_w / width, img_h / height)
     )
-    image = ax.imshow(shown, cmap="viridis", vmin=ramp[0], vmax=ramp[1], interpolation="nearest",
-                      aspect="auto")  # fmt: skip
+    image = ax.imshow(
+        shown, cmap="viridis", vmin=ramp[0], vmax=ramp[1], interpolation="nearest", aspect="auto"
+    )
     ax.set_xticks([])
     ax.set_yticks([])
-    bar = fig.add_axes(((2 * margin + img_w) / width, (height - top - img_h) / height,
-                        18 / width, img_h / height))  # fmt: skip
+    bar = fig.add_axes(
+        ((2 * margin + img_w) / width, (height - top - img_h) / height, 18 / width, img_h / height)
+    )
     fig.colorbar(image, cax=bar, extend="both")
     bar.tick_params(labelsize=8)
     scale = "full resolution" if factor <= 1 else f"1 preview pixel = {factor:.3g} pixels"
-    fig.text(margin / width, 1 - 12 / height, f"{path.name} ({scale}; colours: 2nd to 98th "
-             "percentile)", va="top", fontsize=10)  # fmt: skip
+    fig.text(
+        margin / width,
+        1 - 12 / height,
+        f"{path.name} ({scale}; colours: 2nd to 98th percentile)",
+        va="top",
+        fontsize=10,
+    )
     png.parent.mkdir(parents=True, exist_ok=True)
     replace_atomic(
         png, lambda temp: fig.savefig(temp, dpi=DPI, facecolor="white"), what="the preview "

@@ -20,9 +20,18 @@ from .style import RGB, qml, qml_renderer, qml_text, style_paths
 
 # viridis at 11 even stops (matplotlib's colour map): perceptually even, colour-blind safe.
 VIRIDIS: tuple[str, ...] = (
-    "#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
-    "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725",
-)  # fmt: skip
+    "#440154",
+    "#482475",
+    "#414487",
+    "#355f8d",
+    "#2a788e",
+    "#21918c",
+    "#22a884",
+    "#44bf70",
+    "#7ad151",
+    "#bddf26",
+    "#fde725",
+)
 AOA_CODES = (0, 1)
 AOA_LABELS = ("outside the AOA", "inside the AOA")
 AOA_COLOURS: tuple[RGB, RGB] = ((215, 48, 39), (26, 152, 80))
@@ -44,22 +53,29 @@ def _number(value: float) -> str:
 def ramp_qml(limits: tuple[float, float], band: int = 1, label: str = "") -> str:
     """A QGIS singleband pseudo-colour style: viridis from ``limits[0]`` to ``limits[1]``."""
     low, high = limits
-    root, renderer = qml_renderer("singlebandpseudocolor", band,
-                                  classificationMin=_number(low),
-                                  classificationMax=_number(high))  # fmt: skip
+    root, renderer = qml_renderer(
+        "singlebandpseudocolor",
+        band,
+        classificationMin=_number(low),
+        classificationMax=_number(high),
+    )
     origin = ET.SubElement(renderer, "minMaxOrigin")
-    for tag, text in (("limits", "None"), ("extent", "WholeRaster"),
-                      ("statAccuracy", "Exact")):  # fmt: skip
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Exact")):
         ET.SubElement(origin, tag).text = text
-    shader = ET.SubElement(ET.SubElement(renderer, "rastershader"), "colorrampshader",
-                           colorRampType="INTERPOLATED", classificationMode="1", clip="0",
-                           minimumValue=_number(low), maximumValue=_number(high))  # fmt: skip
+    shader = ET.SubElement(
+        ET.SubElement(renderer, "rastershader"),
+        "colorrampshader",
+        colorRampType="INTERPOLATED",
+        classificationMode="1",
+        clip="0",
+        minimumValue=_number(low),
+        maximumValue=_number(high),
+    )
     n = len(VIRIDIS) - 1
     for i, colour in enumerate(VIRIDIS):
         value = low + (high - low) * i / n
         text = f"{value:.6g}" + (f" {label}" if label and i in (0, n) else "")
-        ET.SubElement(shader, "item", alpha="255", value=_number(value), label=text,
-                      color=colour)  # fmt: skip
+        ET.SubElement(shader, "item", alpha="255", value=_number(value), label=text, color=colour)
     return qml_text(root)
 
 
@@ -109,4 +125,3 @@ def write_aoa_style(raster: Path) -> dict[str, Path]:
     path = style_paths(raster)["qml"]
     write_text_atomic(path, qml(AOA_CODES, AOA_LABELS, AOA_COLOURS))
     return {"qml": path}
-

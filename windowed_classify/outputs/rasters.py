@@ -52,45 +52,85 @@ def raster_specs(out: OutputConfig, legend: Legend, task: str) -> list[RasterSpe
     assert out.dtype is not None and out.nodata is not None
     specs = [
         RasterSpec(
-            "path", out.path, 1, out.dtype, out.nodata,
+            "path",
+            out.path,
+            1,
+            out.dtype,
+            out.nodata,
             Resampling.average if regression else Resampling.mode,
-            ("prediction" if regression else "class",), statistics=regression,
+            ("prediction" if regression else "class",),
+            statistics=regression,
         )
-    ]  # fmt: skip
-    proba = {"dtype": out.probabilities_dtype, "nodata": proba_fill(out.probabilities_dtype),
-             "overview": Resampling.average,
-             "tags": {"encoding": _encoding(out.probabilities_dtype)}}  # fmt: skip
+    ]
+    proba = {
+        "dtype": out.probabilities_dtype,
+        "nodata": proba_fill(out.probabilities_dtype),
+        "overview": Resampling.average,
+        "tags": {"encoding": _encoding(out.probabilities_dtype)},
+    }
     if out.probabilities is not None:
         pairs = list(zip(legend.output_codes, legend.labels, strict=True))
-        specs.append(RasterSpec(
-            "probabilities", out.probabilities, len(pairs), **proba,
-            descriptions=tuple(str(label) for _, label in pairs),
-            band_tags=tuple({"code": str(c), "label": str(label)} for c, label in pairs),
-        ))  # fmt: skip
+        specs.append(
+            RasterSpec(
+                "probabilities",
+                out.probabilities,
+                len(pairs),
+                **proba,
+                descriptions=tuple(str(label) for _, label in pairs),
+                band_tags=tuple({"code": str(c), "label": str(label)} for c, label in pairs),
+            )
+        )
     for key in ("confidence", "entropy", "margin"):
         path = getattr(out, key)
         if path is not None:
             specs.append(RasterSpec(key, path, 1, **proba, descriptions=(key,)))
-    floats = {"dtype": "float32", "nodata": FLOAT_NODATA, "overview": Resampling.average,
-              "statistics": True}  # fmt: skip
+    floats = {
+        "dtype": "float32",
+        "nodata": FLOAT_NODATA,
+        "overview": Resampling.average,
+        "statistics": True,
+    }
     if out.spread is not None:
-        specs.append(RasterSpec("spread", out.spread, 1, descriptions=("spread",), **floats,
-                                tags={"meaning": "standard deviation of the members' "
-                                      "predictions"}))  # fmt: skip
+        specs.append(
+            RasterSpec(
+                "spread",
+                out.spread,
+                1,
+                descriptions=("spread",),
+                **floats,
+                tags={"meaning": "standard deviation of the members' predictions"},
+            )
+        )
     if out.quantiles is not None:
         levels = list(out.quantiles["levels"])
         middle = min(range(len(levels)), key=lambda i: abs(levels[i] - 0.5))
-        specs.append(RasterSpec(
-            "quantiles", out.quantiles["path"], len(levels), **floats,
-            descriptions=tuple(f"quantile {q:g}" for q in levels),
-            band_tags=tuple({"quantile": repr(float(q))} for q in levels), styled_band=middle,
-        ))  # fmt: skip
+        specs.append(
+            RasterSpec(
+                "quantiles",
+                out.quantiles["path"],
+                len(levels),
+                **floats,
+                descriptions=tuple(f"quantile {q:g}" for q in levels),
+                band_tags=tuple({"quantile": repr(float(q))} for q in levels),
+                styled_band=middle,
+            )
+        )
     if out.di is not None:
         specs.append(RasterSpec("di", out.di, 1, descriptions=("dissimilarity index",), **floats))
     if out.aoa is not None:
         encoding = {"encoding": "1 = inside, 0 = outside, 255 = masked"}
-        specs.append(RasterSpec("aoa", out.aoa, 1, "uint8", AOA_NODATA, Resampling.mode,
-                                ("area of applicability",), tags=encoding))  # fmt: skip
+        specs.append(
+            RasterSpec(
+                "aoa",
+                out.aoa,
+                1,
+                "uint8",
+                AOA_NODATA,
+                Resampling.mode,
+                ("area of applicability",),
+                tags=encoding,
+            )
+        )
     return specs
 
 

@@ -24,11 +24,27 @@ RGB = tuple[int, int, int]
 
 # Tableau 20 reordered: the ten strong colours first, then their light partners.
 _BASE: tuple[str, ...] = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-)  # fmt: skip
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
+)
 
 
 def _rgb(hex_colour: str) -> RGB:
@@ -64,8 +80,16 @@ def qml_renderer(kind: str, band: int = 1, **extra: str) -> tuple[ET.Element, ET
     """A QGIS style document and its raster renderer of ``kind`` on ``band``, to fill in."""
     root = ET.Element("qgis", version="3.28", styleCategories="Symbology")
     pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(pipe, "rasterrenderer", type=kind, band=str(band), opacity="1",
-                             alphaBand="-1", **extra, nodataColor="")  # fmt: skip
+    renderer = ET.SubElement(
+        pipe,
+        "rasterrenderer",
+        type=kind,
+        band=str(band),
+        opacity="1",
+        alphaBand="-1",
+        **extra,
+        nodataColor="",
+    )
     ET.SubElement(renderer, "rasterTransparency")
     return root, renderer
 

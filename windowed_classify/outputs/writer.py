@@ -382,13 +382,15 @@ class OutputSet:
         for spec in self.specs:
             if spec.key == "path" and self.task != "regression":
                 counts = self.tallies["path"].counts.tolist()
-                self.style |= write_style(spec.path, self.codes.tolist(), self.labels,
-                                          self.colours, counts)  # fmt: skip
+                self.style |= write_style(
+                    spec.path, self.codes.tolist(), self.labels, self.colours, counts
+                )
                 continue
             prefix = "" if spec.key == "path" else f"{spec.key}_"
             if spec.key in self.statistics:
-                written = write_ramp_style(spec.path, self.statistics[spec.key], self.pixels,
-                                           spec.styled_band)  # fmt: skip
+                written = write_ramp_style(
+                    spec.path, self.statistics[spec.key], self.pixels, spec.styled_band
+                )
             elif spec.key == "aoa":
                 written = write_aoa_style(spec.path)
             else:
