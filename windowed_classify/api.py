@@ -75,7 +75,9 @@ def _run(
     t_start: float,
 ) -> dict:
     prep = prepare(cfg, created)
-    max_pixels, cache_mb = budget(cfg, len(prep.layers), len(prep.legend.labels), n_workers)
+    max_pixels, cache_mb = budget(
+        cfg, len(prep.layers), len(prep.legend.labels), n_workers, prep.task
+    )
     # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
     os.environ["GDAL_CACHEMAX"] = str(cache_mb)
     windows = plan_windows(prep.grid, [la.block_shape for la in prep.layers], max_pixels)

@@ -19,13 +19,8 @@ from .inputs.layers import Band, Layer, Unreadable, list_bands, open_layers
 from .models.legend import Legend, check_codes_fit, resolve_legend
 from .models.load import load_model
 from .models.schema import Schema, resolve_schema, trust_warning
-from .models.task import (
-    PROBA_OUTPUTS,
-    Abilities,
-    feature_importances,
-    resolve_task,
-    unsupported,
-)
+from .models.task import Abilities, feature_importances, resolve_task
+from .outputs.kinds import asked, work_bytes
 from .outputs.preview import PREVIEW_HINT
 from .outputs.writer import check_writable, temporary_paths
 
@@ -94,7 +89,8 @@ def model_legend(model: Any, cfg: Config, task: str) -> Legend:
 
 def check_outputs(model: Any, task: str, out: OutputConfig) -> None:
     """Every output asked for must be one the model can give: say so before any work."""
-    problems = unsupported(Abilities.of(model, task), out)
+    abilities = Abilities.of(model, task)
+    problems = [(k.key, r) for k in asked(out, task) if (r := k.unsupported(abilities)) is not None]
     if problems:
         key, reason = problems[0]
         others = [f"output.{k}" for k, _ in problems[1:]]
@@ -188,26 +184,18 @@ def check_preview_extra(out: OutputConfig) -> None:
         raise OutputError(f"config key 'output.preview': {PREVIEW_HINT}")
 
 
-def budget(cfg: Config, n_layers: int, n_classes: int, workers: int) -> tuple[int, int]:
+def budget(
+    cfg: Config, n_layers: int, n_classes: int, workers: int, task: str = "classification"
+) -> tuple[int, int]:
     """(max pixels per window, GDAL cache MB per process) from processing.memory_mb.
 
     A window costs per pixel: the float32 stack, its nodata mask, the filled copy and the
-    model's frame (about 14 bytes a layer), plus the model's per-row work (class scores), plus
-    what the optional outputs hold (the spread's members are held in blocks of fixed size).
-    60% of the budget goes to windows (shared by the workers), 20% to GDAL's block caches.
+    model's frame (about 14 bytes a layer), plus what each output asked for holds
+    (each output kind's work bytes, outputs/kinds). 60% of the
+    budget goes to windows (shared by the workers), 20% to GDAL's block caches.
     """
     total = cfg.processing.memory_mb * 2**20
-    per_pixel = 14 * n_layers + 16 * n_classes + 64
-    out = cfg.output
-    if out is not None:
-        if any(getattr(out, k) is not None for k in PROBA_OUTPUTS):
-            # predict_proba twice over (raw, legend order) and encoded
-            per_pixel += 24 * n_classes + 16 * (out.entropy is not None or out.margin is not None)
-        per_pixel += 12 * (out.spread is not None)
-        if out.quantiles is not None:
-            per_pixel += 16 * len(out.quantiles["levels"])
-        if out.di is not None or out.aoa is not None:
-            per_pixel += 24 * n_layers + 16  # the rows in float64, scaled; distances
+    per_pixel = 14 * n_layers + 48 + work_bytes(cfg.output, task, n_classes, n_layers)
     max_pixels = int(0.6 * total / max(workers, 1) / per_pixel)
     cache_mb = max(8, int(0.2 * cfg.processing.memory_mb / (workers + 1)))
     return max_pixels, cache_mb

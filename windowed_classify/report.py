@@ -25,8 +25,8 @@ def build_report(
     """The report; ``peak_memory_mb`` is the process tree's (workers included) when known.
 
     A classification reports its legend and the pixel count of every code; a regression the
-    statistics of its values instead (``statistics.prediction``). Float outputs (spread,
-    quantiles, DI) add their statistics, the AOA its method and the share of pixels inside."""
+    statistics of its values instead (``statistics.prediction``). Other float outputs add
+    their statistics, the AOA its method and the share of pixels inside."""
     cfg, grid = prep.config, prep.grid
     own, worker = rusage_peaks_mb()
     peaks = [v for v in (own, tree_peak_mb) if v is not None]

@@ -182,7 +182,7 @@ def test_a_worker_killed_mid_run_changes_nothing(cluster: Any, tmp_path: Path) -
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             for worker, keys in cluster.processing().items():
-                if any(str(k).startswith("classify") for k in keys) and worker in before:
+                if any(str(k).startswith("predict") for k in keys) and worker in before:
                     os.kill(before[worker], signal.SIGKILL)
                     killed.append(before[worker])
                     return

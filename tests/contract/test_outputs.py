@@ -20,8 +20,8 @@ from reference import nodata_mask, read_layer, reference_from_config
 from sklearn.linear_model import RidgeClassifier
 
 from windowed_classify import run
+from windowed_classify.models.task import predicts_by_argmax
 from windowed_classify.outputs.style import palette
-from windowed_classify.passes.window import _predict_from_proba
 
 
 def _with_outputs(case: Case, **output: Any) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def _expected_proba(case: Case, report: dict[str, Any]) -> tuple[np.ndarray, np.
 def test_probabilities_and_confidence_float32_are_predict_proba(tmp_path: Path, kind: str) -> None:
     """forest: codes and probabilities from one predict_proba; tree: predict + predict_proba."""
     case = build_case(tmp_path, kind=kind, labels=("b", "a", "c"), height=70, width=53)
-    assert _predict_from_proba(case.model) == (kind == "forest")
+    assert predicts_by_argmax(case.model) == (kind == "forest")
     proba_path, conf_path = tmp_path / "out" / "proba.tif", tmp_path / "out" / "conf.tif"
     cfg = _with_outputs(
         case,

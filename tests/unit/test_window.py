@@ -9,7 +9,7 @@ import pytest
 
 from windowed_classify.errors import ModelError
 from windowed_classify.models.legend import CodeMapper, Legend
-from windowed_classify.outputs.results import encode_proba
+from windowed_classify.outputs.kinds.encoding import encode_proba
 from windowed_classify.passes.window import filled, masked_pixels, model_frame
 
 

@@ -109,7 +109,7 @@ def check(
     if cfg.output is not None and cfg.output.dtype is not None:
         abilities = Abilities.of(model, task) if model is not None else None
         n_classes = len(result.legend.labels) if result.legend is not None else 1
-        result.outputs = output_lines(cfg.output, abilities, n_classes)
+        result.outputs = output_lines(cfg.output, task, abilities, n_classes)
         result.problems += problems_of(result.outputs)
         if cfg.aoa is not None and result.schema is not None:
             result.aoa = attempt(training_note, cfg, result.schema.features)
@@ -350,7 +350,8 @@ def _estimate(
     lines: list[OutputLine],
 ) -> Estimate:
     n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
-    max_pixels, _ = budget(cfg, len(layers), n_classes, n_workers)
+    task = "regression" if lines and lines[0].kind == "predicted values" else "classification"
+    max_pixels, _ = budget(cfg, len(layers), n_classes, n_workers, task)
     windows = plan_windows(grid, [la.block_shape for la in layers], max_pixels)
     shape = max(((int(w.height), int(w.width)) for w in windows), key=lambda s: s[0] * s[1])
     engine = cfg.processing.engine if n_workers > 1 else "serial"

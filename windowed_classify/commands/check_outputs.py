@@ -1,6 +1,6 @@
-"""``check``'s view of the outputs: the model's task, every raster the config asks for, and
-whether the model can give it (class probabilities, a forest's members, quantiles, the AOA's
-training table), without running the model."""
+"""``check``'s view of the outputs: the model's task, every raster the config asks for and
+whether the model can give it (each output kind says), and the AOA's training table, without
+running the model."""
 
 from __future__ import annotations
 
@@ -10,20 +10,10 @@ from typing import Any
 import numpy as np
 
 from ..aoa import parse_folds, read_training
-from ..config import FLOAT_NODATA, Config, OutputConfig
+from ..config import Config, OutputConfig
+from ..models.legend import Legend
 from ..models.task import Abilities, looks_like_regressor
-
-KINDS = {
-    "path": "classes",
-    "probabilities": "one probability band per class",
-    "confidence": "highest class probability",
-    "entropy": "normalised class entropy",
-    "margin": "top minus second class probability",
-    "spread": "standard deviation of the forest's members",
-    "quantiles": "quantiles of a quantile forest",
-    "di": "dissimilarity index",
-    "aoa": "area of applicability (1 inside, 0 outside)",
-}
+from ..outputs.kinds import asked
 
 
 @dataclass
@@ -50,31 +40,20 @@ def describe_task(model: Any, cfg: Config, task: str) -> str:
 
 
 def output_lines(
-    out: OutputConfig, abilities: Abilities | None, n_classes: int
+    out: OutputConfig, task: str, abilities: Abilities | None, n_classes: int
 ) -> list[OutputLine]:
     """Every raster of ``out`` (dtype and nodata resolved), with the model's support."""
+    legend = Legend(tuple(range(n_classes)), "")
     lines = []
-    proba = out.probabilities_dtype
-    proba_nodata = "255" if proba == "uint8" else "nan"
-    for key, path in out.named_rasters.items():
-        kind = KINDS[key]
-        bands, dtype, nodata = 1, proba, proba_nodata
-        if key == "path":
-            kind = "predicted values" if abilities and abilities.task == "regression" else kind
-            dtype, nodata = str(out.dtype), f"{out.nodata:g}"
-        elif key == "probabilities":
-            bands = n_classes
-        elif key in ("spread", "quantiles", "di"):
-            dtype, nodata = "float32", f"{FLOAT_NODATA:g}"
-            if key == "quantiles" and out.quantiles is not None:
-                levels = out.quantiles["levels"]
-                bands = len(levels)
-                kind += " " + ", ".join(f"{q:g}" for q in levels)
-        elif key == "aoa":
-            dtype, nodata = "uint8", "255"
-        reason = abilities.reason(key) if abilities is not None and key != "path" else None
-        status = "ok" if reason is None else f"NOT SUPPORTED: {reason}"
-        lines.append(OutputLine(key, str(path), kind, bands, dtype, nodata, status))
+    for kind in asked(out, task):
+        spec = kind.spec(out, legend, None)
+        what = kind.describe(spec)
+        reason = abilities and kind.unsupported(abilities)
+        status = "ok" if not reason else f"NOT SUPPORTED: {reason}"
+        nodata = f"{spec.nodata:g}"
+        lines.append(
+            OutputLine(spec.key, str(spec.path), what, spec.count, spec.dtype, nodata, status)
+        )
     return lines
 
 

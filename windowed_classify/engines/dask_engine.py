@@ -6,10 +6,10 @@
   to start a ``distributed.LocalCluster`` of ``processing.workers`` single-threaded processes;
 - the model reaches each worker once: a worker plugin carries the model file's bytes (read
   by the client, so the workers need not see it) and each worker loads it at start-up, a
-  restarted or late-joining worker too; tasks carry only the small ``ClassifyJob``;
+  restarted or late-joining worker too; tasks carry only the small ``PredictJob``;
 - pass 1: tasks count groups of windows (passes/stats.py), the client merges: exact medians;
-- pass 2: each task reads its window from the inputs, classifies it and returns only the
-  classifier's small result; the client is the one writer, results arrive in any order, at
+- pass 2: each task reads its window from the inputs, predicts it and returns only the
+  predictor's small result; the client is the one writer, results arrive in any order, at
   most ``2 x worker threads`` windows are in flight so the client's memory stays flat;
 - a worker that dies has its tasks recomputed elsewhere (Dask's own bookkeeping): tasks are
   pure functions of their window, so the output is identical.
@@ -34,9 +34,9 @@ from rasterio.windows import Window
 from ..errors import ConfigError, EngineError
 from ..inputs.windows import window_key
 from ..models.load import load_model
+from ..passes.executor import Executor, bounded, taker
 from ..passes.stats import Counts, Task, count_task
-from ..passes.window import ClassifyJob
-from .base import Classifiers, Executor, bounded, taker
+from ..passes.window import PredictJob, Predictors
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 _MODELS: dict[str, Any] = {}  # model key -> model, one per worker process
 _LOCK = threading.Lock()
-_THREADS = threading.local()  # per worker thread: (model, Classifiers) with open rasters
-_OPEN: weakref.WeakSet[Classifiers] = weakref.WeakSet()  # to close them between runs
+_THREADS = threading.local()  # per worker thread: (model, Predictors) with open rasters
+_OPEN: weakref.WeakSet[Predictors] = weakref.WeakSet()  # to close them between runs
 
 
 def _model_key(model_path: Path) -> str:
@@ -101,8 +101,8 @@ class ModelPlugin(WorkerPlugin):
     def teardown(self, worker: Any) -> None:
         with _LOCK:
             _MODELS.pop(self.key, None)
-            for classifiers in _OPEN:
-                classifiers.close()
+            for predictors in _OPEN:
+                predictors.close()
 
 
 def local_cluster(distributed: Any, workers: int) -> Any:
@@ -143,8 +143,8 @@ def relax_malloc() -> None:
         log.debug("dask engine: cannot relax malloc: %s", exc)
 
 
-def _classifier(job: ClassifyJob) -> Any:
-    """This thread's classifier for ``job``: the process's model, the thread's own rasters."""
+def _predictor(job: PredictJob) -> Any:
+    """This thread's predictor for ``job``: the process's model, the thread's own rasters."""
     key = _model_key(job.model_path)
     with _LOCK:
         model = _MODELS.get(key)
@@ -154,7 +154,7 @@ def _classifier(job: ClassifyJob) -> Any:
     if slot is None or slot[0] is not model:
         if slot is not None:
             slot[1].close()
-        slot = _THREADS.slot = (model, Classifiers(model))
+        slot = _THREADS.slot = (model, Predictors(model))
         with _LOCK:
             _OPEN.add(slot[1])
     return slot[1].get(job)
@@ -166,10 +166,10 @@ def _worker_address() -> str:
     return str(get_worker().address)
 
 
-def classify_window(job: ClassifyJob, key: tuple[int, int, int, int]) -> tuple[Any, str, float]:
-    """Pass 2 on a worker: one window -> (the classifier's result, worker, seconds busy)."""
+def predict_window(job: PredictJob, key: tuple[int, int, int, int]) -> tuple[Any, str, float]:
+    """Pass 2 on a worker: one window -> (the predictor's result, worker, seconds busy)."""
     start = time.perf_counter()
-    result = _classifier(job)(Window(*key))
+    result = _predictor(job)(Window(*key))
     return result, _worker_address(), time.perf_counter() - start
 
 
@@ -260,19 +260,19 @@ class DaskExecutor(Executor):
             yield task, counts
 
     def imap(
-        self, job: ClassifyJob, windows: Iterable[Window], observe: Any = None
+        self, job: PredictJob, windows: Iterable[Window], observe: Any = None
     ) -> Iterator[tuple[Window, Any]]:
-        """Pass 2: each task reads, classifies and returns one window's small result."""
+        """Pass 2: each task reads, predicts and returns one window's small result."""
         if observe is not None:
             raise ValueError("the Dask engine cannot observe windows in this process")
-        prefix = f"classify-{job.token[:8]}"
+        prefix = f"predict-{job.token[:8]}"
         # the job (an AOA model carries its training rows) travels once to each worker
         shared = self.client.scatter(job, broadcast=True, hash=False)
 
         def submit(window: Window) -> Any:
             key = window_key(window)
             return self.client.submit(
-                classify_window, shared, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
+                predict_window, shared, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
             )
 
         limit = self._inflight()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.load import load_model
-from .base import Executor
+from ..passes.executor import Executor
 from .local import ProcessExecutor, SerialExecutor, ThreadExecutor
 
 

@@ -25,9 +25,9 @@ from rasterio.windows import Window
 from ..inputs.windows import window_key
 from ..models.load import load_model
 from ..outputs.results import WindowResult
+from ..passes.executor import Executor, Observer, Result, bounded, taker
 from ..passes.stats import Counts, Task, count_task, serial
-from ..passes.window import ClassifyJob, WindowClassifier
-from .base import Classifiers, Executor, Observer, Result, bounded, taker
+from ..passes.window import PredictJob, Predictors, WindowPredictor
 
 
 class SerialExecutor(Executor):
@@ -36,27 +36,27 @@ class SerialExecutor(Executor):
     stats_layers = 1  # one task at a time: one layer's counters at a time
 
     def __init__(self, model: Any):
-        self.classifiers = Classifiers(model)
+        self.predictors = Predictors(model)
 
     observes = True
 
     def imap(
-        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+        self, job: PredictJob, windows: Iterable[Window], observe: Observer | None = None
     ) -> Iterator[Result]:
-        classifier = self.classifiers.get(job)
+        predictor = self.predictors.get(job)
         for window in windows:
-            yield window, classifier(window, observe)
+            yield window, predictor(window, observe)
 
     def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
         return serial(take)
 
     def close(self) -> None:
-        self.classifiers.close()
+        self.predictors.close()
 
 
 # --------------------------------------------------------------------- process pool workers
 
-_WORKER: Classifiers | None = None
+_WORKER: Predictors | None = None
 
 
 def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
@@ -75,13 +75,13 @@ def _init_worker(model_path: Path) -> None:
     # Ctrl-C reaches the whole process group: the main process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(os.getppid())
-    _WORKER = Classifiers(load_model(model_path))  # the model is loaded here, once
+    _WORKER = Predictors(load_model(model_path))  # the model is loaded here, once
 
 
-_JOBS: dict[str, ClassifyJob] = {}  # token -> the job, read once per worker from its file
+_JOBS: dict[str, PredictJob] = {}  # token -> the job, read once per worker from its file
 
 
-def _classify_in_worker(job: JobRef, window: tuple[int, int, int, int]) -> WindowResult:
+def _predict_in_worker(job: JobRef, window: tuple[int, int, int, int]) -> WindowResult:
     assert _WORKER is not None
     token, path = job
     if token not in _JOBS:
@@ -94,7 +94,7 @@ JobRef = tuple[str, str]  # (the job's token, the file its pickle is in)
 
 
 @contextlib.contextmanager
-def job_file(job: ClassifyJob) -> Iterator[JobRef]:
+def job_file(job: PredictJob) -> Iterator[JobRef]:
     """The job pickled once into a temporary file: each worker process reads it once, instead
     of every task carrying it (an AOA model carries its training rows, megabytes)."""
     fd, path = tempfile.mkstemp(prefix="windowed_classify-job-", suffix=".pickle")
@@ -120,12 +120,12 @@ class _BoundedPool(Executor):
     inflight: int
 
     def _submit(
-        self, job: ClassifyJob, window: Window, observe: Observer | None = None
+        self, job: PredictJob, window: Window, observe: Observer | None = None
     ) -> cf.Future:
         raise NotImplementedError
 
     def imap(
-        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+        self, job: PredictJob, windows: Iterable[Window], observe: Observer | None = None
     ) -> Iterator[Result]:
         if observe is not None and not self.observes:
             raise ValueError(f"{type(self).__name__} cannot observe windows")
@@ -163,15 +163,15 @@ class ProcessExecutor(_BoundedPool):
             self.pool.submit(int)
 
     def imap(
-        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+        self, job: PredictJob, windows: Iterable[Window], observe: Observer | None = None
     ) -> Iterator[Result]:
         with job_file(job) as self._job_ref:
             yield from super().imap(job, windows, observe)
 
     def _submit(
-        self, job: ClassifyJob, window: Window, observe: Observer | None = None
+        self, job: PredictJob, window: Window, observe: Observer | None = None
     ) -> cf.Future:
-        return self.pool.submit(_classify_in_worker, self._job_ref, window_key(window))
+        return self.pool.submit(_predict_in_worker, self._job_ref, window_key(window))
 
 
 class ThreadExecutor(_BoundedPool):
@@ -180,29 +180,29 @@ class ThreadExecutor(_BoundedPool):
     def __init__(self, model: Any, workers: int):
         self.model = model
         self.local = threading.local()
-        self.all: list[Classifiers] = []
+        self.all: list[Predictors] = []
         self.lock = threading.Lock()
         self.pool = self.stats_pool = cf.ThreadPoolExecutor(max_workers=workers)
         self.inflight = 2 * workers
         self.stats_layers = workers + 1
         self.workers = workers
 
-    def _classifier(self, job: ClassifyJob) -> WindowClassifier:
-        classifiers = getattr(self.local, "classifiers", None)
-        if classifiers is None:
-            classifiers = self.local.classifiers = Classifiers(self.model)
+    def _predictor(self, job: PredictJob) -> WindowPredictor:
+        predictors = getattr(self.local, "predictors", None)
+        if predictors is None:
+            predictors = self.local.predictors = Predictors(self.model)
             with self.lock:
-                self.all.append(classifiers)
-        return classifiers.get(job)
+                self.all.append(predictors)
+        return predictors.get(job)
 
     observes = True
 
     def _submit(
-        self, job: ClassifyJob, window: Window, observe: Observer | None = None
+        self, job: PredictJob, window: Window, observe: Observer | None = None
     ) -> cf.Future:
-        return self.pool.submit(lambda: self._classifier(job)(window, observe))
+        return self.pool.submit(lambda: self._predictor(job)(window, observe))
 
     def close(self) -> None:
         super().close()
-        for classifiers in self.all:
-            classifiers.close()
+        for predictors in self.all:
+            predictors.close()

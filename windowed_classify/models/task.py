@@ -4,8 +4,8 @@
 which sees through a ``Pipeline`` to its last step), an Azure AutoML regression pipeline, a
 LightGBM or XGBoost regressor, or an ONNX model with only a float output is a regression;
 anything else a classification. ``Abilities`` says what the model can give beside its
-prediction (class probabilities, the spread of a forest's trees, quantiles), and
-``unsupported`` turns the outputs a config asks for into one reason per output it cannot have.
+prediction (class probabilities, the spread of a forest's trees, quantiles); each output
+kind (outputs/kinds) says which of them it needs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ModelConfig, OutputConfig
+from ..config import ModelConfig
 from .onnx_model import OnnxClassifier
 
 # Classes that are regressors whatever scikit-learn's tags say (older wrappers set no tags).
@@ -32,8 +32,6 @@ SPREAD_HINT = (
     "scikit-learn's forest and bagging regressors (RandomForestRegressor, "
     "ExtraTreesRegressor, BaggingRegressor, quantile forests), alone or last in a Pipeline"
 )
-PROBA_OUTPUTS = ("probabilities", "confidence", "entropy", "margin")
-REGRESSION_OUTPUTS = ("spread", "quantiles")
 
 
 def _class_names(obj: Any) -> set[str]:
@@ -137,28 +135,21 @@ class Abilities:
             quantiles=quantile_forest(model) is not None,
         )
 
-    def reason(self, output: str) -> str | None:
-        """Why this model cannot give ``output`` (a key of the output section); None: it can."""
-        regression = self.task == "regression"
-        if output in PROBA_OUTPUTS:
-            if regression:
-                return (
-                    f"a regression gives no class probabilities; {output} is for classifiers "
-                    "(use output.spread or output.quantiles for a regression's uncertainty)"
-                )
-            if not self.predict_proba:
-                return f"the model ({self.name}) has no predict_proba"
-        if output in REGRESSION_OUTPUTS and not regression:
-            return f"{output} is for regressions; this model is a classifier ({self.name})"
-        if output == "spread" and regression and self.ensemble is None:
-            return f"the model ({self.name}) is not a tree ensemble: supported are {SPREAD_HINT}"
-        if output == "quantiles" and regression and not self.quantiles:
-            return (
-                f"the model ({self.name}) is not a quantile forest: supported are {QUANTILE_HINT}"
-            )
-        return None
 
+def predicts_by_argmax(model: Any) -> bool:
+    """True when ``model.predict`` is by construction ``classes_[argmax(predict_proba)]``.
 
-def unsupported(abilities: Abilities, out: OutputConfig) -> list[tuple[str, str]]:
-    """(output key, reason) for every output asked for that the model cannot give."""
-    return [(k, r) for k in out.asked if (r := abilities.reason(k)) is not None]
+    Then one predict_proba call gives both the classes and the probabilities, bit for bit
+    what predict returns. Only for scikit-learn's forests (single output), whose predict is
+    exactly that; any other model gets both calls.
+    """
+    try:
+        from sklearn.ensemble._forest import ForestClassifier
+    except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+        return False
+    return (
+        isinstance(model, ForestClassifier)
+        and type(model).predict is ForestClassifier.predict
+        and type(model).predict_proba is ForestClassifier.predict_proba
+        and getattr(model, "n_outputs_", 1) == 1
+    )

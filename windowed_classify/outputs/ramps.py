@@ -1,6 +1,6 @@
 """How float outputs and the AOA look, for QGIS and GDAL.
 
-- A float raster (a regression, spread, quantiles, DI) gets a QGIS style (``.qml``): a
+- A float raster (a regression's values, and the float outputs) gets a QGIS style (``.qml``): a
   pseudo-colour ramp (viridis) stretched from the 2nd to the 98th percentile of its values,
   and GDAL's sidecar (``.tif.aux.xml``) holding the statistics ``gdalinfo -stats`` shows
   (STATISTICS_MINIMUM, _MAXIMUM, _MEAN, _STDDEV, _VALID_PERCENT), so neither QGIS nor GDAL

@@ -25,11 +25,11 @@ from ..config import OutputConfig
 from ..errors import OutputError, gdal_reason
 from ..inputs.grid import Grid
 from ..inputs.windows import window_text
-from ..models.legend import Legend
-from .ramps import aoa_colormap, ramp_limits, write_aoa_style, write_ramp_style
-from .rasters import AoaTally, ClassTally, FloatTally, RasterSpec, Tally, blocks, raster_specs
-from .results import AOA_NODATA, WindowResult
-from .style import colormap, palette, write_style
+from .kinds import RasterSpec
+from .kinds.floats import FloatRaster
+from .ramps import ramp_limits
+from .results import WindowResult
+from .tallies import ClassTally, FloatTally, InsideTally, Tally, blocks
 
 TILE = 256
 
@@ -210,57 +210,32 @@ class OutputSummary:
 
 
 class OutputSet:
-    """Every raster of one run (classes or values, and the optional ones), written window by
-    window.
+    """Every raster of one run (``specs``: the main raster first), written window by window.
 
-    Counts what each raster holds as it goes (``rasters.Tally``); ``commit`` finishes all of
+    Counts what each raster holds as it goes (its kind's tally); ``commit`` finishes all of
     them (overviews, COG), reads the float rasters back once for their exact statistics, moves
-    them into place together and writes the style sidecars.
+    them into place together and writes each kind's style sidecars.
     """
 
     def __init__(
-        self,
-        grid: Grid,
-        out: OutputConfig,
-        legend: Legend,
-        resume: bool = False,
-        task: str = "classification",
-        threshold: float | None = None,
+        self, grid: Grid, specs: list[RasterSpec], out: OutputConfig, resume: bool = False
     ):
         self.out = out
         self.resume = resume
-        self.task = task
         self.pixels = grid.width * grid.height
-        self.labels = list(legend.labels)
-        self.codes = np.asarray(legend.output_codes, dtype=np.int64)
-        self.colours = palette(len(self.labels))
-        self.specs = raster_specs(out, legend, task)
+        self.specs = specs
         self.targets: dict[str, Target] = {}
         self.tallies: dict[str, Tally] = {}
-        self.statistics: dict[str, list[dict[str, Any]]] = {}
         self.style: dict[str, Path] = {}
         try:
             for spec in self.specs:
                 self.targets[spec.key] = self._target(spec, grid)
-                tally = self._tally(spec, threshold)
+                tally = spec.kind.tally(spec)
                 if tally is not None:
                     self.tallies[spec.key] = tally
         except BaseException:
             self.abort()
             raise
-
-    @property
-    def classes(self) -> Target:
-        """The main raster: class codes, or a regression's values."""
-        return self.targets["path"]
-
-    def _tally(self, spec: RasterSpec, threshold: float | None) -> Tally | None:
-        if spec.key == "path" and self.task != "regression":
-            return ClassTally(self.codes.tolist(), self.out.nodata)
-        if spec.statistics:
-            has_aoa = self.out.aoa is not None
-            return FloatTally(spec, threshold if spec.key == "di" and not has_aoa else None)
-        return AoaTally() if spec.key == "aoa" else None
 
     def _target(self, spec: RasterSpec, grid: Grid) -> Target:
         prof = profile(grid, self.out) | {
@@ -277,20 +252,9 @@ class OutputSet:
             target.ds.update_tags(i, **tags)
         if spec.tags:
             target.ds.update_tags(**spec.tags)
-        # GeoTIFF colour tables: 8 and 16 bit only
-        if spec.key == "path" and self.task != "regression" and spec.dtype in ("uint8", "uint16"):
-            target.ds.write_colormap(1, colormap(self.codes, self.colours, int(spec.nodata)))
-        if spec.key == "aoa":
-            target.ds.write_colormap(1, aoa_colormap(AOA_NODATA))
+        if spec.colormap is not None:
+            target.ds.write_colormap(1, spec.colormap)
         return target
-
-    @staticmethod
-    def _data(result: WindowResult, key: str) -> np.ndarray | None:
-        if key == "path":
-            return result.codes
-        if key in ("probabilities", "confidence"):
-            return getattr(result, key)
-        return result.bands.get(key)
 
     def write(self, window: Window, result: WindowResult, parts: Iterable[Window] = ()) -> None:
         """Write a window's result, or only ``parts`` of it (sub-windows, grid offsets)."""
@@ -299,10 +263,7 @@ class OutputSet:
             rows = slice(part.row_off - window.row_off, part.row_off - window.row_off + part.height)
             cols = slice(part.col_off - window.col_off, part.col_off - window.col_off + part.width)
             for key, target in self.targets.items():
-                data = self._data(result, key)
-                if data is None:
-                    continue
-                piece = data[..., rows, cols]
+                piece = result.values[key][..., rows, cols]
                 if key in self.tallies:
                     self.tallies[key].add(piece)
                 target.write(piece, part)
@@ -328,40 +289,39 @@ class OutputSet:
                     with rasterio.open(path) as ds:
                         yield from blocks(ds, band)
 
-                self.statistics[key] = tally.finish(read)
+                tally.finish(read)
+
+    def _main(self) -> Tally:
+        return self.tallies[self.specs[0].key]
 
     def pixel_counts(self) -> dict[str, int]:
-        main = self.tallies["path"]
+        main = self._main()
+        counts: dict[str, int] = {}
         if isinstance(main, ClassTally):
-            pairs = zip(self.codes.tolist(), main.counts, strict=True)
+            pairs = zip(main.codes.tolist(), main.counts, strict=True)
             counts = {str(code): int(n) for code, n in pairs}
-        else:
-            counts = {}
-        counts[_nodata_key(self.out.nodata)] = main.masked
+        counts[_nodata_key(self.specs[0].nodata)] = main.masked
         return counts
 
     def summary(self) -> OutputSummary:
+        inside = next((t for t in self.tallies.values() if isinstance(t, InsideTally)), None)
+        aoa = None if inside is None else {"inside": inside.inside, "outside": inside.outside}
         stats: dict[str, Any] = {}
         for spec in self.specs:
-            bands = self.statistics.get(spec.key)
-            if bands is None:
+            tally = self.tallies.get(spec.key)
+            if not isinstance(tally, FloatTally) or tally.results is None:
                 continue
-            if spec.key == "quantiles":
-                levels = self.out.quantiles["levels"]
-                stats["quantiles"] = {f"{q:g}": b for q, b in zip(levels, bands, strict=True)}
-            else:
-                stats["prediction" if spec.key == "path" else spec.key] = bands[0]
-        aoa = None
-        if isinstance(self.tallies.get("aoa"), AoaTally):
-            tally = self.tallies["aoa"]
-            aoa = {"inside": tally.inside, "outside": tally.outside}
-        elif "di" in stats and "at_most_threshold" in stats["di"]:
-            inside = stats["di"].pop("at_most_threshold")
-            aoa = {"inside": inside, "outside": stats["di"]["count"] - inside}
+            bands = [dict(band) for band in tally.results]
+            at_most = bands[0].pop("at_most_threshold", None)  # the DI's: inside the AOA
+            if at_most is not None and aoa is None:
+                aoa = {"inside": at_most, "outside": bands[0]["count"] - at_most}
+            kind = spec.kind
+            assert isinstance(kind, FloatRaster)
+            stats[kind.report_key or spec.key] = kind.report(spec, bands)
         ramp = None
         if "prediction" in stats:  # a regression: a ramp even when every pixel is masked
             ramp = ramp_limits(stats["prediction"]) or (0.0, 1.0)
-        return OutputSummary(self.pixel_counts(), self.tallies["path"].masked, stats, aoa, ramp)
+        return OutputSummary(self.pixel_counts(), self._main().masked, stats, aoa, ramp)
 
     def commit(self) -> None:
         """Finish every raster, then move them all into place, then the style sidecars."""
@@ -376,25 +336,9 @@ class OutputSet:
         except BaseException:
             self.abort()
             raise
-        self._write_styles()
-
-    def _write_styles(self) -> None:
         for spec in self.specs:
-            if spec.key == "path" and self.task != "regression":
-                counts = self.tallies["path"].counts.tolist()
-                self.style |= write_style(
-                    spec.path, self.codes.tolist(), self.labels, self.colours, counts
-                )
-                continue
+            written = spec.kind.style(spec, self.tallies.get(spec.key), self.pixels)
             prefix = "" if spec.key == "path" else f"{spec.key}_"
-            if spec.key in self.statistics:
-                written = write_ramp_style(
-                    spec.path, self.statistics[spec.key], self.pixels, spec.styled_band
-                )
-            elif spec.key == "aoa":
-                written = write_aoa_style(spec.path)
-            else:
-                continue
             self.style |= {prefix + kind: path for kind, path in written.items()}
 
     def abort(self) -> None:

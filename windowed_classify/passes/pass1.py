@@ -13,12 +13,12 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..progress import Progress
+from .executor import Executor, Observer
 from .fused import FusedStats
 from .stats import HOLD_PIXELS, LayerStats
 from .statscache import StatsCache
 
 if TYPE_CHECKING:
-    from ..engines.base import Executor, Observer
     from ..prepare import Prepared
 
 log = logging.getLogger(__name__)

@@ -12,20 +12,20 @@ import numpy as np
 from ..errors import Interrupted
 from ..outputs.writer import OutputSet, OutputSummary
 from ..progress import Progress
+from .executor import Executor, Observer
 from .journal import Journal
 from .pass1 import unknown_medians
-from .window import ClassifyJob
+from .window import PredictJob
 
 if TYPE_CHECKING:
-    from ..engines.base import Executor, Observer
     from ..prepare import Prepared
 
 
-def classify_job(prep: Prepared, medians: np.ndarray) -> ClassifyJob:
+def predict_job(prep: Prepared, medians: np.ndarray) -> PredictJob:
     """What every worker needs for pass 2 (small and picklable)."""
     cfg = prep.config
-    out = cfg.output
-    return ClassifyJob(
+    assert cfg.output is not None and cfg.model is not None
+    return PredictJob(
         layers=tuple(prep.layers),
         int_columns=tuple(
             prep.schema.dtypes.get(layer.name, "").startswith(("int", "uint"))
@@ -34,21 +34,11 @@ def classify_job(prep: Prepared, medians: np.ndarray) -> ClassifyJob:
         medians=medians,
         threshold=cfg.nodata.threshold,
         legend=prep.legend,
-        out_dtype=cfg.output.dtype,
-        out_nodata=cfg.output.nodata,
-        model_path=cfg.model.path,
-        probabilities=cfg.output.probabilities is not None,
-        confidence=cfg.output.confidence is not None,
-        proba_dtype=cfg.output.probabilities_dtype,
-        array_input=prep.schema.array_input,
+        out=cfg.output,
         task=prep.task,
-        entropy=out.entropy is not None,
-        margin=out.margin is not None,
-        spread=out.spread is not None,
-        quantiles=tuple(out.quantiles["levels"]) if out.quantiles is not None else (),
+        model_path=cfg.model.path,
+        array_input=prep.schema.array_input,
         aoa=prep.aoa,
-        di=out.di is not None,
-        inside=out.aoa is not None,
     )
 
 
@@ -71,12 +61,11 @@ def predict_windows(
         medians = unknown_medians(len(prep.layers))
     else:
         medians = np.array([stats[la.name].median for la in prep.layers], dtype=np.float32)
-    job = classify_job(prep, medians)
+    job = predict_job(prep, medians)
     tiles = journal.tiles
     todo = tiles.todo()
     every = cfg.processing.checkpoint_seconds
-    threshold = prep.aoa.threshold if prep.aoa is not None else None
-    writer = OutputSet(prep.grid, cfg.output, prep.legend, resumed, prep.task, threshold)
+    writer = OutputSet(prep.grid, job.specs, cfg.output, resumed)
 
     def checkpoint() -> None:  # the rasters on disk first, then the journal that vouches
         writer.checkpoint()
@@ -117,5 +106,5 @@ def predict_windows(
     main = "prediction" if prep.task == "regression" else "classes"
     outputs = {main: str(cfg.output.path)}
     outputs |= {kind: str(path) for kind, path in writer.style.items()}
-    outputs |= {key: str(path) for key, path in cfg.output.named_rasters.items() if key != "path"}
+    outputs |= {spec.key: str(spec.path) for spec in job.specs[1:]}
     return writer.summary(), outputs

@@ -1,4 +1,6 @@
-"""The engine interface: pass 1 (counting tasks) and pass 2 (windows, results in any order).
+"""The executor interface the passes run on: pass 1 (counting tasks) and pass 2 (windows,
+results in any order). The passes own it; the engines (serial, threads, processes, Dask)
+implement it.
 
 The pipeline only sees ``Executor.imap(job, windows)`` and ``Executor.compute_stats``; an
 engine (serial, threads, processes, Dask) plugs in here without touching it. An executor is
@@ -19,8 +21,8 @@ from rasterio.windows import Window
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
 from ..outputs.results import WindowResult
-from ..passes.stats import Counts, LayerStats, Task, compute_stats
-from ..passes.window import ClassifyJob, WindowClassifier
+from .stats import Counts, LayerStats, Task, compute_stats
+from .window import PredictJob
 
 Result = tuple[Window, WindowResult]
 T = TypeVar("T")
@@ -78,7 +80,7 @@ class Executor(ABC):
 
     @abstractmethod
     def imap(
-        self, job: ClassifyJob, windows: Iterable[Window], observe: Observer | None = None
+        self, job: PredictJob, windows: Iterable[Window], observe: Observer | None = None
     ) -> Iterator[Result]: ...
 
     @abstractmethod
@@ -115,23 +117,3 @@ class Executor(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Classifiers:
-    """One WindowClassifier per job (open rasters are reused across that job's windows)."""
-
-    def __init__(self, model: Any):
-        self.model = model
-        self.job: ClassifyJob | None = None
-        self.classifier: WindowClassifier | None = None
-
-    def get(self, job: ClassifyJob) -> WindowClassifier:
-        if self.classifier is None or self.job is None or self.job.token != job.token:
-            self.close()
-            self.classifier, self.job = WindowClassifier(job, self.model), job
-        return self.classifier
-
-    def close(self) -> None:
-        if self.classifier is not None:
-            self.classifier.close()
-            self.classifier = None
