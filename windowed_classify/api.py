@@ -52,8 +52,7 @@ def run(
     """
     t_start = time.perf_counter()
     cfg = load_config(config)
-    cfg.need("model", "output")
-    if overwrite is not None:
+    if overwrite is not None and cfg.output is not None:
         cfg = replace(cfg, output=replace(cfg.output, overwrite=overwrite))
     n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
     shown = progress or ("none" if quiet else "bar")

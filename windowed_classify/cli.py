@@ -18,8 +18,7 @@ from ._version import __version__
 from .errors import Interrupted, UserError
 
 COMMANDS = ("run", "demo", "check", "sample")
-EXIT_NOT_READY = 1  # check: the run would not start
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR = 2  # also check's: the run would not start
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("windowed_classify")
@@ -85,10 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         help="report what a run would do and every reason it would not start, without running "
-        "the model (exit 0: it would start, 1: it would not)",
+        "the model (exit 0: it would start, 2: it would not)",
     )
     check.add_argument("config", type=Path, help="the YAML config")
     check.add_argument("--workers", type=int, help="workers the run would use (for the estimate)")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print the findings as one JSON document (schema: docs/check.md) instead of text",
+    )
     _common(check)
 
     sample = sub.add_parser(
@@ -167,8 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .commands.check import check
 
             result = check(args.config, workers=args.workers)
-            print(result.render())
-            return 0 if result.ok else EXIT_NOT_READY
+            if args.json:
+                import json
+
+                print(json.dumps(result.document(), indent=2, allow_nan=False))
+            else:
+                print(result.render())
+            return 0 if result.ok else EXIT_USER_ERROR
         elif args.command == "sample":
             from .commands.sample import sample
 

@@ -478,13 +478,36 @@ class Config:
         assert self.output is not None
         return sibling(self.output.path, ".report.json")
 
-    def need(self, *sections: str) -> None:
-        """A run needs a model and an output: an error naming a section that is absent."""
-        for name in sections:
-            if getattr(self, name) is None:
-                raise ConfigError(
-                    f"missing required config section '{name}' (with its key '{name}.path')"
-                )
+
+def _plain(value: Any) -> Any:
+    """A typed config value as YAML or JSON holds it."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
+
+
+def as_document(cfg: Config) -> dict[str, Any]:
+    """The config as a mapping of plain values, every default filled in: what ``load_config``
+    reads back to the same Config (paths absolute)."""
+    out: dict[str, Any] = {}
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        if section is None:
+            continue
+        values = {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+        if name == "rasters" and section.files is not None:
+            values["files"] = {
+                key: str(path) if band is None else {"path": str(path), "band": band}
+                for key, path, band in section.files
+            }
+        out[name] = values
+    return out
 
 
 def sibling(path: Path, suffix: str) -> Path:

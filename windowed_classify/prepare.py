@@ -1,30 +1,150 @@
-"""Everything known before a pixel is read, shared by ``run``, ``check`` and ``sample``:
-the layers, the model, its task, features and legend, the output checks, the area of
-applicability's training rows and the memory budget."""
+"""Everything known before a pixel is read, decided in one place for ``run``, ``check`` and
+``sample``: the config's sections, the outputs' files, the layers, the model, its task,
+features and classes, the outputs it can give, the reference grid, the area of
+applicability's training rows and the memory budget.
+
+``gather`` walks these steps once. A run gives it a ``Problems`` that raises the first user
+error (``prepare``); ``check`` gives it one that collects every problem and goes on wherever
+a later step does not depend on the one that failed, then renders the ``Plan``. So ``check``
+cannot disagree with a run about anything known before the first window.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .aoa import AoaModel, build_aoa
 from .config import Config, OutputConfig
-from .errors import InputError, ModelError, OutputError
+from .errors import ConfigError, InputError, ModelError, OutputError, UserError
 from .inputs.discover import discover
 from .inputs.grid import Grid, same_grid
-from .inputs.layers import Band, Layer, Unreadable, list_bands, open_layers
+from .inputs.layers import (
+    Band,
+    Layer,
+    Reference,
+    Unreadable,
+    check_grid,
+    fits,
+    layers_on,
+    list_bands,
+    reference_grid,
+)
 from .models.legend import Legend, check_codes_fit, resolve_legend
 from .models.load import load_model
 from .models.schema import Schema, resolve_schema, trust_warning
-from .models.task import Abilities, feature_importances, resolve_task
-from .outputs.kinds import asked, work_bytes
+from .models.task import Abilities, feature_importances, looks_like_regressor, resolve_task
+from .outputs.kinds import KINDS, OutputKind, RasterSpec, asked, work_bytes
 from .outputs.preview import PREVIEW_HINT
 from .outputs.writer import check_writable, temporary_paths
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REGRESSION_LEGEND = Legend((), "a regression (no classes)")
+
+
+class Problems:
+    """Where the user errors of the preparation go: raised at once (a run), or collected with
+    the warnings (``check``)."""
+
+    def __init__(self, collect: bool = False):
+        self.collect = collect
+        self.errors: list[UserError] = []
+        self.warnings: list[str] = []
+
+    def attempt(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``fn(...)``; a user error is raised, or collected (then None)."""
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            self.add(exc)
+            return None
+
+    def add(self, error: UserError) -> None:
+        if not self.collect:
+            raise error
+        self.errors.append(error)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if not self.collect:
+            log.warning(message)
+
+
+@dataclass
+class Found:
+    """Every layer of the inputs, in discovery order, and the files that cannot be opened."""
+
+    bands: list[Band]
+    unreadable: list[Unreadable]
+
+    @property
+    def names(self) -> list[str]:
+        """Layer names; an unreadable file stands for one layer named by its stem."""
+        return [b.name for b in self.bands] + [u.name for u in self.unreadable]
+
+
+@dataclass
+class OutputPlan:
+    """One raster the config asks for: its spec, and why the model cannot give it (None: it
+    can, or it is not known yet)."""
+
+    kind: OutputKind
+    spec: RasterSpec
+    reason: str | None = None
+
+
+@dataclass
+class Plan:
+    """What the preparation found, as far as it got (``check`` renders it; a run needs it
+    complete: ``prepared``)."""
+
+    config: Config  # with the output's dtype and nodata resolved for the task, when known
+    problems: list[UserError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    found: Found = field(default_factory=lambda: Found([], []))
+    model: Any = None
+    task: str = "classification"
+    task_source: str = ""  # how the task was decided
+    schema: Schema | None = None
+    legend: Legend | None = None
+    outputs: list[OutputPlan] = field(default_factory=list)
+    wanted: list[Band] = field(default_factory=list)  # the model's bands (or all, no model)
+    missing: list[str] = field(default_factory=list)  # features without a layer
+    reference: Reference | None = None
+    layers: list[Layer] = field(default_factory=list)  # the wanted layers readable on the grid
+    ignored: dict[str, str] = field(default_factory=dict)  # unused layer -> why not usable
+    aoa: AoaModel | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def grid(self) -> Grid | None:
+        return self.reference.grid if self.reference is not None else None
+
+    def prepared(self) -> Prepared:
+        """The complete preparation of a run (a plan without problems)."""
+        assert self.ok and self.schema is not None and self.legend is not None
+        assert self.reference is not None
+        return Prepared(
+            self.config,
+            self.reference.grid,
+            self.layers,
+            list(self.ignored),
+            self.schema,
+            self.legend,
+            self.model,
+            self.task,
+            self.aoa,
+        )
 
 
 @dataclass
@@ -39,96 +159,155 @@ class Prepared:
     legend: Legend  # empty for a regression
     model: Any
     task: str = "classification"  # or "regression"
-    aoa: AoaModel | None = None  # when output.di or output.aoa is asked
-
-
-REGRESSION_LEGEND = Legend((), "a regression (no classes)")
+    aoa: AoaModel | None = None  # when an output needs the area of applicability
 
 
 def prepare(cfg: Config, created: list[Path] | None = None) -> Prepared:
-    """Discover, load the model, match features to layers, check the grid and the codes.
+    """The preparation of a run: the first user error is raised.
 
     ``created`` collects the output folders made here (a failed run removes them if empty).
     """
-    cfg.need("model", "output")
-    check_writable(cfg.output, created)
-    check_preview_extra(cfg.output)
-    found = find_layers(cfg)
-    model = load_model(cfg.model.path)
-    task = resolve_task(model, cfg.model)
-    cfg = replace(cfg, output=cfg.output.for_task(task))
-    schema = resolve_schema(model, cfg.model)
-    legend = model_legend(model, cfg, task)
-    check_outputs(model, task, cfg.output)
+    return gather(cfg, Problems(), created).prepared()
 
-    if schema.trusted:
-        log.warning(trust_warning(schema))
-    bands = model_bands(found, schema, cfg)
-    # The model's layers share the reference grid (the output's); other layers never matter.
-    grid, layers = open_layers(bands, cfg.nodata, cfg.rasters)
-    ignored = unused_layers(found, schema, grid)
-    if ignored:
-        log.warning(
-            "ignoring %d layer(s) the model does not use: %s",
-            len(ignored),
-            ", ".join(f"{name} ({why})" if why else name for name, why in ignored.items()),
+
+def gather(cfg: Config, problems: Problems, created: list[Path] | None = None) -> Plan:
+    """Every step of the preparation, in the order a run takes them (see the module doc)."""
+    plan = Plan(cfg, problems.errors, problems.warnings)
+    if cfg.model is None:
+        problems.add(
+            ConfigError(
+                "the config has no 'model' section: it is a sampling config (sample and check "
+                "need only 'rasters'); a run needs 'model' with its key 'model.path'"
+            )
         )
-    aoa = applicability(cfg, model, schema)
-    return Prepared(cfg, grid, layers, list(ignored), schema, legend, model, task, aoa)
-
-
-def model_legend(model: Any, cfg: Config, task: str) -> Legend:
-    """The classes and their codes (checked to fit the output); none for a regression."""
-    assert cfg.output is not None and cfg.model is not None
-    if task == "regression":
-        return REGRESSION_LEGEND
-    legend = resolve_legend(model, cfg.model, cfg.output.codes)
-    check_codes_fit(legend, cfg.output.dtype, int(cfg.output.nodata))
-    return legend
-
-
-def check_outputs(model: Any, task: str, out: OutputConfig) -> None:
-    """Every output asked for must be one the model can give: say so before any work."""
-    abilities = Abilities.of(model, task)
-    problems = [(k.key, r) for k in asked(out, task) if (r := k.unsupported(abilities)) is not None]
-    if problems:
-        key, reason = problems[0]
-        others = [f"output.{k}" for k, _ in problems[1:]]
-        raise ModelError(
-            f"config key 'output.{key}': {reason}"
-            + (f" (also: {', '.join(others)})" if others else "")
+    if cfg.output is None:
+        problems.add(
+            ConfigError(
+                "the config has no 'output' section: a run needs 'output' with its key "
+                "'output.path'"
+            )
         )
+    if cfg.output is not None:
+        problems.attempt(check_writable, cfg.output, created, create=not problems.collect)
+        problems.attempt(check_preview_extra, cfg.output)
+    plan.found = problems.attempt(find_layers, cfg) or Found([], [])
+    _model(plan, problems)
+    _outputs(plan, problems)
+    _layers(plan, problems)
+    if cfg.model is not None and cfg.output is not None and plan.schema is not None:
+        plan.aoa = problems.attempt(applicability, plan, problems)
+    return plan
 
 
-def applicability(cfg: Config, model: Any, schema: Schema) -> AoaModel | None:
-    """The AOA model from the training rows, when output.di or output.aoa asks for it."""
-    assert cfg.output is not None
-    if cfg.output.di is None and cfg.output.aoa is None:
+def _model(plan: Plan, problems: Problems) -> None:
+    """The model, its task (and the output's dtype and nodata for it), features and classes."""
+    mc = plan.config.model
+    if mc is None:
+        return
+    plan.model = problems.attempt(load_model, mc.path)
+    if plan.model is not None:
+        plan.task = resolve_task(plan.model, mc)
+        how = "a regressor" if looks_like_regressor(plan.model) else "not a regressor"
+        plan.task_source = f"auto: {type(plan.model).__name__} is {how}"
+    else:
+        plan.task = mc.task.replace("auto", "classification")
+        plan.task_source = "auto: the model could not be loaded"
+    if mc.task != "auto":
+        plan.task_source = "model.task"
+    out = plan.config.output
+    if out is not None:
+        resolved = problems.attempt(out.for_task, plan.task)
+        if resolved is not None:
+            plan.config = replace(plan.config, output=resolved)
+    if plan.model is not None or mc.scoring_file or mc.features:
+        plan.schema = problems.attempt(resolve_schema, plan.model, mc)
+        if plan.schema is not None and plan.schema.trusted:
+            problems.warn(trust_warning(plan.schema))
+    if plan.task == "regression":
+        plan.legend = REGRESSION_LEGEND
+    elif plan.model is not None or mc.classes:
+        codes = plan.config.output.codes if plan.config.output is not None else "index"
+        plan.legend = problems.attempt(resolve_legend, plan.model, mc, codes)
+    out = plan.config.output
+    if plan.task != "regression" and plan.legend is not None and out and out.dtype is not None:
+        problems.attempt(check_codes_fit, plan.legend, out.dtype, int(out.nodata))
+
+
+def _outputs(plan: Plan, problems: Problems) -> None:
+    """Every raster asked for, and whether the model can give it."""
+    out = plan.config.output
+    if out is None or out.dtype is None:
+        return
+    legend = plan.legend or Legend((), "")
+    abilities = Abilities.of(plan.model, plan.task) if plan.model is not None else None
+    for kind in asked(out, plan.task):
+        reason = kind.unsupported(abilities) if abilities is not None else None
+        plan.outputs.append(OutputPlan(kind, kind.spec(out, legend, None), reason))
+    refused = [o for o in plan.outputs if o.reason is not None]
+    if refused and not problems.collect:  # a run stops at once, naming every one
+        others = ", ".join(f"output.{o.kind.key}" for o in refused[1:])
+        first = refused[0]
+        problems.add(
+            ModelError(
+                f"config key 'output.{first.kind.key}': {first.reason}"
+                + (f" (also: {others})" if others else "")
+            )
+        )
+    for o in refused:
+        problems.add(ModelError(f"config key 'output.{o.kind.key}': {o.reason}"))
+
+
+def _layers(plan: Plan, problems: Problems) -> None:
+    """The model's layers (every layer without a model), the reference grid, and the layers
+    readable on it; the layers the model does not use, and why."""
+    cfg, found, schema = plan.config, plan.found, plan.schema
+    wanted = found.bands
+    if schema is not None and (found.bands or found.unreadable):
+        plan.missing = missing_features(found, schema)
+        problems.attempt(require_features, found, schema, cfg)
+        by_name = {b.name: b for b in found.bands}
+        wanted = [by_name[f] for f in schema.features if f in by_name]
+    elif cfg.model is not None and schema is None:
+        wanted = []  # the model's features are unknown: no layer is known to be wanted
+    plan.wanted = wanted
+    if not wanted:
+        return
+    plan.reference = problems.attempt(reference_grid, wanted, cfg.rasters)
+    if plan.reference is None:
+        return
+    ref = plan.reference
+    problems.attempt(check_grid, ref, wanted, cfg.rasters)
+    readable = [b for b in wanted if fits(ref, b, cfg.rasters.align)]
+    if readable:
+        plan.layers = problems.attempt(layers_on, ref, readable, cfg.nodata, cfg.rasters) or []
+    if schema is not None:
+        plan.ignored = unused_layers(found, schema, ref.grid)
+        if plan.ignored:
+            problems.warn(
+                f"ignoring {len(plan.ignored)} layer(s) the model does not use: "
+                + ", ".join(f"{n} ({why})" if why else n for n, why in plan.ignored.items())
+            )
+
+
+def applicability(plan: Plan, problems: Problems) -> AoaModel | None:
+    """The AOA model from the training rows, when an output needs it."""
+    cfg = plan.config
+    assert cfg.output is not None and plan.schema is not None
+    if not any(o.kind.needs == "aoa" for o in plan.outputs):
         if cfg.aoa is not None:
-            log.warning("the aoa section is used only with output.di or output.aoa: ignored")
+            keys = " or ".join(f"output.{k.key}" for k in KINDS if k.needs == "aoa")
+            problems.warn(f"the aoa section is used only with {keys}: ignored")
         return None
     assert cfg.aoa is not None  # the config's own check
+    features = plan.schema.features
     return build_aoa(
         cfg.aoa.training,
-        schema.features,
+        features,
         weights=cfg.aoa.weights,
-        importances=feature_importances(model, len(schema.features)),
+        importances=feature_importances(plan.model, len(features)) if plan.model else None,
         folds=cfg.aoa.folds,
         seed=cfg.aoa.seed,
     )
-
-
-@dataclass
-class Found:
-    """Every layer of the inputs, in discovery order, and the files that cannot be opened."""
-
-    bands: list[Band]
-    unreadable: list[Unreadable]
-
-    @property
-    def names(self) -> list[str]:
-        """Layer names; an unreadable file stands for one layer named by its stem."""
-        return [b.name for b in self.bands] + [u.name for u in self.unreadable]
 
 
 def find_layers(cfg: Config) -> Found:
@@ -190,9 +369,9 @@ def budget(
     """(max pixels per window, GDAL cache MB per process) from processing.memory_mb.
 
     A window costs per pixel: the float32 stack, its nodata mask, the filled copy and the
-    model's frame (about 14 bytes a layer), plus what each output asked for holds
-    (each output kind's work bytes, outputs/kinds). 60% of the
-    budget goes to windows (shared by the workers), 20% to GDAL's block caches.
+    model's frame (about 14 bytes a layer), plus what each output asked for holds (each
+    output kind's work bytes, outputs/kinds). 60% of the budget goes to windows (shared by
+    the workers), 20% to GDAL's block caches.
     """
     total = cfg.processing.memory_mb * 2**20
     per_pixel = 14 * n_layers + 48 + work_bytes(cfg.output, task, n_classes, n_layers)

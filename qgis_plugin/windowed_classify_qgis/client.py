@@ -28,7 +28,7 @@ from typing import Any
 
 ENV_PYTHON = "WINDOWED_CLASSIFY_PYTHON"
 MODULE = "windowed_classify"
-EXIT_NOT_READY = 1  # check: the run would not start
+EXIT_NOT_READY = 2  # check: the run would not start
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 # Share of the bar given to pass 1 (statistics) when it runs; pass 2 (predict) gets the rest.

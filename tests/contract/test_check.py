@@ -49,7 +49,7 @@ def test_check_names_every_feature_and_passes(tmp_path: Path) -> None:
     layers = table_rows(out, "layers:")
     assert [r[1] for r in layers] == ["elev", "ndvi", "slope", "spare"]  # files' order
     assert all(r[6] == "-9999" for r in layers)  # each file's nodata tag (after "band")
-    assert "WARNING: 1 layer(s) the model does not use will be ignored: spare" in out
+    assert "WARNING: ignoring 1 layer(s) the model does not use: spare" in out
     assert out.rstrip().endswith("OK: the run would start.")
     assert not case.output.exists()
 
@@ -64,7 +64,7 @@ def test_check_fails_on_a_missing_feature_and_lists_every_problem(tmp_path: Path
     )
     case.output.write_bytes(b"an earlier run")
     proc = run_main("check", case.write_config())
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     out = proc.stdout
     status = {r[1]: r[-1] for r in table_rows(out, "model features:")}
     assert status["ndvi"] == "MISSING" and status["elev"] == "ok"

@@ -36,13 +36,14 @@ def test_a_regression_lists_its_outputs_and_what_it_cannot_give(tmp_path: Path) 
     assert status["path"] == status["spread"] == status["di"] == "ok"
     assert status["margin"].startswith("NOT SUPPORTED: a regression gives no class")
     assert "not a quantile forest" in status["quantiles"]
-    assert result.aoa is not None and "400 usable training row(s); 3 random folds" in result.aoa
+    assert "AOA training table: 400 usable training row(s); folds random: 3" in result.render()
     assert not result.ok and len(result.problems) == 2
-    sizes = result.estimate.outputs_mb if result.estimate else {}
-    assert sizes == {} or str(tmp_path / "q.tif") in sizes
+    assert result.estimate is not None  # sizes are estimated for what was asked, refused or not
+    pixels = stack.layers[0].data.size
+    assert result.estimate.outputs_mb[str(tmp_path / "q.tif")] == 3 * 4 * pixels / 2**20
 
     proc = run_main("check", write_yaml(tmp_path / "c.yaml", cfg))
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "task: regression" in proc.stdout and "NOT SUPPORTED (see below)" in proc.stdout
     assert "config key 'output.quantiles': the model (RandomForestRegressor)" in proc.stdout
 

@@ -451,7 +451,7 @@ def test_a_mix_of_layers_with_and_without_a_crs_is_one_clear_error(
     assert "dist.tif (EPSG:28992)" in line and "dem.tif" in line and "gdal_edit.py -a_srs" in line
     assert not (tmp_path / "o").exists()  # the folder it made is gone again
     proc = run_main("check", write_yaml(tmp_path / "c.yaml", cfg))
-    assert proc.returncode == 1 and "gdal_edit.py -a_srs" in proc.stdout
+    assert proc.returncode == 2 and "gdal_edit.py -a_srs" in proc.stdout
 
 
 # ----------------------------------------------------------------------------- feature order

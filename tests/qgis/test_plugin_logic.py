@@ -335,7 +335,7 @@ def test_failure_messages():
         "config key 'model.path': file not found: /m.pkl"
     )
     report = ["grid: ...", "NOT READY:", "  - output exists", "", "  - feature 'a' MISSING"]
-    assert client.failure_message("check", 1, [], report) == (
+    assert client.failure_message("check", 2, [], report) == (
         "NOT READY:\n  - output exists\n  - feature 'a' MISSING"
     )
     argparse_lines = ["usage: ...", "python -m windowed_classify run: error: bad --workers"]

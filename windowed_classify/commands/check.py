@@ -1,11 +1,8 @@
-"""``check``: everything that can be known before a run, without running the model.
-
-The layers and the grid, the model's features against the layers, the classes and their
-codes, each layer's nodata rule, its value range (exact from the statistics cache, else from
-an overview or a sample of whole blocks: never the whole stack) with warnings for values that
-look like undeclared nodata, and the estimated memory and output size. Every problem found is
-collected, so one ``check`` lists all the reasons a run would not start.
-"""
+"""``check``: the run's own preparation (``prepare.gather``) collecting every problem instead
+of stopping at the first, plus what helps before a run: each layer's value range (exact from
+the statistics cache, else from an overview or a sample of whole blocks: never the whole
+stack) with warnings for values that look like undeclared nodata, and the estimated windows,
+memory and output sizes. Nothing here decides what a run would do: ``prepare`` does."""
 
 from __future__ import annotations
 
@@ -13,55 +10,34 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 from rasterio.windows import Window
 
 from ..config import Config, load_config
-from ..errors import UserError
 from ..inputs.grid import Grid, same_grid
-from ..inputs.layers import Band, Layer, Reference, open_layers, reference_grid
+from ..inputs.layers import Band, Layer
 from ..inputs.reader import StackReader, nodata_mask
 from ..inputs.windows import layer_windows, plan_windows
-from ..models.legend import check_codes_fit, resolve_legend
-from ..models.load import load_model
-from ..models.schema import resolve_schema, trust_warning
-from ..models.task import Abilities, resolve_task
-from ..outputs.writer import check_writable
 from ..passes.statscache import StatsCache
-from ..prepare import (
-    Found,
-    budget,
-    check_preview_extra,
-    find_layers,
-    missing_features,
-    require_features,
-)
-from .check_outputs import (
+from ..prepare import Plan, Problems, budget, gather
+from .check_result import (
+    LIBRARIES_MB,
+    PROCESS_WORKER_MB,
+    CheckResult,
+    Estimate,
+    LayerInfo,
     OutputLine,
-    describe_task,
-    output_lines,
-    output_sizes,
-    problems_of,
-    training_note,
 )
-from .check_result import LIBRARIES_MB, PROCESS_WORKER_MB, CheckResult, Estimate, LayerInfo
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Values that often mean "no data" in covariate rasters when nobody declared them.
 SENTINELS = (-9999.0, -99999.0, -32768.0, -32767.0)
 HUGE = 1e30  # |v| above this is almost surely a float nodata fill (e.g. -3.4e38)
 SAMPLE_PIXELS = 1 << 20  # pixels read per layer for its range, at most (plus one block)
-
-
-# ----------------------------------------------------------------------------- gathering
 
 
 def check(
@@ -70,160 +46,62 @@ def check(
     workers: int | None = None,
     sample_pixels: int = SAMPLE_PIXELS,
 ) -> CheckResult:
-    """Everything knowable before a run; config errors raise ConfigError like ``run``.
-
-    Without a model section: the layers and the grid only (every layer found is wanted)."""
+    """Everything knowable before a run; config errors raise ConfigError like ``run``."""
     cfg = load_config(config)
-    result = CheckResult(cfg)
-
-    def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            result.problems.append(str(exc))
-            return None
-
-    if cfg.output is not None:
-        _check_outputs(cfg, result.problems)
-        attempt(check_preview_extra, cfg.output)
-    found = attempt(find_layers, cfg) or Found([], [])
-    model = attempt(load_model, cfg.model.path) if cfg.model is not None else None
-    mc = cfg.model
-    task = "classification"
-    if mc is not None:
-        task = resolve_task(model, mc) if model is not None else mc.task.replace("auto", task)
-        result.task = describe_task(model, cfg, task)
-    if cfg.output is not None:
-        resolved = attempt(cfg.output.for_task, task)
-        if resolved is not None:
-            cfg = result.config = replace(cfg, output=resolved)
-    if mc is not None and (model is not None or mc.scoring_file or mc.features):
-        result.schema = attempt(resolve_schema, model, mc)
-        if result.schema is not None and result.schema.trusted:
-            result.warnings.append(trust_warning(result.schema))
-    if task == "classification" and mc is not None and (model is not None or mc.classes):
-        codes = cfg.output.codes if cfg.output is not None else "index"
-        result.legend = attempt(resolve_legend, model, mc, codes)
-    if result.legend is not None and cfg.output is not None and cfg.output.dtype is not None:
-        attempt(check_codes_fit, result.legend, cfg.output.dtype, int(cfg.output.nodata))
-    if cfg.output is not None and cfg.output.dtype is not None:
-        abilities = Abilities.of(model, task) if model is not None else None
-        n_classes = len(result.legend.labels) if result.legend is not None else 1
-        result.outputs = output_lines(cfg.output, task, abilities, n_classes)
-        result.problems += problems_of(result.outputs)
-        if cfg.aoa is not None and result.schema is not None:
-            result.aoa = attempt(training_note, cfg, result.schema.features)
-
-    wanted = found.bands
-    if result.schema is not None and (found.bands or found.unreadable):
-        result.missing = missing_features(found, result.schema)
-        attempt(require_features, found, result.schema, cfg)
-        used = set(result.schema.features)
-        wanted = [b for b in found.bands if b.name in used]
-        result.ignored = [name for name in found.names if name not in used]
-        if result.ignored:
-            result.warnings.append(
-                f"{len(result.ignored)} layer(s) the model does not use will be ignored: "
-                + ", ".join(result.ignored)
-            )
-
-    position = {f: i for i, f in enumerate(result.schema.features)} if result.schema else {}
-    if result.schema is not None:  # the model's order: its first layer wins a tie of grids
-        wanted = sorted(wanted, key=lambda b: position[b.name])
-    result.grid, layers = _grid_and_layers(wanted, found, cfg, result, attempt)
-    if result.grid is not None:
+    plan = gather(cfg, Problems(collect=True))
+    result = CheckResult(plan)
+    result.layers = _layer_infos(plan)
+    result.outputs = [
+        OutputLine(
+            o.kind.key,
+            str(o.spec.path),
+            o.kind.describe(o.spec),
+            o.spec.count,
+            o.spec.dtype,
+            f"{o.spec.nodata:g}",
+            o.reason,
+        )
+        for o in plan.outputs
+    ]
+    grid = plan.grid
+    if grid is not None:
         cache = StatsCache(cfg.processing.cache_dir) if cfg.processing.stats_cache else None
         infos = {info.name: info for info in result.layers}
-        for layer in layers:
+        for layer in plan.layers:
             info = infos[layer.name]
-            _value_range(info, layer, result.grid, cache, sample_pixels)
-            result.warnings += [f"layer '{info.name}': {w}" for w in info.warnings]
-
-    ready = result.schema is not None and not result.missing and bool(result.outputs)
-    if result.grid is not None and ready and len(layers) == len(wanted):
-        n_classes = len(result.legend.labels) if result.legend else 1
-        result.estimate = _estimate(cfg, result.grid, layers, n_classes, workers, result.outputs)
+            _value_range(info, layer, grid, cache, sample_pixels)
+            result.warnings.extend(f"layer '{info.name}': {w}" for w in info.warnings)
+    complete = plan.wanted and len(plan.layers) == len(plan.wanted)
+    if grid is not None and complete and plan.outputs and not plan.missing:
+        result.estimate = _estimate(plan, grid, workers, result.outputs)
         _space_warning(result.estimate, result.warnings)
     return result
 
 
-def _check_outputs(cfg: Config, problems: list[str]) -> None:
-    """The run's output checks, without creating the output folders as a run would."""
-    out = cfg.output
-    assert out is not None
-    folders = list(dict.fromkeys(path.parent for path in out.files))
-    if all(folder.is_dir() for folder in folders):
-        try:
-            check_writable(out)  # with the folders there, this only checks
-        except UserError as exc:
-            problems.append(str(exc))
-        return
-    for folder in folders:
-        ancestor = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if ancestor is None or not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
-            problems.append(f"the output folder {folder} cannot be created (no write access)")
-
-
-def _grid_and_layers(
-    wanted: list[Band],
-    found: Found,
-    cfg: Config,
-    result: CheckResult,
-    attempt: Callable[..., Any],
-) -> tuple[Grid | None, list[Layer]]:
-    """The reference grid and the wanted layers a run can read on it, like a run (its error
-    for layers off the grid is a problem); every layer found gets its line in the table."""
-    position = {f: i for i, f in enumerate(result.schema.features)} if result.schema else {}
-    ref = attempt(reference_grid, wanted, cfg.rasters) if wanted else None
-    status: dict[str, str] = {}
-    fitting: list[Band] = []
-    if ref is not None:
-        attempt(open_layers, wanted, cfg.nodata, cfg.rasters)  # the run's one-line error
-        for band in wanted:
-            same = same_grid(ref.grid, band.grid)
-            warpable = cfg.rasters.align and (band.grid.crs is None) == (ref.grid.crs is None)
-            if same or warpable:
-                fitting.append(band)
-            else:
-                status[band.name] = "not on the grid"
-    layers: list[Layer] = []
-    if fitting:
-        layers = attempt(_open_on, ref, fitting, cfg) or []
-    by_name = {layer.name: layer for layer in layers}
-    want = {b.name for b in wanted}
-    for band in found.bands:
+def _layer_infos(plan: Plan) -> list[LayerInfo]:
+    """One line per layer found, with whether a run can use it."""
+    schema = plan.schema
+    position = {f: i for i, f in enumerate(schema.features)} if schema else {}
+    want = {b.name for b in plan.wanted}
+    on_grid = {layer.name: layer for layer in plan.layers}
+    ref = plan.grid
+    infos = []
+    for band in plan.found.bands:
         if band.name in want:
-            why = status.get(band.name, "")
-        elif ref is not None and not same_grid(ref.grid, band.grid):
+            why = "" if band.name in on_grid else "not on the grid"
+        elif ref is not None and not same_grid(ref, band.grid):
             why = "unused, not on the grid"
         else:
             why = "unused"
-        result.layers.append(_layer_info(band, by_name.get(band.name), why, position))
-    for bad in found.unreadable:
-        why = "cannot open" if bad.name in position else "unused, cannot open"
-        if bad.name not in position:
-            result.warnings.append(bad.reason)
-        result.layers.append(
+        infos.append(_layer_info(band, on_grid.get(band.name), why, position))
+    for bad in plan.found.unreadable:
+        why = "cannot open" if bad.name in position or not schema else "unused, cannot open"
+        infos.append(
             LayerInfo(
-                bad.name,
-                bad.source.path,
-                0,
-                "-",
-                (0, 0),
-                None,
-                (),
-                position.get(bad.name),
-                status=why,
+                bad.name, bad.source.path, 0, "-", (0, 0), None, (), position.get(bad.name), why
             )
         )
-    return (ref.grid if ref is not None else None), layers
-
-
-def _open_on(ref: Reference, bands: list[Band], cfg: Config) -> list[Layer]:
-    """The layers of ``bands``, on the reference grid ``ref`` they were checked against."""
-    grid, layers = open_layers(bands, cfg.nodata, cfg.rasters)
-    assert same_grid(grid, ref.grid)
-    return layers
+    return infos
 
 
 def _layer_info(
@@ -341,17 +219,13 @@ def _nodata_warnings(info: LayerInfo, valid: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- estimates
 
 
-def _estimate(
-    cfg: Config,
-    grid: Grid,
-    layers: list[Layer],
-    n_classes: int,
-    workers: int | None,
-    lines: list[OutputLine],
-) -> Estimate:
+def _estimate(plan: Plan, grid: Grid, workers: int | None, lines: list[OutputLine]) -> Estimate:
+    cfg = plan.config
+    assert cfg.model is not None and cfg.output is not None
     n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
-    task = "regression" if lines and lines[0].kind == "predicted values" else "classification"
-    max_pixels, _ = budget(cfg, len(layers), n_classes, n_workers, task)
+    n_classes = len(plan.legend.labels) if plan.legend is not None else 1
+    layers = plan.layers
+    max_pixels, _ = budget(cfg, len(layers), n_classes, n_workers, plan.task)
     windows = plan_windows(grid, [la.block_shape for la in layers], max_pixels)
     shape = max(((int(w.height), int(w.width)) for w in windows), key=lambda s: s[0] * s[1])
     engine = cfg.processing.engine if n_workers > 1 else "serial"
@@ -359,9 +233,10 @@ def _estimate(
     peak = LIBRARIES_MB + cfg.processing.memory_mb + model_mb
     if engine == "processes":
         peak += n_workers * (PROCESS_WORKER_MB + model_mb)
-    out = cfg.output
-    outputs = output_sizes(lines, grid.pixels)
-    free = _free_mb(out.path.parent)
+    outputs = {
+        line.path: grid.pixels * line.bands * np.dtype(line.dtype).itemsize / 2**20
+        for line in lines
+    }
     return Estimate(
         windows=len(windows),
         window_shape=shape,
@@ -371,7 +246,7 @@ def _estimate(
         peak_mb=int(math.ceil(peak)),
         model_mb=model_mb,
         outputs_mb=outputs,
-        free_mb=free,
+        free_mb=_free_mb(cfg.output.path.parent),
     )
 
 

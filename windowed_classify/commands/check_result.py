@@ -1,21 +1,24 @@
-"""What ``check`` found, and how it reads: the layers, the model, the outputs, estimates and
-every problem, rendered as the report ``check`` prints."""
+"""What ``check`` found, and how it reads: as the text ``check`` prints, or as the JSON
+document ``check --json`` prints (its schema: docs/check.md)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
-from ..inputs.grid import Grid
+from .._version import __version__
+from ..config import Config, as_document
+from ..inputs.grid import Grid, crs_text
 from ..models.legend import Legend
 from ..models.schema import Schema
-from .check_outputs import OutputLine
+from ..prepare import Plan
 
-LIBRARIES_MB = 200  # interpreter + numpy, pandas, scikit-learn, rasterio (measured, README)
-PROCESS_WORKER_MB = 300  # each worker process of engine: processes (measured, README)
+LIBRARIES_MB = 200  # interpreter + numpy, pandas, scikit-learn, rasterio (measured)
+PROCESS_WORKER_MB = 300  # each worker process of engine: processes (measured)
+JSON_FORMAT = 1  # the version of check --json's document
 
 
 @dataclass
@@ -41,6 +44,23 @@ class LayerInfo:
 
 
 @dataclass
+class OutputLine:
+    """One raster a run would write, and why the model cannot give it (None: it can)."""
+
+    key: str
+    path: str
+    what: str
+    bands: int
+    dtype: str
+    nodata: str
+    reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.reason is None else f"NOT SUPPORTED: {self.reason}"
+
+
+@dataclass
 class Estimate:
     windows: int
     window_shape: tuple[int, int]  # (rows, cols) of the largest window
@@ -57,29 +77,53 @@ class Estimate:
 class CheckResult:
     """What ``check`` found; ``ok`` when a run would start."""
 
-    config: Config
-    grid: Grid | None = None
+    plan: Plan
     layers: list[LayerInfo] = field(default_factory=list)  # discovery order
-    schema: Schema | None = None
-    legend: Legend | None = None
-    missing: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    estimate: Estimate | None = None
-    task: str | None = None  # how the model's task was decided
     outputs: list[OutputLine] = field(default_factory=list)  # every raster a run writes
-    aoa: str | None = None  # the AOA's training table as a run reads it
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    estimate: Estimate | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.plan.config
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return self.plan.ok
+
+    @property
+    def problems(self) -> list[str]:
+        return [str(e) for e in self.plan.problems]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.plan.warnings
+
+    @property
+    def grid(self) -> Grid | None:
+        return self.plan.grid
+
+    @property
+    def schema(self) -> Schema | None:
+        return self.plan.schema
+
+    @property
+    def legend(self) -> Legend | None:
+        return self.plan.legend
+
+    @property
+    def task(self) -> str | None:
+        if self.plan.config.model is None:
+            return None
+        return f"{self.plan.task} ({self.plan.task_source})"
 
     def render(self) -> str:
         return render(self)
 
+    def document(self) -> dict[str, Any]:
+        return document(self)
 
-# ----------------------------------------------------------------------------- rendering
+
+# ----------------------------------------------------------------------------- text
 
 
 def _table(headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
@@ -98,20 +142,17 @@ def _num(v: float | None, digits: int = 7) -> str:
     return "-" if v is None else f"{v:.{digits}g}"
 
 
-def _crs(grid: Grid) -> str:
-    crs: Any = grid.crs
-    return crs.to_string() if crs else "none"
-
-
 def render(r: CheckResult) -> str:
-    cfg = r.config
+    cfg, plan = r.config, r.plan
     out: list[str] = [f"config: {cfg.source or '(mapping)'}"]
     if r.grid is not None:
         g, t = r.grid, r.grid.transform
         out.append(
-            f"grid: {g.width} x {g.height} pixels ({g.pixels:,}), CRS {_crs(g)}, "
-            f"pixel {abs(t.a):g} x {abs(t.e):g}, origin ({t.c:g}, {t.f:g})"
+            f"grid: {g.width} x {g.height} pixels ({g.pixels:,}), CRS {crs_text(g.crs)}, "
+            f"pixel {abs(t.a):g} x {abs(t.e):g}, origin ({t.c:g}, {t.f:g})"  # type: ignore[attr-defined]
         )
+        assert plan.reference is not None
+        out.append(f"  ({plan.reference.what})")
     where = f"under {cfg.rasters.folder}" if cfg.rasters.folder else "in rasters.files"
     out.append(f"\nlayers: {len(r.layers)} found {where}")
     if r.layers:
@@ -131,23 +172,9 @@ def render(r: CheckResult) -> str:
                     _status(la),
                 ]
             )
-        out.append(
-            _table(
-                [
-                    "#",
-                    "layer",
-                    "file",
-                    "band",
-                    "dtype",
-                    "block",
-                    "file nodata",
-                    "nodata values",
-                    "model #",
-                    "status",
-                ],
-                rows,
-            )
-        )
+        headers = ["#", "layer", "file", "band", "dtype", "block", "file nodata"]
+        headers += ["nodata values", "model #", "status"]
+        out.append(_table(headers, rows))
     if r.schema is not None:
         out.append(f"\nmodel features: {len(r.schema.features)}, from {r.schema.source}")
         by_name = {la.name: (i, la) for i, la in enumerate(r.layers, 1)}
@@ -157,7 +184,7 @@ def render(r: CheckResult) -> str:
             status = "MISSING" if hit is None else _status(hit[1])
             layer_no = "-" if hit is None else hit[0]
             rows.append([i, f, r.schema.dtypes.get(f, "-"), layer_no, status])
-        for name in r.ignored:
+        for name in plan.ignored:
             rows.append(["-", name, "-", by_name[name][0] if name in by_name else "-", "extra"])
         out.append(_table(["model #", "feature", "trained as", "layer #", "status"], rows))
         order = [by_name[f][0] for f in r.schema.features if f in by_name]
@@ -170,30 +197,32 @@ def render(r: CheckResult) -> str:
     if r.outputs:
         out.append(f"\noutputs: {len(r.outputs)}")
         rows = [
-            [
-                ln.key,
-                ln.kind,
-                ln.bands,
-                ln.dtype,
-                ln.nodata,
-                "ok" if ln.status == "ok" else "NOT SUPPORTED (see below)",
-            ]
+            [ln.key, ln.what, ln.bands, ln.dtype, ln.nodata,
+             "ok" if ln.reason is None else "NOT SUPPORTED (see below)"]
             for ln in r.outputs
-        ]
+        ]  # fmt: skip
         out.append(_table(["output", "what", "bands", "dtype", "nodata", "status"], rows))
-    if r.aoa is not None:
-        out.append(f"  AOA training table {r.aoa}")
-    if r.legend is not None:
+    if plan.aoa is not None:
+        summary = plan.aoa.summary()
+        dropped = summary["training_rows_dropped"]
+        out.append(
+            f"  AOA training table: {summary['training_rows_used']} usable training row(s)"
+            + (f", {dropped} dropped" if dropped else "")
+            + f"; folds {summary['folds']}; threshold {summary['threshold']:.6g}"
+        )
+    if r.legend is not None and plan.task != "regression":
         out.append(f"\nclasses: {len(r.legend.labels)}, from {r.legend.source}")
         pairs = zip(r.legend.output_codes, r.legend.labels, strict=True)
         rows = [[c, repr(label)] for c, label in pairs]
-        rows.append([cfg.output.nodata, "(masked pixels: output.nodata)"])
+        if cfg.output is not None:
+            rows.append([_num(cfg.output.nodata), "(masked pixels: output.nodata)"])
         out.append(_table(["code", "label"], rows))
     ranged = [la for la in r.layers if la.range_source]
     if ranged:
+        t = cfg.nodata.threshold
         out.append(
-            f"\nvalue ranges (valid values; nodata.threshold {cfg.nodata.threshold}: a pixel is "
-            f"masked when more than {cfg.nodata.threshold} of its layers are nodata)"
+            f"\nvalue ranges (valid values; nodata.threshold {t}: a pixel is masked when more "
+            f"than {t} of its layers are nodata)"
         )
         rows = [
             [
@@ -249,3 +278,118 @@ def _rel(path: Path | str, folder: Path | None) -> str:
     if isinstance(path, Path) and folder is not None and path.is_relative_to(folder):
         return path.relative_to(folder).as_posix()
     return str(path)
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def _number(value: float | None) -> float | str | None:
+    """A float for JSON: NaN and infinities as text, which JSON cannot hold."""
+    if value is None:
+        return None
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def _grid(plan: Plan) -> dict[str, Any] | None:
+    ref = plan.reference
+    if ref is None:
+        return None
+    g = ref.grid
+    crs: Any = g.crs
+    return {
+        "crs": crs_text(g.crs) if crs else None,
+        "crs_wkt": crs.to_wkt() if crs else None,
+        "transform": list(g.transform)[:6],  # type: ignore[arg-type]
+        "width": g.width,
+        "height": g.height,
+        "pixels": g.pixels,
+        "chosen_as": ref.what,
+    }
+
+
+def document(r: CheckResult) -> dict[str, Any]:
+    """``check --json``: the same findings as the text, as one JSON-ready document."""
+    plan, cfg = r.plan, r.config
+    model = None
+    if cfg.model is not None:
+        legend = plan.legend if plan.task != "regression" else None
+        model = {
+            "path": str(cfg.model.path),
+            "loaded": plan.model is not None,
+            "task": plan.task,
+            "task_source": plan.task_source,
+            "features": list(plan.schema.features) if plan.schema else None,
+            "features_source": plan.schema.source if plan.schema else None,
+            "feature_order_from_names": not plan.schema.trusted if plan.schema else None,
+            "missing_features": plan.missing,
+            "ignored_layers": list(plan.ignored),
+            "classes": None
+            if legend is None
+            else [
+                {"code": c, "label": label}
+                for c, label in zip(legend.output_codes, legend.labels, strict=True)
+            ],
+            "classes_source": legend.source if legend is not None else None,
+        }
+    return {
+        "tool": "windowed_classify",
+        "version": __version__,
+        "format": JSON_FORMAT,
+        "ok": r.ok,
+        "config_file": str(cfg.source) if cfg.source else None,
+        "config": as_document(cfg),
+        "grid": _grid(plan),
+        "layers": [
+            {
+                "name": la.name,
+                "file": str(la.path),
+                "band": la.band or 1,
+                "dtype": la.dtype,
+                "block": list(la.block_shape),
+                "file_nodata": _number(la.file_nodata),
+                "nodata_values": [_number(v) for v in la.nodata_values],
+                "model_position": la.model_position,
+                "status": _status(la).lower(),
+                "resampling": la.warped,
+                "min": _number(la.min),
+                "max": _number(la.max),
+                "range_source": la.range_source or None,
+                "sampled_pixels": la.sampled_pixels,
+                "sampled_nodata": la.sampled_nodata,
+            }
+            for la in r.layers
+        ],
+        "model": model,
+        "outputs": [
+            {
+                "key": ln.key,
+                "path": ln.path,
+                "what": ln.what,
+                "bands": ln.bands,
+                "dtype": ln.dtype,
+                "nodata": _number(float(ln.nodata)),
+                "supported": ln.reason is None,
+                "reason": ln.reason,
+                "size_mb": r.estimate.outputs_mb.get(ln.path) if r.estimate else None,
+            }
+            for ln in r.outputs
+        ],
+        "aoa": plan.aoa.summary() if plan.aoa is not None else None,
+        "estimate": None
+        if r.estimate is None
+        else {
+            "windows": r.estimate.windows,
+            "window_shape": list(r.estimate.window_shape),
+            "workers": r.estimate.workers,
+            "engine": r.estimate.engine,
+            "memory_mb": r.estimate.memory_mb,
+            "peak_mb": r.estimate.peak_mb,
+            "model_mb": round(r.estimate.model_mb, 3),
+            "free_mb": r.estimate.free_mb,
+        },
+        "problems": r.problems,
+        "warnings": r.warnings,
+    }

@@ -200,10 +200,17 @@ def open_layers(
     choose the reference grid. ``extra`` bands are read on that grid too (after ``bands``)."""
     if not bands:
         raise InputError("no layers to read")
-    if rasters.align:
-        _check_resampling_names(rasters, [b.name for b in (*bands, *extra)])
     ref = reference_grid(bands, rasters)
-    bands = [*bands, *extra]
+    every = [*bands, *extra]
+    check_grid(ref, every, rasters)
+    return ref.grid, layers_on(ref, every, nodata, rasters)
+
+
+def check_grid(ref: Reference, bands: Sequence[Band], rasters: RastersConfig) -> None:
+    """The bands can be read on ``ref``: an error for a CRS mix, unknown resampling keys and,
+    without ``rasters.align``, for every band off the grid."""
+    if rasters.align:
+        _check_resampling_names(rasters, [b.name for b in bands])
     _check_crs_mix(bands, ref, rasters.align)
     misfit = [b for b in bands if not same_grid(ref.grid, b.grid)]
     if misfit and not rasters.align:
@@ -223,11 +230,25 @@ def open_layers(
             + ("it" if len(misfit) == 1 else "them")
             + " onto that grid"
         )
+
+
+def fits(ref: Reference, band: Band, align: bool) -> bool:
+    """Whether ``band`` can be read on ``ref``: on it, or warped onto it under align (a grid
+    with a CRS and one without cannot be warped onto each other)."""
+    if same_grid(ref.grid, band.grid):
+        return True
+    return align and (band.grid.crs is None) == (ref.grid.crs is None)
+
+
+def layers_on(
+    ref: Reference, bands: Sequence[Band], nodata: NodataConfig, rasters: RastersConfig
+) -> list[Layer]:
+    """The layers of ``bands`` as read on ``ref`` (a band off it warped onto it)."""
     layers = []
     for band in bands:
         warp = None
         block = band.block_shape
-        if band in misfit:
+        if not same_grid(ref.grid, band.grid):
             grid = ref.grid
             warp = Warp(
                 grid.crs.to_wkt() if grid.crs else "",  # type: ignore[attr-defined]
@@ -250,7 +271,7 @@ def open_layers(
                 band.name, band.path, band.dtype, block, nodata_rule(band, nodata), warp, band.index
             )
         )
-    return ref.grid, layers
+    return layers
 
 
 def _check_crs_mix(bands: Sequence[Band], ref: Reference, align: bool) -> None:

@@ -8,6 +8,7 @@ and moved into place by ``os.replace``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,10 +44,13 @@ def temporary_paths(path: Path) -> list[Path]:
     return [partial_path(path), path.with_name(f".{path.stem}.partial.cog{path.suffix}")]
 
 
-def check_writable(out: OutputConfig, created: list[Path] | None = None) -> None:
+def check_writable(
+    out: OutputConfig, created: list[Path] | None = None, create: bool = True
+) -> None:
     """Before any work: refuse an existing output (unless overwrite), make the folders.
 
     ``created`` collects the folders made here (deepest last), for ``remove_if_empty``.
+    ``create`` False (``check``) only checks that the folders could be made and written.
     """
     for path in out.files:
         if path.exists() and not out.overwrite:
@@ -56,14 +60,35 @@ def check_writable(out: OutputConfig, created: list[Path] | None = None) -> None
             )
     for folder in dict.fromkeys(path.parent for path in out.files):
         missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+        if not create:
+            _could_create(folder, missing)
+            continue
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot create the output folder {folder}: {exc}") from None
+            raise OutputError(
+                f"cannot create the output folder {folder}: {exc.strerror or exc}"
+            ) from None
         if created is not None:
             created += missing
         if not os.access(folder, os.W_OK):
             raise OutputError(f"the output folder {folder} is not writable")
+
+
+def _could_create(folder: Path, missing: list[Path]) -> None:
+    """``check_writable``'s errors for ``folder``, without making anything."""
+    if not missing:
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"the output folder {folder} is not writable")
+        return
+    parent = missing[0].parent
+    if not parent.is_dir():
+        reason = os.strerror(errno.ENOTDIR)
+    elif not os.access(parent, os.W_OK):
+        reason = os.strerror(errno.EACCES)
+    else:
+        return
+    raise OutputError(f"cannot create the output folder {folder}: {reason}")
 
 
 def remove_if_empty(folders: list[Path]) -> None:
