@@ -30,9 +30,7 @@ from typing import Any
 
 import harness
 import yaml
-from cases import ensure_stacks
-from datagen import Dataset
-from harness import Case, CaseResult, fmt, md_table
+from harness import Case, CaseResult, Stack, fmt, md_table
 
 HERE = harness.HERE
 LEVELS = [0.05, 0.5, 0.95]
@@ -103,7 +101,7 @@ def make_training(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare(args: argparse.Namespace, ds: Dataset, work: Path, env: dict[str, str]) -> dict:
+def prepare(args: argparse.Namespace, ds: Stack, work: Path) -> dict:
     cmd = [
         args.python,
         str(Path(__file__).resolve()),
@@ -116,16 +114,16 @@ def prepare(args: argparse.Namespace, ds: Dataset, work: Path, env: dict[str, st
         str(args.train_points),
         f"--nodata-value={ds.manifest['nodata_value']!r}",
     ]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env)
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=args.env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- cases
 
 
-def case_config(case: str, ds: Dataset, made: dict, out: Path, args: argparse.Namespace) -> dict:
+def case_config(case: str, ds: Stack, made: dict, out: Path, args: argparse.Namespace) -> dict:
     regression = case in REGRESSION_CASES
-    output: dict[str, Any] = {"path": str(out / "main.tif"), "overwrite": True}
+    output: dict[str, Any] = {"path": str(out / "main.tif")}
     extra = {
         "probabilities": "probabilities.tif",
         "confidence": "confidence.tif",
@@ -139,53 +137,33 @@ def case_config(case: str, ds: Dataset, made: dict, out: Path, args: argparse.Na
         output["quantiles"] = {"path": str(out / "quantiles.tif"), "levels": LEVELS}
     elif case == "di_aoa":
         output |= {"di": str(out / "di.tif"), "aoa": str(out / "aoa.tif")}
-    cfg: dict[str, Any] = {
-        "rasters": {"folder": str(ds.layer_dir), "extensions": [".tif"]},
-        "nodata": {"values": [ds.manifest["nodata_value"]]},
-        "model": {"path": made["regressor"] if regression else str(ds.model_path)},
-        "output": output,
-        "processing": {"stats_cache": False, "workers": args.workers},
-    }
+    cfg = harness.tool_config(
+        ds.layer_dir,
+        ds.manifest["nodata_value"],
+        {"path": made["regressor"] if regression else str(ds.model_path)},
+        output,
+        processing={"workers": args.workers},
+    )
     if case == "di_aoa":
         cfg["aoa"] = {"training": made["table"], "folds": {"random": 5}}
     return cfg
 
 
-def record(res: CaseResult, round_: int) -> dict[str, Any]:
-    timing = res.detail.get("timing") or {}
-    return {
-        "case": res.case,
-        "round": round_,
-        "status": res.status,
-        "wall_seconds": res.wall_s,
-        "pass2_seconds": timing.get("pass2_seconds"),
-        "total_seconds": timing.get("total_seconds"),
-        "tree_peak_rss_mb": res.peak_rss_mb,
-        "peak_memory_mb": res.detail.get("peak_memory_mb"),
-        "windows": res.detail.get("windows"),
-        "load_before": res.load_avg,
-        "other_cpu_seconds": res.other_cpu_s,
-        "error": res.error,
-    }
-
-
-def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(runs: list[CaseResult]) -> dict[str, Any]:
+    """Per case: its best pass 2 and wall time and its highest peak, and the extra of each
+    over its plain run."""
     best: dict[str, dict[str, Any]] = {}
-    for case in (*CLASS_CASES, *REGRESSION_CASES):
-        mine = [r for r in runs if r["case"] == case and r["status"] == "ok"]
+    ran = {r.case for r in runs}
+    for case in (c for c in (*CLASS_CASES, *REGRESSION_CASES) if c in ran):
+        mine = [r for r in runs if r.case == case and r.status == "ok"]
         if not mine:
             best[case] = {"status": "failed"}
             continue
-
-        def low(key: str, rows: list[dict[str, Any]] = mine) -> float | None:
-            values = [r[key] for r in rows if r[key] is not None]
-            return min(values) if values else None
-
         best[case] = {
             "status": "ok",
-            "wall_seconds": low("wall_seconds"),
-            "pass2_seconds": low("pass2_seconds"),
-            "peak_mb": max(r["tree_peak_rss_mb"] or 0 for r in mine),
+            "wall_seconds": harness.lowest(r.wall_s for r in mine),
+            "pass2_seconds": harness.lowest(harness.timing(r, "pass2_seconds") for r in mine),
+            "peak_mb": max(r.peak_rss_mb or 0 for r in mine),
         }
     for case, s in best.items():
         base = best.get(BASELINE[case], {})
@@ -230,23 +208,23 @@ def table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def write_markdown(path: Path, doc: dict[str, Any]) -> None:
-    m = doc["machine"]
+def render(doc: dict[str, Any]) -> str:
+    """bench_outputs.md."""
+    a = doc["args"]
     parts = [
         f"# The cost of each extra output: {doc['dataset']}",
         "",
-        f"{m.get('cpu_count')} CPUs ({m.get('cpu_model', '?')}), {m.get('ram_gb')} GB RAM, "
-        f"Python {m.get('python')}, commit {str(m.get('git_commit'))[:10]}. {doc['workers']} "
-        f"workers, best of {doc['repeat']} alternating rounds, statistics cache off. The "
-        f"classifier is the suite's RandomForestClassifier (50 trees); the regression forest "
-        f"a RandomForestQuantileRegressor (50 trees, depth 12) trained on {doc['training_rows']} "
+        f"{harness.machine_line(doc['machine'], 'quantile-forest')} {a['workers']} workers, "
+        f"best of {a['repeat']} alternating rounds, statistics cache off. The classifier is "
+        "the suite's RandomForestClassifier (50 trees); the regression forest a "
+        f"RandomForestQuantileRegressor (50 trees, depth 12) trained on {doc['training_rows']} "
         "pixels sampled by `sample`, which is also the AOA's training table (random 5 folds). "
         "Extra: against the same model's plain run (`classes` or `regression`).",
         "",
         md_table(*table(doc["summary"])),
         "",
     ]
-    path.write_text("\n".join(parts))
+    return "\n".join(parts)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -254,8 +232,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=4000)
     p.add_argument("--layers", type=int, default=20)
     p.add_argument("--layout", default="tiled", choices=("tiled", "striped"))
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=2, help="rounds of every case, alternated")
     p.add_argument("--train-points", type=int, default=2000, help="training table size")
     p.add_argument(
         "--cases",
@@ -264,26 +240,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="a subset (each with its plain run); default: all",
     )
-    p.add_argument("--data", type=Path, default=HERE / "data")
-    p.add_argument("--out", type=Path, default=HERE / "results" / "outputs")
-    p.add_argument("--python", default=sys.executable, help="interpreter of the runs")
-    p.add_argument(
-        "--package-root",
-        type=Path,
-        default=harness.REPO,
-        help="checkout whose windowed_classify is measured (first on PYTHONPATH)",
-    )
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per run")
-    p.add_argument("--poll", type=float, default=0.05, help="RSS polling, seconds")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS")
+    harness.add_options(p, out=HERE / "results" / "outputs", workers=2, repeat=2, timeout=3600)
     # the set-up child (internal)
     p.add_argument("--make-training", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--layer-dir", help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--nodata-value", type=float, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.data = args.data.resolve()
-    return args
+    return harness.finish_options(p.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,56 +254,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.make_training:
         return make_training(args)
     harness.exit_on_sigterm()
-    env = harness.package_env(args.package_root.resolve())
-    ds = ensure_stacks(args.python, args.data, args.size, args.layers, [args.layout])[args.layout]
+    ds = harness.ensure_stacks(args.python, args.data, args.size, args.layers, [args.layout])[
+        args.layout
+    ]
     work = args.data / "runs" / f"outputs_{ds.key}"
-    made = prepare(args, ds, work / "training", env)
+    made = prepare(args, ds, work / "training")
     harness.warm_cache(ds.layer_dir.iterdir())
     wanted = args.cases or [*CLASS_CASES, *REGRESSION_CASES]
     cases = list(dict.fromkeys(c for w in wanted for c in (BASELINE[w], w)))
-    runs: list[dict[str, Any]] = []
-    for round_ in range(args.repeat):
-        for case in cases:
-            out = work / case
-            config = out / "config.yaml"
-            config.parent.mkdir(parents=True, exist_ok=True)
-            config.write_text(
-                yaml.safe_dump(case_config(case, ds, made, out, args), sort_keys=False)
-            )
-            print(f"round {round_} {case:14s} ...", end=" ", flush=True)
-            res = harness.run_case(
-                Case(
-                    name=case,
-                    run_dir=out,
-                    env=env,
-                    report=out / "main.report.json",
-                    command=[args.python, "-m", "windowed_classify", str(config), "--quiet"],
-                ),
-                timeout=args.timeout,
-                poll=args.poll,
-                wait_idle_s=args.wait_idle,
-                repeat=round_,
-            )
-            harness.print_outcome(res)
-            runs.append(record(res, round_))
-    summary = {c: s for c, s in summarize(runs).items() if c in cases}
+    bench = harness.Bench(
+        args.out / "bench_outputs",
+        args,
+        machine=harness.machine_info(args.python, args.env, ("quantile-forest",)),
+        summarize=summarize,
+        render=render,
+        dataset=ds.key,
+        training_rows=made["rows"],
+    )
+    for round_, case in bench.rounds(cases):
+        out = work / case
+        config = out / "config.yaml"
+        harness.write_yaml(config, case_config(case, ds, made, out, args))
+        run = Case(
+            name=case,
+            run_dir=out,
+            env=args.env,
+            report=out / "main.report.json",
+            command=[args.python, "-m", "windowed_classify", str(config), "--quiet"],
+        )
+        bench.run(ds.key, case, run, round_, {})
     print(f"\n{ds.key}, {args.workers} workers, best of {args.repeat}")
-    harness.print_table(*table(summary))
-    doc = {
-        "dataset": ds.key,
-        "workers": args.workers,
-        "repeat": args.repeat,
-        "training_rows": made["rows"],
-        "machine": harness.machine_info(args.python, env, ("scikit-learn", "quantile-forest")),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "summary": summary,
-        "runs": runs,
-    }
-    stem = args.out / "bench_outputs"
-    harness.write_json(stem.with_suffix(".json"), doc)
-    write_markdown(stem.with_suffix(".md"), doc)
-    print(f"\nwrote {stem}.json and {stem.name}.md")
-    return 0 if all(r["status"] == "ok" for r in runs) else 1
+    harness.print_table(*table(bench.doc["summary"]))
+    bench.wrote()
+    return 0 if all(r.status == "ok" for r in bench.runs) else 1
 
 
 if __name__ == "__main__":

@@ -29,14 +29,12 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import harness
-import yaml
-from harness import Case, CaseResult, fmt, md_table, ratio
+from harness import CLASS_OUTPUT, Case, CaseResult, fmt, md_table, ratio
+from plots import plot_peaks
 
 HERE = harness.HERE
 GB = 1024  # MB
@@ -109,25 +107,15 @@ def write_config(
     threshold: int,
     processing: dict[str, Any],
 ) -> None:
-    cfg = {
-        "rasters": {"folder": stack["layer_dir"], "extensions": [".tif"]},
-        "nodata": {
-            "values": [stack["manifest"]["nodata_value"]],
-            "use_file_nodata": True,
-            "threshold": threshold,
-        },
-        "model": model,
-        "output": {
-            "path": str(output),
-            "dtype": "uint8",
-            "nodata": 255,
-            "compress": "lzw",
-            "overwrite": True,
-        },
-        "processing": processing,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg = harness.tool_config(
+        stack["layer_dir"],
+        stack["manifest"]["nodata_value"],
+        model,
+        {"path": str(output), **CLASS_OUTPUT},
+        threshold=threshold,
+        processing=processing,
+    )
+    harness.write_yaml(path, cfg)
 
 
 def _available_mb() -> float | None:
@@ -247,33 +235,21 @@ def automl_case(
 # --------------------------------------------------------------------------- summary
 
 
-def _ok(runs: list[CaseResult], name: str, threshold: int | None) -> list[CaseResult]:
+def _mine(runs: list[CaseResult], name: str, threshold: int | None) -> list[CaseResult]:
     return [
-        r
-        for r in runs
-        if r.case == name
-        and r.status == "ok"
-        and (threshold is None or r.params.get("threshold") == threshold)
-    ]
-
-
-def _best(runs: list[CaseResult], name: str, threshold: int | None) -> CaseResult | None:
-    ok = _ok(runs, name, threshold)
-    return min(ok, key=lambda r: r.wall_s or float("inf")) if ok else None
-
-
-def _last(runs: list[CaseResult], name: str, threshold: int | None) -> CaseResult | None:
-    mine = [
         r
         for r in runs
         if r.case == name and (threshold is None or r.params.get("threshold") == threshold)
     ]
+
+
+def _best(runs: list[CaseResult], name: str, threshold: int | None) -> CaseResult | None:
+    return harness.fastest(_mine(runs, name, threshold))
+
+
+def _last(runs: list[CaseResult], name: str, threshold: int | None) -> CaseResult | None:
+    mine = _mine(runs, name, threshold)
     return mine[-1] if mine else None
-
-
-def _timing(r: CaseResult | None, key: str) -> float | None:
-    timing = (r.detail.get("timing") if r else None) or {}
-    return timing.get(key) if isinstance(timing, dict) else None
 
 
 def summarize(bench: str, runs: list[CaseResult], thresholds: list[int]) -> dict[str, Any]:
@@ -286,7 +262,7 @@ def summarize(bench: str, runs: list[CaseResult], thresholds: list[int]) -> dict
             return r.wall_s if r else None
 
         def peak(name: str, t: int = t) -> float | None:
-            ok = _ok(runs, name, t)
+            ok = [r for r in _mine(runs, name, t) if r.status == "ok"]
             return max(r.peak_rss_mb or 0 for r in ok) if ok else None
 
         if bench == "rf":
@@ -311,7 +287,7 @@ def summarize(bench: str, runs: list[CaseResult], thresholds: list[int]) -> dict
             floor_n = _best(runs, "floorN", t)
             extrapolated = floor_n.detail.get("extrapolated_seconds") if floor_n else None
             pass2 = [
-                _timing(_best(runs, name, t), "pass2_seconds")
+                harness.timing(_best(runs, name, t), "pass2_seconds")
                 for name in ("toolN_threads", "toolN_processes")
             ]
             best_pass2 = min((p for p in pass2 if p is not None), default=None)
@@ -323,7 +299,7 @@ def summarize(bench: str, runs: list[CaseResult], thresholds: list[int]) -> dict
                     "processes_over_tool1": ratio(wall("toolN_processes"), wall("tool1")),
                     "pass2_over_floorN": ratio(best_pass2, extrapolated),
                     "tool1_pass2_over_floor1": ratio(
-                        _timing(_best(runs, "tool1", t), "pass2_seconds"),
+                        harness.timing(_best(runs, "tool1", t), "pass2_seconds"),
                         floor_1.detail.get("extrapolated_seconds") if floor_1 else None,
                     ),
                     "floorN_extrapolated_s": extrapolated,
@@ -370,9 +346,9 @@ def table_rows(runs: list[CaseResult]) -> tuple[list[str], list[list[str]]]:
                 fmt(r.params.get("threshold")),
                 r.case + limit,
                 fmt(r.wall_s),
-                fmt(_timing(r, "prepare_seconds")),
-                fmt(_timing(r, "pass1_seconds")),
-                fmt(_timing(r, "pass2_seconds")),
+                fmt(harness.timing(r, "prepare_seconds")),
+                fmt(harness.timing(r, "pass1_seconds")),
+                fmt(harness.timing(r, "pass2_seconds")),
                 timed,
                 fmt(r.peak_rss_mb, 0),
                 fmt(r.tree_peak_vms_mb, 0),
@@ -428,20 +404,15 @@ def agreement(
     return out
 
 
-def write_markdown(path: Path, doc: dict[str, Any]) -> None:
-    m = doc["machine"]
-    v = m.get("versions", {})
+def render(doc: dict[str, Any]) -> str:
+    """<bench>.md."""
     man = doc["dataset"]["manifest"]
     a = doc["args"]
     model = doc["dataset"].get("model") or {}
     parts = [
         f"# windowed_classify at the seed's scale: {doc['bench']}",
         "",
-        f"{doc['finished']} on {m.get('cpu_count')} CPUs ({m.get('cpu_model', '?')}), "
-        f"{m.get('ram_gb')} GB RAM, Python {m.get('python')}, numpy {v.get('numpy')}, "
-        f"pandas {v.get('pandas')}, rasterio {v.get('rasterio')} (GDAL {v.get('gdal')}), "
-        f"scikit-learn {v.get('scikit-learn')}, windowed_classify {v.get('windowed_classify')} "
-        f"({v.get('windowed_classify_file')}), commit {str(m.get('git_commit'))[:10]}.",
+        f"{doc['finished']} on {harness.machine_line(doc['machine'])}",
         "",
         f"Stack: {man['layers']} float32 LZW layers of {man['size']} x {man['size']} "
         f"({man['pixels'] / 1e6:.1f} M pixels, 256 x 256 tiles, "
@@ -460,7 +431,7 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
         f"{a['poll']} s), never below wait4's ru_maxrss. peak VMS MB: summed virtual size "
         "(what RLIMIT_AS limits).",
         "",
-        md_table(*table_rows([CaseResult(**r) for r in doc["runs"]])),
+        md_table(*table_rows(harness.runs_of(doc))),
         "",
     ]
     limited = [r for r in doc["runs"] if r.get("memory_limit_mb")]
@@ -503,19 +474,9 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
     ]
     parts += [md_table(head, rows), ""]
     parts += ["All ratios: `" + json.dumps(doc["summary"]["ratios"]) + "`", ""]
-    busy = [
-        f"t{r['params'].get('threshold')} {r['case']}"
-        for r in doc["runs"]
-        if r["status"] == "ok"
-        and (harness.contended_share(r.get("other_cpu_s"), r.get("wall_s")) or 0)
-        > harness.CONTENTION
-    ]
-    if busy:
-        parts += [
-            f"**Warning: the machine was busy** during {len(busy)} runs (other processes "
-            f"used more than {harness.CONTENTION:.0%} of a core): {', '.join(busy)}.",
-            "",
-        ]
+    parts += harness.busy_warning(
+        harness.busy_runs(harness.runs_of(doc), lambda r: f"t{r.params.get('threshold')} {r.case}")
+    )
     if doc.get("agreement"):
         parts += ["## Output agreement", ""]
         head = ["threshold", "a", "b", "differing pixels", "note"]
@@ -532,7 +493,7 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
             for x in doc["agreement"]
         ]
         parts += [md_table(head, rows), ""]
-    path.write_text("\n".join(parts))
+    return "\n".join(parts)
 
 
 def write_plot(path: Path, doc: dict[str, Any]) -> None:
@@ -553,7 +514,7 @@ def write_plot(path: Path, doc: dict[str, Any]) -> None:
         f"Peak memory at {man['size']}^2 x {man['layers']} ({doc['bench']}); "
         "red hatched: stopped (at the memory it had reached)"
     )
-    harness.plot_peaks(path, bars, title=title, limits=limits)
+    plot_peaks(path, bars, title=title, limits=limits)
 
 
 # --------------------------------------------------------------------------- main
@@ -561,26 +522,20 @@ def write_plot(path: Path, doc: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data", type=Path, required=True, help="e.g. /work/benchdata/seed")
+    harness.add_options(
+        common,
+        data=None,
+        out=HERE / "results" / "seed",
+        workers=2,
+        repeat=1,
+        timeout=4 * 3600,
+        workers_help="workers of the N cases",
+    )
     common.add_argument("--size", type=int, default=4472, help="side, pixels (4472)")
     common.add_argument("--layers", type=int, default=100, help="layers (100)")
     common.add_argument("--thresholds", type=int, nargs="+", default=None)
     common.add_argument("--runs", nargs="+", default=None, help="cases, in order (default all)")
-    common.add_argument("--workers", type=int, default=2, help="workers of the N cases (2)")
     common.add_argument("--memory-mb", type=int, default=None, help="processing.memory_mb")
-    common.add_argument("--repeat", type=int, default=1, help="runs of every case")
-    common.add_argument("--out", type=Path, default=HERE / "results" / "seed")
-    common.add_argument("--python", default=sys.executable, help="the main venv's python")
-    common.add_argument(
-        "--package-root",
-        type=Path,
-        default=harness.REPO,
-        help="checkout whose windowed_classify is measured (first on PYTHONPATH; default: "
-        "the one holding this script)",
-    )
-    common.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per run")
-    common.add_argument("--poll", type=float, default=0.05, help="RSS polling, seconds")
-    common.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS")
     common.add_argument("--no-warm", action="store_true", help="skip the page-cache pre-read")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -591,15 +546,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     am = sub.add_parser("automl", parents=[common], help="the AutoML ensemble")
     am.add_argument("--automl-python", required=True, help="the AutoML venv's python")
     am.add_argument("--sample-rows", type=int, default=1_000_000, help="rows the floors predict")
-    args = ap.parse_args(argv)
+    args = harness.finish_options(ap.parse_args(argv))
     known = RF_RUNS if args.bench == "rf" else AUTOML_RUNS
     args.runs = args.runs or list(known)
     unknown = [r for r in args.runs if r not in known]
     if unknown:
         ap.error(f"unknown {args.bench} case(s) {unknown}; choose from {list(known)}")
     args.thresholds = args.thresholds or ([0, 1] if args.bench == "rf" else [0])
-    args.data = args.data.resolve()
-    args.env = harness.package_env(args.package_root.resolve())
     return args
 
 
@@ -618,27 +571,16 @@ def main(argv: list[str] | None = None) -> int:
     model_meta = json.loads((model_path.parent / "model.json").read_text())
     run_root = root / "runs" / args.bench
     extra = ("lightgbm", "azureml-automl-runtime") if args.bench == "automl" else ()
-    doc: dict[str, Any] = {
-        "bench": args.bench,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "finished": None,
-        "machine": harness.machine_info(runner_python, args.env, extra),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "dataset": {**stack, "model": model_meta},
-        "runs": [],
-        "agreement": [],
-    }
-    doc["args"].pop("env")
-    runs: list[CaseResult] = []
-    stem = args.out / args.bench
-
-    def save() -> None:
-        doc["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        doc["runs"] = [asdict(r) for r in runs]
-        doc["summary"] = summarize(args.bench, runs, args.thresholds)
-        harness.write_json(stem.with_suffix(".json"), doc)
-        write_markdown(stem.with_suffix(".md"), doc)
-
+    bench = harness.Bench(
+        args.out / args.bench,
+        args,
+        machine=harness.machine_info(runner_python, args.env, extra),
+        summarize=lambda runs: summarize(args.bench, runs, args.thresholds),
+        render=render,
+        bench=args.bench,
+        dataset={**stack, "model": model_meta},
+        agreement=[],
+    )
     if not args.no_warm:
         harness.warm_cache(Path(stack["layer_dir"]).iterdir())
     # The notebooks go last: they fill RAM and evict the stack from the page cache.
@@ -650,43 +592,27 @@ def main(argv: list[str] | None = None) -> int:
         if name.startswith("notebook") == late
         and not (name == "floor_read" and t != args.thresholds[0])  # threshold-free
     ]
-    for repeat in range(args.repeat):
-        for t, name in order:
-            print(f"[{args.bench} t{t}] {name} (run {repeat + 1}/{args.repeat}) ...", end=" ")
-            sys.stdout.flush()
-            if args.bench == "rf":
-                case = rf_case(name, t, args, stack, run_root)
-            else:
-                case = automl_case(name, t, args, stack, model_path, run_root)
-            if isinstance(case, str):
-                res = CaseResult(case=name, status="skipped", params={"threshold": t})
-                res.error = case
-                res.repeat = repeat
-            else:
-                res = harness.run_case(
-                    case,
-                    timeout=args.timeout,
-                    poll=args.poll,
-                    wait_idle_s=args.wait_idle,
-                    repeat=repeat,
-                )
-            harness.print_outcome(res)
-            runs.append(res)
-            save()
-    doc["agreement"] = agreement(runs, args.thresholds, stack["manifest"], run_root)
-    save()
-    write_plot(stem.parent / f"{args.bench}_memory.png", doc)
+    for round_, (t, name) in bench.rounds(order):
+        if args.bench == "rf":
+            case = rf_case(name, t, args, stack, run_root)
+        else:
+            case = automl_case(name, t, args, stack, model_path, run_root)
+        bench.run(f"{args.bench} t{t}", name, case, round_, {"threshold": t})
+    bench.doc["agreement"] = agreement(bench.runs, args.thresholds, stack["manifest"], run_root)
+    bench.save()
+    plot = args.out / f"{args.bench}_memory.png"
+    write_plot(plot, bench.doc)
     print()
-    harness.print_table(*table_rows(runs))
-    for t in doc["summary"]["targets"]:
+    harness.print_table(*table_rows(bench.runs))
+    for t in bench.doc["summary"]["targets"]:
         met = {True: "met", False: "NOT met", None: "-"}[t["met"]]
         value = fmt(t["value"], 3) if t["value"] is not None else f"- ({t.get('note', '')})"
         print(f"{t['target']} (t{t['threshold']}): {value} <= {t['bound']}: {met}")
-    bad = [a for a in doc["agreement"] if a.get("identical") is False or a.get("error")]
+    bad = [a for a in bench.doc["agreement"] if a.get("identical") is False or a.get("error")]
     for a in bad:
         print(f"warning: t{a['threshold']} {a['a']} vs {a['b']} differ: {a}")
-    print(f"\nwrote {stem}.json, {stem.name}.md, {stem.name}_memory.png")
-    ok = all(r.status in ("ok", "skipped", "memory_limit") for r in runs)
+    bench.wrote(plot)
+    ok = all(r.status in ("ok", "skipped", "memory_limit") for r in bench.runs)
     return 0 if ok and not bad else 1
 
 

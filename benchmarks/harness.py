@@ -1,7 +1,6 @@
-"""The benchmark harness: run one case as its own process and measure it.
+"""The benchmark harness: what every script of this folder shares.
 
-Every benchmark script of this folder (run_benchmarks.py, bench_seed.py, bench_dask.py)
-runs its cases through :func:`run_case`:
+Measuring one case as its own process (:func:`run_case`):
 
 * the command runs in its own session (process group), so a timeout or Ctrl-C kills the
   whole tree;
@@ -13,16 +12,21 @@ runs its cases through :func:`run_case`:
 * an optional memory limit (``RLIMIT_AS`` per process plus a watchdog on the tree's summed
   RSS) lets a run that would exhaust the machine fail the way it would on a smaller one.
 
-It also writes what the scripts share: atomic JSON, markdown tables, a peak-memory plot,
-the machine description and pixel-by-pixel comparison of classified rasters.
+The scripts' skeleton: their shared options (:func:`add_options`), the generated stacks
+(:func:`ensure_stacks`) and the configs written for them (:func:`tool_config`), the rounds
+that alternate the cases and the result document rewritten after every run
+(:class:`Bench`), the machine and versions (:func:`machine_info`), atomic JSON, markdown
+and printed tables, and the pixel-by-pixel comparison of classified rasters. Plots are in
+plots.py.
 
 The harness itself must stay small: ``ru_maxrss`` of a child starts at its parent's RSS
 (Linux carries the high-water mark across fork+exec), so data generation and anything
-heavy runs in child processes, never here.
+heavy (numpy included) runs in child processes, never here.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -32,8 +36,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -674,107 +679,296 @@ def contended_share(other_cpu_s: float | None, wall_s: float | None) -> float | 
     return other_cpu_s / wall_s
 
 
-def _pyplot() -> Any | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
+# --------------------------------------------------------------------------- the scripts
 
 
-def missing_matplotlib(path: Path) -> None:
-    print(
-        f"matplotlib is not installed, so {path.name} was not written: "
-        "pip install matplotlib (or pip install -e '.[bench]')",
-        file=sys.stderr,
+@dataclass(frozen=True)
+class Stack:
+    """One generated stack (datagen.py or seedgen.py) and its model."""
+
+    size: int
+    layers: int
+    layout: str
+    root: Path
+    layer_dir: Path
+    model_path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.size}x{self.layers}_{self.layout}"
+
+    @property
+    def pixels(self) -> int:
+        return self.size * self.size
+
+
+def ensure_stacks(
+    python: str, data: Path, size: int, layers: int, layouts: Sequence[str]
+) -> dict[str, Stack]:
+    """The size suite's stacks by layout, generated (or reused) by datagen.py in a child
+    process: the harness stays small, so that wait4's ru_maxrss of the runs (which starts at
+    the parent's RSS) is theirs."""
+    cmd = [python, str(HERE / "datagen.py"), "--data", str(data), "--size", str(size)]
+    proc = subprocess.run(
+        [*cmd, "--layers", str(layers), "--layouts", *layouts],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        layout: Stack(
+            d["size"],
+            d["layers"],
+            d["layout"],
+            Path(d["root"]),
+            Path(d["layer_dir"]),
+            Path(d["model_path"]),
+            d["manifest"],
+        )
+        for layout, d in found.items()
+    }
+
+
+# The classified output every classification case writes (the tool's defaults, written out
+# because notebook_baseline.py reads them from the config).
+CLASS_OUTPUT = {"dtype": "uint8", "nodata": 255, "compress": "lzw"}
+
+
+def tool_config(
+    layer_dir: Path | str,
+    nodata_value: float,
+    model: dict[str, Any],
+    output: dict[str, Any],
+    *,
+    threshold: int = 0,
+    processing: dict[str, Any] | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """A run's config over one generated stack; the statistics cache is off unless
+    ``processing`` turns it on, so every run computes pass 1."""
+    return {
+        "rasters": {"folder": str(layer_dir), "extensions": [".tif"]},
+        "nodata": {"values": [nodata_value], "use_file_nodata": True, "threshold": threshold},
+        "model": model,
+        "output": {**output, "overwrite": True},
+        "processing": {"stats_cache": False, **(processing or {})},
+        **sections,
+    }
+
+
+def write_yaml(path: Path, doc: dict[str, Any]) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def read_yaml(path: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def add_options(
+    p: argparse.ArgumentParser,
+    *,
+    out: Path,
+    workers: int,
+    repeat: int,
+    timeout: float,
+    data: Path | None = HERE / "data",
+    package_root: bool = True,
+    workers_help: str = "workers of the tool's runs",
+    repeat_help: str = "rounds of every case, alternated; the tables keep each case's "
+    "fastest run and its highest peak",
+) -> None:
+    """The options every benchmark script has (each with its own defaults)."""
+    if data is None:
+        p.add_argument("--data", type=Path, required=True, help="folder of the generated stack")
+    else:
+        p.add_argument(
+            "--data",
+            type=Path,
+            default=data,
+            help="cache of generated stacks and of run outputs and logs (default: %(default)s)",
+        )
+    p.add_argument("--out", type=Path, default=out, help="results folder (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=workers, help=f"{workers_help} (%(default)s)")
+    p.add_argument("--repeat", type=int, default=repeat, help=f"{repeat_help} (%(default)s)")
+    p.add_argument(
+        "--python", default=sys.executable, help="interpreter of the runs (default: this one)"
+    )
+    if package_root:
+        p.add_argument(
+            "--package-root",
+            type=Path,
+            default=REPO,
+            help="checkout whose windowed_classify is measured (first on PYTHONPATH; "
+            "default: the one holding this script)",
+        )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        help="seconds per run; its process group is killed after (%(default)s)",
+    )
+    p.add_argument("--poll", type=float, default=0.05, help="RSS polling interval, seconds")
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each run, wait up to this long for other processes to use less than "
+        f"{CONTENTION} of a core (default 0: do not wait)",
     )
 
 
-def plot_peaks(
-    path: Path,
-    bars: list[tuple[str, float | None, str]],
-    *,
-    title: str,
-    limits: dict[str, float] | None = None,
-) -> None:
-    """Horizontal bars of peak RSS (log scale), one per case: (label, MB, status).
-
-    A run stopped by a memory limit is drawn hatched at the memory it had reached;
-    ``limits`` (label -> MB) are drawn as vertical lines."""
-    plt = _pyplot()
-    if plt is None:
-        missing_matplotlib(path)
-        return
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    bars = [b for b in bars if b[1]]
-    if not bars:
-        return
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(bars) + 1.6))
-    ys = range(len(bars))
-    for y, (_label, mb, status) in zip(ys, bars, strict=True):
-        ok = status == "ok"
-        ax.barh(y, mb, color="tab:blue" if ok else "tab:red", hatch=None if ok else "//")
-        note = f"{mb:,.0f} MB" + ("" if ok else f" ({status})")
-        ax.text(mb * 1.05, y, note, va="center", fontsize=8)
-    for i, (name, mb) in enumerate((limits or {}).items()):
-        ax.axvline(mb, color="grey", ls="--" if i % 2 == 0 else ":", lw=1)
-        ax.text(mb, len(bars) - 0.4, f" {name}", fontsize=8, color="grey", va="top")
-    ax.set_yticks(list(ys), [b[0] for b in bars], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlim(right=max(max(b[1] for b in bars), *(limits or {0: 0}).values()) * 3)
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("peak RSS of the process tree (MB, log scale)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def finish_options(args: argparse.Namespace) -> argparse.Namespace:
+    """Absolute data paths (the configs hold them) and the environment of the runs."""
+    args.data = args.data.resolve()
+    root = getattr(args, "package_root", None)
+    args.env = package_env(root.resolve() if root is not None else None)
+    return args
 
 
-def plot_peak_vs_pixels(
-    path: Path,
-    series: dict[tuple[str, str], list[tuple[int, float]]],
-    order: Sequence[str],
-    layers: int,
-) -> None:
-    """Log-log lines of peak RSS against pixels per layer, per (runner, layout)."""
-    plt = _pyplot()
-    if plt is None:
-        missing_matplotlib(path)
-        return
-    from matplotlib.ticker import FuncFormatter
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    styles = {"tiled": "-", "striped": "--"}
-    colors = dict(zip(order, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-    for (runner, layout), pts in sorted(series.items(), key=lambda kv: order.index(kv[0][0])):
-        pts.sort()
-        ax.plot(
-            [p[0] for p in pts],
-            [p[1] for p in pts],
-            styles.get(layout, ":"),
-            marker="o",
-            color=colors.get(runner),
-            label=f"{runner} ({layout})",
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e6:g} M"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: ""))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-    ax.set_xlabel(f"pixels per layer ({layers} layers)")
-    ax.set_ylabel("peak RSS of the process tree (MB)")
-    ax.set_title("Peak memory vs raster size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+class Bench:
+    """One invocation of a benchmark script: its cases, run in alternating rounds and each
+    measured by :func:`run_case`, and its result document (``<stem>.json`` and
+    ``<stem>.md``), rewritten after every run so that an interrupted invocation keeps what
+    it measured."""
+
+    def __init__(
+        self,
+        stem: Path,
+        args: argparse.Namespace,
+        *,
+        machine: dict[str, Any],
+        summarize: Callable[[list[CaseResult]], dict[str, Any]],
+        render: Callable[[dict[str, Any]], str],
+        hide: Sequence[str] = (),
+        **fields: Any,
+    ) -> None:
+        self.stem = stem
+        self.args = args
+        self.summarize = summarize
+        self.render = render
+        self.runs: list[CaseResult] = []
+        hidden = {"env", *hide}
+        self.doc: dict[str, Any] = {
+            "started": _now(),
+            "finished": None,
+            "machine": machine,
+            "args": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items()
+                if k not in hidden
+            },
+            **fields,
+            "runs": [],
+        }
+
+    def rounds(self, cases: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """(round, case) for every case, round after round, so that load on a shared
+        machine falls on all cases alike."""
+        for round_ in range(self.args.repeat):
+            for case in cases:
+                yield round_, case
+
+    def run(
+        self, label: str, name: str, case: Case | str, round_: int, params: dict[str, Any]
+    ) -> CaseResult:
+        """Measure one case, or record why it is skipped (``case`` is then the reason);
+        print one line; save the document."""
+        print(f"[{label}] {name} (round {round_ + 1}/{self.args.repeat}) ...", end=" ", flush=True)
+        if isinstance(case, str):
+            res = CaseResult(case=name, status="skipped", params=params, repeat=round_)
+            res.error = case
+        else:
+            res = run_case(
+                case,
+                timeout=self.args.timeout,
+                poll=self.args.poll,
+                wait_idle_s=self.args.wait_idle,
+                repeat=round_,
+            )
+        print_outcome(res)
+        self.runs.append(res)
+        self.save()
+        return res
+
+    def save(self) -> None:
+        self.doc["finished"] = _now()
+        self.doc["runs"] = [asdict(r) for r in self.runs]
+        self.doc["summary"] = self.summarize(self.runs)
+        write_json(self.stem.with_suffix(".json"), self.doc)
+        self.stem.with_suffix(".md").write_text(self.render(self.doc))
+
+    def wrote(self, *extra: Path) -> None:
+        names = [self.stem.with_suffix(".json"), self.stem.with_suffix(".md"), *extra]
+        print(f"\nwrote {', '.join(str(p) for p in names)}")
+
+
+def runs_of(doc: dict[str, Any]) -> list[CaseResult]:
+    """A result document's runs, as written by :meth:`Bench.save`."""
+    return [CaseResult(**r) for r in doc["runs"]]
+
+
+def timing(r: CaseResult | None, key: str) -> float | None:
+    """One figure of the tool's report timings (``pass1_seconds``, ...), if it has it."""
+    t = (r.detail.get("timing") if r is not None else None) or {}
+    return t.get(key) if isinstance(t, dict) else None
+
+
+def fastest(runs: Iterable[CaseResult]) -> CaseResult | None:
+    ok = [r for r in runs if r.status == "ok"]
+    return min(ok, key=lambda r: r.wall_s if r.wall_s is not None else float("inf")) if ok else None
+
+
+def lowest(values: Iterable[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return min(got) if got else None
+
+
+def machine_line(m: dict[str, Any], *extra: str) -> str:
+    """The machine and versions of a result document, as one sentence for its markdown."""
+    v = m.get("versions", {})
+    parts = [
+        f"{m.get('cpu_count')} CPUs ({m.get('cpu_model', '?')}), {m.get('ram_gb')} GB RAM",
+        f"Python {m.get('python')}, numpy {v.get('numpy')}, pandas {v.get('pandas')}",
+        f"rasterio {v.get('rasterio')} (GDAL {v.get('gdal')})",
+        f"scikit-learn {v.get('scikit-learn')}",
+        *(f"{d} {v.get(d)}" for d in extra),
+        f"windowed_classify {v.get('windowed_classify')} ({v.get('windowed_classify_file')})",
+        f"commit {str(m.get('git_commit'))[:10]}",
+    ]
+    return ", ".join(parts) + "."
+
+
+def load_line(r: CaseResult) -> str:
+    return " / ".join(f"{x:.2f}" for x in r.load_avg or []) or "-"
+
+
+def busy_runs(runs: Iterable[CaseResult], name: Callable[[CaseResult], str]) -> list[str]:
+    """The runs during which the rest of the machine used more than CONTENTION cores, the
+    busiest first."""
+    shares = [
+        (contended_share(r.other_cpu_s, r.wall_s) or 0.0, name(r)) for r in runs if r.status == "ok"
+    ]
+    return [n for share, n in sorted(shares, reverse=True) if share > CONTENTION]
+
+
+def busy_warning(busy: list[str]) -> list[str]:
+    if not busy:
+        return []
+    return [
+        f"**Warning: the machine was busy** during {len(busy)} of these runs (other processes "
+        f"used more than {CONTENTION:.0%} of a core on average while they ran; see the other "
+        f"CPU s column): their times are not trustworthy. Busiest: {', '.join(busy[:6])}.",
+        "",
+    ]

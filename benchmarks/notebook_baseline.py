@@ -44,7 +44,7 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def discover(cfg: dict[str, Any]) -> dict[str, Path]:
-    """Feature name -> raster path, sorted by relative path (as the spec says)."""
+    """Feature name -> raster path, sorted by relative path (as the tool does)."""
     folder = Path(cfg["rasters"]["folder"])
     exts = tuple(e.lower() for e in cfg["rasters"].get("extensions") or DEFAULT_EXTENSIONS)
     files = sorted(

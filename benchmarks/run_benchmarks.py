@@ -6,9 +6,8 @@
 
 For every size and layout a synthetic stack (cached under benchmarks/data/) is classified
 by each runner in its own process, measured for wall time and peak memory of the whole
-process tree (psutil polls the summed RSS of the tree every --poll seconds; the maximum RSS
-of any single process, from wait4(), is a floor for it). Writes benchmark.json,
-benchmark.md and memory.png into --out. See benchmarks/README.md.
+process tree (harness.py). Writes benchmark.json, benchmark.md and memory.png into --out.
+See benchmarks/README.md.
 
 The optional ``pyspatialml`` runner (pyspatialml's ``Raster.predict``, in its own numpy<2
 venv made by scripts/install-pyspatialml.sh) runs only when named in --runs, with
@@ -21,10 +20,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import harness
 import suite_report
@@ -32,13 +28,11 @@ from cases import (
     DEFAULT_RUNNERS,
     LAYOUTS,
     RUNNERS,
-    RunResult,
+    Pyspatialml,
     compare_outputs,
-    ensure_stacks,
-    prepare_pyspatialml,
-    run_one,
+    params,
+    size_case,
 )
-from harness import CONTENTION
 
 HERE = harness.HERE
 
@@ -63,18 +57,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=list(DEFAULT_RUNNERS),
         help="runners, in the order they run (default: all but pyspatialml)",
     )
-    ap.add_argument("--out", type=Path, default=HERE / "results")
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=HERE / "data",
-        help="cache of generated stacks and run outputs (default benchmarks/data)",
-    )
-    ap.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="workers for toolN (default: all cores)",
+    harness.add_options(
+        ap,
+        out=HERE / "results",
+        workers=os.cpu_count() or 1,
+        repeat=1,
+        timeout=4 * 3600,
+        package_root=False,
+        workers_help="workers for toolN (default: all cores)",
+        repeat_help="runs per runner; the table keeps min wall and max peak",
     )
     ap.add_argument(
         "--memory-mb",
@@ -83,19 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="processing.memory_mb for the tool (default: the tool's default)",
     )
     ap.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="runs per runner; the table keeps min wall and max peak",
-    )
-    ap.add_argument(
         "--chunk-rows",
         type=int,
         default=1_000_000,
         help="rows per predict call in the notebook and predict floor",
     )
-    ap.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per run")
-    ap.add_argument("--poll", type=float, default=0.05, help="RSS polling interval, seconds")
     ap.add_argument(
         "--notebook-max-gb",
         type=float,
@@ -104,22 +87,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: 85%% of RAM)",
     )
     ap.add_argument(
-        "--python", default=sys.executable, help="interpreter for the runners (default: this one)"
-    )
-    ap.add_argument(
         "--pyspatialml-python",
         default=None,
         metavar="PYTHON",
         help="interpreter of the pyspatialml venv (scripts/install-pyspatialml.sh VENV), "
         "for the pyspatialml runner",
-    )
-    ap.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="before each run, wait up to this long for other processes to use "
-        f"less than {CONTENTION} of a core (default 0: do not wait)",
     )
     ap.add_argument(
         "--render-only",
@@ -131,8 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="do not pre-read the stack into the page cache before each layout",
     )
-    args = ap.parse_args(argv)
-    args.data = args.data.resolve()  # the configs hold absolute paths (YAML-relative otherwise)
+    args = harness.finish_options(ap.parse_args(argv))
     if args.notebook_max_gb is None:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
         args.notebook_max_gb = round(0.85 * ram, 1)
@@ -141,9 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def render_only(out: Path) -> int:
     doc = json.loads((out / "benchmark.json").read_text())
-    runs = [RunResult(**r) for r in doc["runs"]]
-    doc["summary"] = suite_report.summarize(runs)
-    suite_report.write_markdown(out / "benchmark.md", doc)
+    doc["summary"] = suite_report.summarize(harness.runs_of(doc))
+    (out / "benchmark.md").write_text(suite_report.render(doc))
     suite_report.write_plot(out / "memory.png", doc["summary"], int(doc["args"]["layers"]))
     suite_report.print_summary(doc["summary"])
     return 0
@@ -154,65 +124,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         return render_only(args.out)
     harness.exit_on_sigterm()
-    args.out.mkdir(parents=True, exist_ok=True)
     needs_tool = any(r in ("tool1", "toolN") for r in args.runs)
     args.tool_missing = harness.tool_available(args.python) if needs_tool else None
     if args.tool_missing:
         print(f"warning: {args.tool_missing}; tool runs are skipped", file=sys.stderr)
-    args.pyspatialml_models, args.pyspatialml_missing = {}, {}  # model.pkl -> twin / reason
-    doc: dict[str, Any] = {
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "finished": None,
-        "machine": harness.machine_info(args.python),
-        "args": {
-            k: (str(v) if isinstance(v, Path) else v)
-            for k, v in vars(args).items()
-            if not k.startswith("pyspatialml_") or k == "pyspatialml_python"
-        },
-        "datasets": {},
-        "runs": [],
-        "agreement": [],
-    }
-    runs: list[RunResult] = []
-
-    def save() -> None:
-        doc["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        doc["runs"] = [asdict(r) for r in runs]
-        doc["summary"] = suite_report.summarize(runs)
-        harness.write_json(args.out / "benchmark.json", doc)
-        suite_report.write_markdown(args.out / "benchmark.md", doc)
-
+    bench = harness.Bench(
+        args.out / "benchmark",
+        args,
+        machine=harness.machine_info(args.python),
+        summarize=suite_report.summarize,
+        render=suite_report.render,
+        datasets={},
+        agreement=[],
+    )
+    pysp = Pyspatialml()
     for size in sorted(args.sizes):
-        datasets = ensure_stacks(args.python, args.data, size, args.layers, args.layouts)
+        datasets = harness.ensure_stacks(args.python, args.data, size, args.layers, args.layouts)
         if "pyspatialml" in args.runs:
             for ds in datasets.values():
-                prepare_pyspatialml(args, size, ds.model_path)
+                pysp.prepare(args, size, ds.model_path)
         for layout, ds in datasets.items():
             model_meta = json.loads((ds.root / "model.json").read_text())
-            doc["datasets"][ds.key] = {**ds.manifest, "model": model_meta}
+            bench.doc["datasets"][ds.key] = {**ds.manifest, "model": model_meta}
             if not args.no_warm:
                 harness.warm_cache(ds.layer_dir.iterdir())
             run_root = args.data / "runs" / ds.key
-            for repeat in range(args.repeat):
-                for runner in args.runs:
-                    print(
-                        f"[{ds.key}] {runner} (run {repeat + 1}/{args.repeat}) ...",
-                        end=" ",
-                        flush=True,
-                    )
-                    res = run_one(runner, ds, args, run_root / runner, repeat)
-                    runs.append(res)
-                    harness.print_outcome(res)
-                    save()
+            for round_, runner in bench.rounds(args.runs):
+                case = size_case(runner, ds, args, run_root / runner, pysp)
+                bench.run(ds.key, runner, case, round_, params(ds))
             for entry in compare_outputs(run_root, args.runs):
-                doc["agreement"].append({"size": size, "layout": layout, **entry})
-            save()
+                bench.doc["agreement"].append({"size": size, "layout": layout, **entry})
+            bench.save()
 
     print()
-    suite_report.print_summary(suite_report.summarize(runs))
-    suite_report.write_plot(args.out / "memory.png", suite_report.summarize(runs), args.layers)
-    print(f"\nwrote {args.out / 'benchmark.json'}, benchmark.md, memory.png")
-    return 0 if all(r.status in ("ok", "skipped") for r in runs) else 1
+    suite_report.print_summary(bench.doc["summary"])
+    suite_report.write_plot(args.out / "memory.png", bench.doc["summary"], args.layers)
+    bench.wrote(args.out / "memory.png")
+    return 0 if all(r.status in ("ok", "skipped") for r in bench.runs) else 1
 
 
 if __name__ == "__main__":

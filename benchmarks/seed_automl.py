@@ -1,8 +1,8 @@
 """An AutoML-structured ensemble for the seed-scale stack, and its predict floor.
 
 Runs in the Azure AutoML venv (``bash scripts/install-azureml.sh /work/venvs/azureml``):
-the model is built from the runtime's own classes, exactly as tests/automl does it (see
-shared/AZUREML.md), so that what the tool loads is what AutoML hands a user.
+the model is built from the runtime's own classes, exactly as tests/automl does it, so
+that what the tool loads is what AutoML hands a user.
 
   VENV/bin/python benchmarks/seed_automl.py build --root /work/benchdata/seed/4472x100
       Trains on the rows seedgen.py sampled (``train.npz``: 60,000 pixels valid in every
@@ -59,8 +59,9 @@ TILE = 256
 
 
 def allow_py311() -> None:
-    """The runtime's 3.11 bug (AZUREML.md): without raising this constant, importing
-    data_transformation and unpickling a DataTransformer fail with NameError 'Scope'."""
+    """The runtime's 3.11 bug (see windowed_classify/models/load.py): without raising this
+    constant, importing data_transformation and unpickling a DataTransformer fail with
+    NameError 'Scope'."""
     from azureml.automl.core.onnx_convert.onnx_convert_constants import (
         OnnxConvertConstants,
     )

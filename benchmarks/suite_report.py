@@ -7,34 +7,47 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cases import RUNNERS, RunResult
+from cases import RUNNERS
 from harness import (
     CONTENTION,
+    CaseResult,
     fmt,
     last_line,
+    load_line,
+    machine_line,
     md_table,
-    plot_peak_vs_pixels,
     print_table,
     ratio,
+    runs_of,
 )
+from plots import plot_peak_vs_pixels
 
 
-def _agg(runs: list[RunResult]) -> dict[tuple[int, str, str], dict[str, Any]]:
+def _key(r: CaseResult) -> tuple[int, str, str]:
+    """(size, layout, runner) of one run."""
+    return r.params["size"], r.params["layout"], r.case
+
+
+def _agg(runs: list[CaseResult]) -> dict[tuple[int, str, str], dict[str, Any]]:
     """Per (size, layout, runner) over repeats: the fastest run's wall, CPU and other CPU;
     the smallest timed s; the largest peaks."""
-    groups: dict[tuple[int, str, str], list[RunResult]] = {}
+    groups: dict[tuple[int, str, str], list[CaseResult]] = {}
     for r in runs:
-        groups.setdefault((r.size, r.layout, r.runner), []).append(r)
+        groups.setdefault(_key(r), []).append(r)
     out = {}
     for key, rs in groups.items():
         ok = [r for r in rs if r.status == "ok"]
         if not ok:
-            out[key] = {"status": rs[-1].status, "error": rs[-1].error, "pixels": rs[-1].pixels}
+            out[key] = {
+                "status": rs[-1].status,
+                "error": rs[-1].error,
+                "pixels": rs[-1].params["pixels"],
+            }
             continue
         best = min(ok, key=lambda r: r.wall_s if r.wall_s is not None else float("inf"))
         out[key] = {
             "status": "ok",
-            "pixels": best.pixels,
+            "pixels": best.params["pixels"],
             "runs": len(ok),
             "wall_s": best.wall_s,
             "timed_s": min((r.timed_s for r in ok if r.timed_s is not None), default=None),
@@ -47,13 +60,11 @@ def _agg(runs: list[RunResult]) -> dict[tuple[int, str, str], dict[str, Any]]:
     return out
 
 
-def _pairs(runs: list[RunResult], size: int, layout: str) -> list[dict[str, Any]]:
+def _pairs(runs: list[CaseResult], size: int, layout: str) -> list[dict[str, Any]]:
     """pyspatialml's wall time over the tool's in the same repeat (the runners of one
     repeat run back to back, so each pair saw about the same machine)."""
-    by: dict[tuple[int, str], RunResult] = {
-        (r.repeat, r.runner): r
-        for r in runs
-        if r.size == size and r.layout == layout and r.status == "ok"
+    by: dict[tuple[int, str], CaseResult] = {
+        (r.repeat, r.case): r for r in runs if _key(r)[:2] == (size, layout) and r.status == "ok"
     }
     out = []
     for repeat in sorted({k[0] for k in by if k[1] == "pyspatialml"}):
@@ -67,7 +78,7 @@ def _pairs(runs: list[RunResult], size: int, layout: str) -> list[dict[str, Any]
     return out
 
 
-def summarize(runs: list[RunResult]) -> dict[str, Any]:
+def summarize(runs: list[CaseResult]) -> dict[str, Any]:
     agg = _agg(runs)
     sizes = sorted({k[0] for k in agg})
     layouts = list(dict.fromkeys(k[1] for k in agg))  # order of appearance
@@ -205,17 +216,13 @@ def print_summary(summary: dict[str, Any]) -> None:
         )
 
 
-def write_markdown(path: Path, doc: dict[str, Any]) -> None:
+def render(doc: dict[str, Any]) -> str:
+    """benchmark.md."""
     summary = doc["summary"]
-    m = doc["machine"]
-    v = m.get("versions", {})
     parts = [
         "# windowed_classify benchmark",
         "",
-        f"{doc['finished']} on {m.get('cpu_count')} CPUs ({m.get('cpu_model', '?')}), "
-        f"{m.get('ram_gb')} GB RAM, Python {m.get('python')}, numpy {v.get('numpy')}, "
-        f"pandas {v.get('pandas')}, rasterio {v.get('rasterio')} (GDAL {v.get('gdal')}), "
-        f"scikit-learn {v.get('scikit-learn')}, windowed_classify {v.get('windowed_classify')}. "
+        f"{doc['finished']} on {machine_line(doc['machine'])} "
         f"{doc['args']['layers']} float32 LZW layers per stack; toolN = "
         f"{doc['args']['workers']} workers; processing.memory_mb = "
         f"{doc['args']['memory_mb'] or 'tool default'}.",
@@ -307,7 +314,7 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
             for a in doc["agreement"]
         ]
         parts += [md_table(head, rows), ""]
-    path.write_text("\n".join(parts))
+    return "\n".join(parts)
 
 
 def _pyspatialml_section(doc: dict[str, Any]) -> list[str]:
@@ -315,7 +322,7 @@ def _pyspatialml_section(doc: dict[str, Any]) -> list[str]:
     ratios = [r for r in doc["summary"]["ratios"] if r.get("pyspatialml_pairs")]
     if not ratios:
         return []
-    pysp = [r for r in doc["runs"] if r["runner"] == "pyspatialml" and r["status"] == "ok"]
+    pysp = [r for r in doc["runs"] if r["case"] == "pyspatialml" and r["status"] == "ok"]
     v = (pysp[0].get("detail") or {}).get("versions", {}) if pysp else {}
     parts = [
         "## pyspatialml (same run)",
@@ -370,18 +377,18 @@ def _pyspatialml_section(doc: dict[str, Any]) -> list[str]:
     head += ["other CPU s", "waited idle s"]
     rows = [
         [
-            f"{r['size']}^2",
-            r["layout"],
-            r["runner"],
-            str(r["repeat"] + 1),
-            fmt(r.get("wall_s")),
-            fmt(r.get("peak_rss_mb"), 0),
-            " / ".join(f"{x:.2f}" for x in r.get("load_avg") or []) or "-",
-            fmt(r.get("other_cpu_s"), 1),
-            fmt(r.get("waited_idle_s"), 0),
+            f"{r.params['size']}^2",
+            r.params["layout"],
+            r.case,
+            str(r.repeat + 1),
+            fmt(r.wall_s),
+            fmt(r.peak_rss_mb, 0),
+            load_line(r),
+            fmt(r.other_cpu_s, 1),
+            fmt(r.waited_idle_s, 0),
         ]
-        for r in doc["runs"]
-        if r["status"] == "ok"
+        for r in runs_of(doc)
+        if r.status == "ok"
     ]
     return [*parts, md_table(head, rows), ""]
 

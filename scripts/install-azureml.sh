@@ -7,7 +7,7 @@
 #
 # pip's resolver cannot install the runtime as declared (it pins numpy<=1.23.5 and also
 # needs onnxruntime~=1.17.3, which needs numpy>=1.24.2; pmdarima 1.8.5 has no cp311 wheel),
-# so this follows shared/AZUREML.md step by step: build tools and numpy first, pmdarima
+# so this installs it step by step: build tools and numpy first, pmdarima
 # built against them, onnxruntime without its numpy pin, the runtime without dependencies,
 # then the rest of its declared requirements with numpy, pandas, scikit-learn and joblib
 # held at the runtime's pins. Then this project with --no-deps, pytest and hypothesis.

@@ -1,4 +1,4 @@
-"""The oracle: the original in-memory notebook, written as plainly as possible (SPEC.md).
+"""The oracle: the original in-memory notebook, written as plainly as possible.
 
 Every layer is read fully, one DataFrame holds every pixel x every model feature, the
 median is pandas' `Series.median()` over float64, and the model sees one big DataFrame.
@@ -23,7 +23,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 DEFAULT_EXTENSIONS = (".tif", ".tiff")
-# SPEC.md config block: nodata.values defaults to the ArcGIS/Azure float32 nodata.
+# nodata.values' default: the ArcGIS/Azure float32 nodata.
 DEFAULT_NODATA_VALUES = (-3.3999999521443642e38,)
 
 

@@ -115,6 +115,8 @@ def _histogram(values: np.ndarray) -> tuple[Any, Any]:
 def float_statistics(band: np.ndarray, nodata: float = FLOAT_NODATA) -> dict[str, Any]:
     """numpy's statistics of a written float band's valid values (finite, not nodata)."""
     values = band[np.isfinite(band) & (band != nodata)].ravel()
+    if not values.size:
+        return {"count": 0}
     counts, edges = _histogram(values)
     if counts is None:  # float32 cannot hold 20 edges: the README's rule, in float64
         counts, edges = _histogram(values.astype(np.float64))

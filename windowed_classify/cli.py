@@ -17,7 +17,7 @@ from pathlib import Path
 from ._version import __version__
 from .errors import Interrupted, UserError
 
-COMMANDS = ("run", "demo", "check", "sample")
+COMMANDS = ("run", "demo", "check", "sample", "example-config")
 EXIT_USER_ERROR = 2  # also check's: the run would not start
 EXIT_INTERRUPTED = 130
 
@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="classify the stack described by a YAML config")
-    run.add_argument("config", type=Path, help="the YAML config (see configs/example.yaml)")
+    run.add_argument(
+        "config",
+        type=Path,
+        help="the YAML config ('python -m windowed_classify example-config' prints every key)",
+    )
     run.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     run.add_argument(
         "--recompute-stats", action="store_true", help="ignore the pass-1 statistics cache"
@@ -123,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _common(sample)
     _progress(sample)
+
+    example = sub.add_parser(
+        "example-config", help="print a config with every key, its default and its help"
+    )
+    _common(example)
     return parser
 
 
@@ -157,7 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --workers must be 1 or more", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
-        if args.command == "demo":
+        if args.command == "example-config":
+            from .commands.example_config import example_yaml
+
+            print(example_yaml(), end="")
+        elif args.command == "demo":
             from .commands.demo import run_demo
 
             run_demo(

@@ -1,4 +1,4 @@
-"""Screenshots for the README, taken in a real QGIS under Xvfb (run by make_screenshots.sh):
+"""Screenshots for the QGIS docs page, taken in a real QGIS under Xvfb (make_screenshots.sh):
 
     qgis.bin --nologo --noversioncheck --code docs/qgis/make_screenshots.py
 

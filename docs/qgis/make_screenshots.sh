@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Takes the README's QGIS screenshots under Xvfb (needs: apt-get install qgis python3-qgis
+# Takes the QGIS docs page's screenshots under Xvfb (needs: apt-get install qgis python3-qgis
 # xvfb xauth; a venv with windowed_classify):
 #   bash docs/qgis/make_screenshots.sh [VENV]     -> docs/qgis/*.png
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""A genuine Azure AutoML model, built here from the runtime's own classes (AZUREML.md).
+"""A genuine Azure AutoML model, built here from the runtime's own classes.
 
 Skipped unless the Azure AutoML runtime is importable: build its venv with
 ``scripts/install-azureml.sh VENV`` and run ``VENV/bin/python -m pytest -q tests/automl``
@@ -79,8 +79,9 @@ NODATA_VALUES = [AZURE_NODATA]
 
 
 def allow_py311() -> None:
-    """The runtime's own 3.11 workaround (AZUREML.md), needed here to *build* the model:
-    without it importing ``data_transformation`` fails with NameError 'Scope'."""
+    """The runtime's 3.11 workaround (the tool's models/load.py does the same), needed here
+    to *build* the model: without it importing ``data_transformation`` fails with NameError
+    'Scope'."""
     from azureml.automl.core.onnx_convert.onnx_convert_constants import (
         OnnxConvertConstants,
     )

@@ -423,7 +423,7 @@ def test_config_classes_order_defines_codes(tmp_path: Path, labels: list[Any]) -
 
 
 def test_unpredicted_model_class_may_be_missing_from_config_classes(tmp_path: Path) -> None:
-    """Only a *predicted* label outside model.classes is an error (SPEC)."""
+    """Only a *predicted* label outside model.classes is an error."""
     case = build_case(tmp_path, names=("elev", "slope"))
     model = threshold_model(
         "elev", ["elev", "slope"], [(100.0, "low"), (1e5, "high"), (np.inf, "never")]
@@ -561,7 +561,7 @@ def test_output_dtype_and_nodata(tmp_path: Path, dtype: str, nodata: int) -> Non
 
 
 def test_wide_integer_and_float64_layers_cast_to_float32(tmp_path: Path) -> None:
-    """int32 and float64 bands are cast to float32 before any comparison (SPEC: Values)."""
+    """int32 and float64 bands are cast to float32 before any comparison."""
     h, w = 33, 40
     rng = np.random.default_rng(5)
     folder = tmp_path / "covariates"
@@ -614,7 +614,7 @@ def test_report_names_config_and_output(tmp_path: Path) -> None:
 
 
 def test_default_nodata_values(tmp_path: Path) -> None:
-    """Without a nodata section: the ArcGIS float32 nodata, NaN/inf and file tags (SPEC)."""
+    """Without a nodata section: the ArcGIS float32 nodata, NaN/inf and file tags."""
     case = build_case(tmp_path, seed=8)
     spec = case.stack.layers[0]
     spec.data[:3, :] = np.float32(AZURE_NODATA)
@@ -627,7 +627,7 @@ def test_default_nodata_values(tmp_path: Path) -> None:
 
 
 def test_multiband_raster_gives_a_layer_per_band(tmp_path: Path) -> None:
-    """SPEC: every band of a file is a layer. A 3-band slope.tif holds slope_1, slope_2 and
+    """Every band of a file is a layer. A 3-band slope.tif holds slope_1, slope_2 and
     slope_3, not 'slope' (the full multi-band contract: test_inputs.py)."""
     case = build_case(tmp_path, seed=12)
     spec = case.stack.layers[1]

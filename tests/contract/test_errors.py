@@ -1,4 +1,4 @@
-"""Every user error of SPEC.md through the CLI: exit 2, one clear message, no traceback,
+"""Every kind of user error through the CLI: exit 2, one clear message, no traceback,
 nothing left under the output's name."""
 
 from __future__ import annotations

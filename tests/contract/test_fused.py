@@ -143,7 +143,7 @@ def _one_layer(tmp_path: Path, data: np.ndarray, nodata: float | None = None):  
 def test_pass_one_on_its_own_counts_against_the_band_exactly(tmp_path: Path, miss: bool) -> None:
     """The local engines' pass 1 for thresholds above 0 (guide, count_apart, finish) gives
     pandas' median, bit for bit, on values that make keys awkward: zeros of both signs,
-    the largest floats, subnormals, many ties (infinities are nodata, SPEC); a band that
+    the largest floats, subnormals, many ties (infinities are nodata); a band that
     misses the median is counted again apart."""
     import pandas as pd
 

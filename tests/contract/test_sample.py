@@ -1,5 +1,5 @@
 """`sample`: the values under points are exactly the raster values a run reads (float32, the
-nodata rules of SPEC), the input's columns are kept, and only blocks holding points are read."""
+nodata rules of a run), the input's columns are kept, and only blocks holding points are read."""
 
 from __future__ import annotations
 

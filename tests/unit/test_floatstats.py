@@ -25,6 +25,9 @@ def check(
 ) -> None:
     got = streamed(values, nodata, pieces, dtype)
     want = float_statistics(values, nodata)
+    if want["count"] == 0:  # every value is nodata
+        assert got == want
+        return
     for key in ("count", "min", "max", "percentile_2", "percentile_98", "histogram"):
         assert got[key] == want[key], (key, got[key], want[key])
     # summed differently (windows merged): float64 rounding, relative to the values' size

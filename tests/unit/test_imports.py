@@ -80,7 +80,7 @@ def test_the_package_has_no_import_cycle() -> None:
 
 
 def test_the_cycle_finder_finds_cycles_of_every_kind(tmp_path: Path) -> None:
-    """The two kinds the 0.1 layout had: through a TYPE_CHECKING import and through an
+    """Both kinds a top-level scan misses: through a TYPE_CHECKING import and through an
     import inside a function."""
     pkg = tmp_path / "pkg"
     pkg.mkdir()
