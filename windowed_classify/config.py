@@ -2,7 +2,8 @@
 
 Every key is written once, as a dataclass field made by ``key()``: its checker, its default as
 one writes it in YAML, and its help. The validation, the unknown-key messages, ``SCHEMA`` and
-the generated reference (README table, configs/example.yaml: see ``config_docs``) all come
+the generated reference (docs/configuration.md and configs/example.yaml, written by
+scripts/config_docs.py; ``example-config`` prints the latter) all come
 from those fields. Every problem is a ConfigError whose message names the key at fault.
 """
 
@@ -42,9 +43,10 @@ def key(
     commented: bool = False,
 ) -> Any:
     """A config key: ``check`` turns the YAML value into the typed one; ``default`` is written
-    as in YAML (the field's default is ``check(default)``); ``help`` is one line for the README
-    table, ``details`` more lines for example.yaml; ``example`` is the value example.yaml shows
-    when it is not the default (``commented``: shown as a comment); ``shown`` the README's
+    as in YAML (the field's default is ``check(default)``); ``help`` is one line for the
+    reference table, ``details`` more lines for the reference and example.yaml; ``example`` is
+    the value example.yaml shows when it is not the default (``commented``: shown as a
+    comment); ``shown`` the reference's
     text for the default."""
     meta = {
         "check": check,
@@ -69,10 +71,11 @@ class RastersConfig:
         v.to_opt_path,
         None,
         help="folder searched recursively for layers",
-        details="Every file whose name ends with one of the extensions (case-insensitive) is a "
-        "layer. Layers are sorted by relative path; the feature name is the file name without "
-        "its extension (Elev_dem.tif -> Elev_dem). Two files with the same feature name are an "
-        "error. Every raster must share the first one's CRS, transform and size.",
+        details="Every band of every file whose name ends with one of the extensions "
+        "(case-insensitive) is a layer. Layers are sorted by relative path; a single-band "
+        "file's feature name is the file name without its extension (Elev_dem.tif -> "
+        "Elev_dem); see rasters.band_names for multi-band files. The model's layers must "
+        "share one grid (see rasters.align); layers it does not use never matter.",
         example="covariates",
         shown="one of folder/files",
     )
@@ -105,7 +108,8 @@ class RastersConfig:
     reference: Path | None = key(
         v.to_opt_path,
         None,
-        help="with `align`: a raster whose grid is the reference (default: the first layer's)",
+        help="with `align`: a raster whose grid is the reference (default: the grid most model "
+        "layers share)",
     )
     resampling: Mapping[str, str] = key(
         v.to_resampling,
@@ -561,7 +565,7 @@ def _check_output(out: OutputConfig, aoa: AoaConfig | None) -> None:
     if asked and aoa is None:
         raise ConfigError(
             f"config key 'output.{asked[0]}': the area of applicability needs the training "
-            "rows: add the section 'aoa' with 'aoa.training' (README: \"Area of applicability\")"
+            "rows: add the section 'aoa' with 'aoa.training' (docs/aoa.md)"
         )
 
 

@@ -137,7 +137,7 @@ def to_files(
 
 def to_engine(value: Any, key: str, base: Path) -> str:
     """auto: threads unless a probe finds the model's predict holds the GIL; local: threads
-    (the 0.1 name of the default local engine)."""
+    (another name of threads)."""
     engine = one_of(("auto", "local", "threads", "processes", "dask"))(value, key, base)
     return "threads" if engine == "local" else engine
 

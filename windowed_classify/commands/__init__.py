@@ -1,1 +1,1 @@
-"""Commands beside ``run``: ``check``, ``sample`` and ``demo``."""
+"""Commands beside ``run``: ``check``, ``sample``, ``demo`` and ``example-config``."""

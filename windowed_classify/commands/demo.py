@@ -124,7 +124,7 @@ def train_model(folder: Path, cov: Path, n_samples: int = 20000, seed: int = 7) 
 
 
 CONFIG_TEXT = """\
-# windowed_classify demo config: every key is explained in configs/example.yaml
+# windowed_classify demo config; every key: python -m windowed_classify example-config
 rasters:
   folder: covariates
   extensions: [.tif, .tiff]

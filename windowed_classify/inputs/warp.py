@@ -6,7 +6,7 @@ nodata value of the layer (NaN, +-inf, ``nodata.values``, the file's tag) become
 ``rasterio.warp.reproject`` warps them onto the window with NaN as source and destination
 nodata. So nodata is left out of every kernel, and the area outside the layer's extent is
 nodata. The result equals warping the whole layer in memory the same way (tests/test_align.py
-checks every tiling against that); see the README's "Misfit grids" for why this does not use a
+checks every tiling against that); see docs/misfit-grids.md for why this does not use a
 GDAL WarpedVRT, and for the one case where windows and a whole-layer warp can differ.
 """
 

@@ -15,7 +15,7 @@ from ..errors import ModelError
 AZUREML_HINT = (
     "this model needs the Azure AutoML runtime (package azureml-automl-runtime); "
     "pip cannot install it as declared: build a venv with scripts/install-azureml.sh "
-    "(README section 'Azure AutoML models')"
+    "(docs/models.md, 'Azure AutoML models')"
 )
 
 # Packages a model may need that an extra of this project installs.
@@ -25,7 +25,8 @@ EXTRAS = {"quantile_forest": "quantile"}
 def _patch_azureml_for_py311() -> None:
     """AutoML's onnx converter skips its imports on 3.11 but still uses the names.
 
-    Raising its "incompatible Python" constant lets DataTransformer unpickle (AZUREML.md).
+    Raising its "incompatible Python" constant lets DataTransformer unpickle (measured with
+    azureml-automl-runtime 1.62 on CPython 3.11: docs/models.md).
     """
     if sys.version_info < (3, 11):
         return

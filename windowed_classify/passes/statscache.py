@@ -48,7 +48,7 @@ def layer_key(layer: Layer) -> str:
         **file_identity(layer.path),
         "nodata": [repr(v) for v in layer.nodata_values],
     }
-    if layer.band != 1:  # (band 1 keeps the key it had before multi-band files)
+    if layer.band != 1:  # a single-band file's key names no band
         ident["band"] = layer.band
     if layer.warp is not None:  # warped onto a reference grid: other values than the file's
         ident["warp"] = asdict(layer.warp)
