@@ -89,6 +89,41 @@ def write_raster(
     return path
 
 
+def write_multiband(
+    path: Path,
+    bands: list[np.ndarray],
+    *,
+    descriptions: list[str | None] | None = None,
+    nodata: float | None = None,
+    crs: str | None = "EPSG:32633",
+    transform: Any = DEFAULT_TRANSFORM,
+    interleave: str = "pixel",
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {
+        "driver": "GTiff",
+        "width": bands[0].shape[1],
+        "height": bands[0].shape[0],
+        "count": len(bands),
+        "dtype": bands[0].dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": 16,
+        "blockysize": 16,
+        "compress": "lzw",
+        "interleave": interleave,
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as ds:
+        for i, band in enumerate(bands, 1):
+            ds.write(band, i)
+            if descriptions and descriptions[i - 1]:
+                ds.set_band_description(i, descriptions[i - 1])
+    return path
+
+
 def read_output(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Band 1 of a raster plus the profile facts the tests check."""
     with rasterio.open(path) as src:
@@ -221,6 +256,18 @@ def threshold_model(
     model = DecisionTreeClassifier(random_state=0)
     model.fit(df, y)
     return model
+
+
+class Unlisted:
+    """A fitted classifier that does not list its classes (no ``classes_``), as some wrapped
+    or hand-made models do: its labels are only known when it predicts them."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.feature_names_in_ = model.feature_names_in_
+
+    def predict(self, x: Any) -> Any:
+        return self.model.predict(x)
 
 
 def save_model(model: Any, path: Path) -> Path:

@@ -28,7 +28,7 @@ from .passes.pass1 import Statistics
 from .passes.pass2 import predict_windows
 from .passes.stats import LayerStats
 from .prepare import Prepared, budget, prepare
-from .report import build_report
+from .report import build_report, masked_warning
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,9 @@ def _run(
     )
     write_json_atomic(cfg.report_path, report)
     log.info("wrote %s and %s", cfg.output.path, cfg.report_path)
+    warning = masked_warning(prep, journal.stats, summary.masked)
+    if warning:
+        log.warning(warning)
     return report
 
 

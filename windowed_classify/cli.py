@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the YAML config ('python -m windowed_classify example-config' prints every key)",
     )
-    run.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="workers: threads or processes as processing.engine says (default: all cores)",
+    )
     run.add_argument(
         "--recompute-stats", action="store_true", help="ignore the pass-1 statistics cache"
     )
@@ -79,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the demo (default: ./windowed_classify_demo)",
     )
     demo.add_argument("--size", type=int, default=1500, help="raster width and height")
-    demo.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    demo.add_argument("--workers", type=int, help="workers (default: all cores)")
     demo.add_argument(
         "--overwrite", action="store_true", help="replace the demo's files if DIR holds them"
     )

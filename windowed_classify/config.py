@@ -97,6 +97,16 @@ class RastersConfig:
         [".tif", ".tiff", ".vrt"],
         help="file name endings that are layers (case-insensitive)",
     )
+    band_names: str = key(
+        v.one_of(("auto", "stem")),
+        "auto",
+        help="how the bands of a multi-band file are named: `auto` (the band's description "
+        "when set and unique in its file, else `<stem>_<N>`) or `stem` (`<stem>_<description>`, "
+        "else `<stem>_<N>`)",
+        details="A single-band file's layer is always named by its stem (the file name without "
+        "its extension; the key of a rasters.files entry). Use stem for files of several dates "
+        "whose bands carry the same descriptions (red, nir, ...), as most exporters write them.",
+    )
     align: bool = key(
         v.to_bool,
         False,

@@ -26,7 +26,8 @@ def to_path(value: Any, key: str, base: Path) -> Path:
     if "\x00" in str(value):  # no file system takes it; os calls would raise ValueError
         raise fail(key, "a path without NUL characters", value)
     p = Path(os.path.expanduser(str(value)))
-    return p if p.is_absolute() else (base / p)
+    # normalised as written (a/../b -> b), symbolic links left as they are
+    return Path(os.path.normpath(p if p.is_absolute() else base / p))
 
 
 def to_opt_path(value: Any, key: str, base: Path) -> Path | None:

@@ -29,12 +29,13 @@ from .inputs.layers import (
     Reference,
     Unreadable,
     check_grid,
+    duplicates,
     fits,
     layers_on,
     list_bands,
     reference_grid,
 )
-from .models.legend import Legend, check_codes_fit, resolve_legend
+from .models.legend import Legend, check_codes_fit, model_classes, resolve_legend
 from .models.load import load_model
 from .models.schema import Schema, resolve_schema, trust_warning
 from .models.task import Abilities, feature_importances, looks_like_regressor, resolve_task
@@ -79,10 +80,12 @@ class Problems:
 
 @dataclass
 class Found:
-    """Every layer of the inputs, in discovery order, and the files that cannot be opened."""
+    """Every layer of the inputs, in discovery order, the files that cannot be opened, and the
+    rasters this tool wrote (never layers)."""
 
     bands: list[Band]
     unreadable: list[Unreadable]
+    ours: list[Path | str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -223,20 +226,29 @@ def _model(plan: Plan, problems: Problems) -> None:
         plan.schema = problems.attempt(resolve_schema, plan.model, mc)
         if plan.schema is not None and plan.schema.trusted:
             problems.warn(trust_warning(plan.schema))
+    unlisted = plan.model is not None and model_classes(plan.model) is None
+    if plan.task != "regression" and mc.classes and unlisted:
+        problems.warn(
+            f"the model ({type(plan.model).__name__}) does not list its classes: "
+            "model.classes cannot be checked before the run; a predicted label outside it "
+            "stops the run"
+        )
     if plan.task == "regression":
         plan.legend = REGRESSION_LEGEND
     elif plan.model is not None or mc.classes:
         codes = plan.config.output.codes if plan.config.output is not None else "index"
         plan.legend = problems.attempt(resolve_legend, plan.model, mc, codes)
     out = plan.config.output
-    if plan.task != "regression" and plan.legend is not None and out and out.dtype is not None:
+    resolved = out is not None and out.dtype is not None and out.nodata is not None
+    if plan.task != "regression" and plan.legend is not None and resolved:
+        assert out is not None and out.dtype is not None and out.nodata is not None
         problems.attempt(check_codes_fit, plan.legend, out.dtype, int(out.nodata))
 
 
 def _outputs(plan: Plan, problems: Problems) -> None:
     """Every raster asked for, and whether the model can give it."""
     out = plan.config.output
-    if out is None or out.dtype is None:
+    if out is None or out.dtype is None or out.nodata is None:  # not resolved for the task
         return
     legend = plan.legend or Legend((), "")
     abilities = Abilities.of(plan.model, plan.task) if plan.model is not None else None
@@ -261,22 +273,44 @@ def _layers(plan: Plan, problems: Problems) -> None:
     """The model's layers (every layer without a model), the reference grid, and the layers
     readable on it; the layers the model does not use, and why."""
     cfg, found, schema = plan.config, plan.found, plan.schema
+    if found.ours:
+        problems.warn(
+            f"not layers: {len(found.ours)} raster(s) this tool wrote: "
+            + shortlist([str(p) for p in found.ours])
+        )
     wanted = found.bands
     if schema is not None and (found.bands or found.unreadable):
+        used = set(schema.features)
+        problems.attempt(check_names, [b for b in found.bands if b.name in used], cfg, True)
+        check_names([b for b in found.bands if b.name not in used], cfg, False, problems.warn)
         plan.missing = missing_features(found, schema)
         problems.attempt(require_features, found, schema, cfg)
-        by_name = {b.name: b for b in found.bands}
+        by_name = {b.name: b for b in reversed(found.bands)}  # a repeated name: its first
         wanted = [by_name[f] for f in schema.features if f in by_name]
     elif cfg.model is not None and schema is None:
         wanted = []  # the model's features are unknown: no layer is known to be wanted
+    else:
+        problems.attempt(check_names, wanted, cfg, True)
     plan.wanted = wanted
     if not wanted:
         return
-    plan.reference = problems.attempt(reference_grid, wanted, cfg.rasters)
+    if schema is not None and cfg.nodata.threshold >= len(wanted):
+        problems.warn(
+            f"nodata.threshold {cfg.nodata.threshold} is not below the {len(wanted)} model "
+            "layer(s): no pixel will be masked, and every nodata value will be filled with its "
+            "layer's median (a pixel is masked when MORE than threshold layers are nodata)"
+        )
+    whose = "model layers" if schema is not None else "layers"
+    plan.reference = problems.attempt(reference_grid, wanted, cfg.rasters, whose)
     if plan.reference is None:
         return
     ref = plan.reference
     problems.attempt(check_grid, ref, wanted, cfg.rasters)
+    if cfg.rasters.align and not ref.shared:
+        problems.warn(
+            f"rasters.align: the reference grid is {ref.what}; the other layers are warped "
+            "onto it. To choose another grid, set rasters.reference to a raster on it"
+        )
     readable = [b for b in wanted if fits(ref, b, cfg.rasters.align)]
     if readable:
         plan.layers = problems.attempt(layers_on, ref, readable, cfg.nodata, cfg.rasters) or []
@@ -285,8 +319,44 @@ def _layers(plan: Plan, problems: Problems) -> None:
         if plan.ignored:
             problems.warn(
                 f"ignoring {len(plan.ignored)} layer(s) the model does not use: "
-                + ", ".join(f"{n} ({why})" if why else n for n, why in plan.ignored.items())
+                + shortlist([f"{n} ({why})" if why else n for n, why in plan.ignored.items()])
             )
+
+
+def shortlist(items: list[str], at_most: int = 10) -> str:
+    """Items for a message line: the first ``at_most``, then how many more."""
+    shown = ", ".join(items[:at_most])
+    return shown + (f", and {len(items) - at_most} more" if len(items) > at_most else "")
+
+
+def check_names(
+    bands: list[Band],
+    cfg: Config,
+    used: bool,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Two layers with one name: an error among the layers a run reads (``used``), else a
+    warning (``warn``), naming both and the key that tells them apart."""
+    pairs = duplicates(bands)
+    if not pairs:
+        return
+    first, other = pairs[0]
+    multi = first.count > 1 or other.count > 1
+    fix = (
+        "set rasters.band_names: stem to name a multi-band file's bands <stem>_<description>"
+        if multi and cfg.rasters.band_names != "stem"
+        else "rename one of them"
+        + (" (the keys of rasters.files name the layers)" if cfg.rasters.files else "")
+    )
+    more = f" (and {len(pairs) - 1} more such name(s))" if len(pairs) > 1 else ""
+    message = (
+        f"two layers have the feature name '{first.name}': {first.label} and {other.label}"
+        f"{more}; {fix}"
+    )
+    if used:
+        raise InputError(message)
+    if warn is not None:
+        warn(f"{message} (the model uses neither: they are ignored)")
 
 
 def applicability(plan: Plan, problems: Problems) -> AoaModel | None:
@@ -315,7 +385,8 @@ def find_layers(cfg: Config) -> Found:
     (or their temporary names)."""
     written = cfg.output.rasters if cfg.output is not None else []
     ours = [p for path in written for p in (path, *temporary_paths(path))]
-    return Found(*list_bands(discover(cfg.rasters, exclude=ours)))
+    listing = list_bands(discover(cfg.rasters, exclude=ours), cfg.rasters.band_names)
+    return Found(listing.bands, listing.unreadable, listing.ours)
 
 
 def missing_features(found: Found, schema: Schema) -> list[str]:
@@ -328,10 +399,19 @@ def require_features(found: Found, schema: Schema, cfg: Config) -> None:
     A feature whose file cannot be opened is that file's error."""
     missing = missing_features(found, schema)
     if missing:
+        hint = ""
+        pairs = duplicates(found.bands)
+        if pairs and cfg.rasters.band_names != "stem":  # files of dates with the same bands
+            first, other = pairs[0]
+            hint = (
+                f"; layers share names (e.g. '{first.name}': {first.label} and {other.label}): "
+                "rasters.band_names: stem names a multi-band file's bands <stem>_<description>"
+            )
         raise InputError(
             f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
             + (f"under {cfg.rasters.folder}: " if cfg.rasters.folder else "in rasters.files: ")
-            + ", ".join(missing)
+            + shortlist(missing)
+            + hint
         )
     for bad in found.unreadable:
         if bad.name in schema.features:

@@ -62,7 +62,8 @@ def build_report(
         },
         "features": [layer.name for layer in prep.layers],
         "features_source": prep.schema.source,
-        "features_trusted": prep.schema.trusted,  # order from model.features, unverifiable
+        # false: the order is model.features' alone, which nothing could verify
+        "feature_order_from_names": not prep.schema.trusted,
         "ignored_layers": prep.ignored,
         "nodata": {
             "values": list(cfg.nodata.values),
@@ -90,6 +91,34 @@ def build_report(
         "peak_memory_largest_worker_mb": worker,
         **extra,
     }
+
+
+MOSTLY_MASKED = 0.9  # a share of masked pixels that deserves a word
+
+
+def masked_warning(prep: Prepared, stats: dict[str, LayerStats], masked: int) -> str | None:
+    """A warning when most of the output is masked, with the likeliest cause."""
+    pixels = prep.grid.pixels
+    share = masked / max(pixels, 1)
+    if share < MOSTLY_MASKED:
+        return None
+    threshold = prep.config.nodata.threshold
+    causes = []
+    worst = sorted(
+        ((s.nodata_count / max(pixels, 1), name) for name, s in stats.items()), reverse=True
+    )
+    for nodata, name in worst[:3]:
+        if nodata >= 0.5:
+            layer = next(la for la in prep.layers if la.name == name)
+            where = " (outside its extent, warped onto the grid)" if layer.warp else ""
+            causes.append(f"layer '{name}' is nodata on {100 * nodata:.0f}% of the grid{where}")
+    if not causes:
+        causes.append(
+            f"nodata.threshold is {threshold}: a pixel is masked when more than {threshold} of "
+            f"its {len(prep.layers)} layers are nodata, and the layers' nodata fall in different "
+            "places; a higher threshold fills them with medians"
+        )
+    return f"{100 * share:.1f}% of the output is masked; likeliest cause: " + "; ".join(causes)
 
 
 def _plain_number(value: float) -> float | int | str:

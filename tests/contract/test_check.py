@@ -71,7 +71,7 @@ def test_check_fails_on_a_missing_feature_and_lists_every_problem(tmp_path: Path
     problems = out.split("NOT READY: ", 1)[1]
     assert problems.startswith("3 problem(s)")
     assert "have no raster" in problems and "ndvi" in problems
-    assert "slope.tif is not on the grid" in problems
+    assert "1 file is not on the grid" in problems and "slope.tif: transform" in problems
     assert "already exists" in problems
     assert case.output.read_bytes() == b"an earlier run"
 
@@ -115,11 +115,11 @@ def test_value_ranges_and_undeclared_nodata(tmp_path: Path) -> None:
     assert (info["elev"].min, info["elev"].max) == (float(valid.min()), float(valid.max()))
     assert info["elev"].range_source == "all pixels" and not info["elev"].warnings
     assert (info["slope"].min, info["slope"].max) == (-32768.0, 12.5)
-    assert any("-32768" in w and "not declared" in w for w in info["slope"].warnings)
+    assert any("value -32768, a usual nodata value" in w for w in info["slope"].warnings)
     assert any("1e+36" in w for w in info["ndvi"].warnings)
     text = result.render()
-    assert "WARNING: layer 'slope': holds -32768" in text
-    assert "WARNING: layer 'ndvi': holds 1e+36" in text
+    assert "WARNING: layer 'slope': value -32768, a usual nodata value" in text
+    assert "WARNING: layer 'ndvi': value 1e+36 looks like a float nodata fill" in text
 
     # declared, the same values raise no warning
     case.config["nodata"]["values"] = [-32768, 1e36, -3.4e38]
@@ -198,7 +198,8 @@ def test_a_misfit_layer_is_a_problem_unless_aligned(tmp_path: Path) -> None:
     fine = from_origin(500000.0, 6000000.0, 40.0, 40.0)  # half the pixel size
     write_raster(case.folder / "slope.tif", np.ones((74, 90), np.float32), transform=fine)
     strict = check(case.write_config())
-    assert not strict.ok and "slope.tif is not on the grid" in strict.problems[0]
+    assert not strict.ok and "1 file is not on the grid" in strict.problems[0]
+    assert "slope.tif: transform resolution 40 x 40" in strict.problems[0]
     assert {la.name: la.status for la in strict.layers}["slope"] == "not on the grid"
 
     case.config["rasters"]["align"] = True

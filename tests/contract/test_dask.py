@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import rasterio
 from checks import assert_codes_equal, assert_run_matches, same_f32
-from helpers import Case, build_case, read_output, save_model
+from helpers import Case, Unlisted, build_case, read_output, save_model
 from reference import reference_from_config
 
 import windowed_classify
@@ -376,11 +376,13 @@ def test_an_unreachable_scheduler_is_one_clear_error(
 
 
 def test_a_user_error_on_a_worker_reaches_the_user(cluster: Any, tmp_path: Path) -> None:
-    """A label outside model.classes is found while a worker predicts: the same one clear
-    error as with the local engines, and nothing under the output's name."""
+    """A label outside model.classes is found while a worker predicts (a model that does not
+    list its classes): the same one clear error as with the local engines, and nothing under
+    the output's name."""
     from windowed_classify.errors import ModelError
 
     case = build_case(tmp_path, labels=("forest", "water", "urban"))
+    save_model(Unlisted(case.model), case.model_path)
     case.config["model"]["classes"] = ["forest", "water"]
     config = with_engine(case, "dask", engine="dask", scheduler=cluster.scheduler.address)
     with pytest.raises(ModelError, match="urban"):

@@ -38,7 +38,7 @@ from reference import nodata_mask, reference_from_config
 
 import windowed_classify
 import windowed_classify.commands.check
-from windowed_classify.errors import InputError
+from windowed_classify.errors import InputError, UserError
 
 NAMES = ["elev", "slope", "ndvi", "twi", "clay", "rain", "aspect"]
 SUBDIRS = ["", "", "dem", "dem/derived", "Climate"]
@@ -422,17 +422,20 @@ def test_config_classes_order_defines_codes(tmp_path: Path, labels: list[Any]) -
     assert_codes_equal(got2, mapped.astype(got2.dtype))
 
 
-def test_unpredicted_model_class_may_be_missing_from_config_classes(tmp_path: Path) -> None:
-    """Only a *predicted* label outside model.classes is an error."""
+def test_a_model_class_missing_from_config_classes_is_refused_before_any_work(
+    tmp_path: Path,
+) -> None:
+    """A class the model lists but model.classes omits is refused at once, even one the
+    model would never predict here: a run must not stop mid-way on it."""
     case = build_case(tmp_path, names=("elev", "slope"))
     model = threshold_model(
         "elev", ["elev", "slope"], [(100.0, "low"), (1e5, "high"), (np.inf, "never")]
     )
     save_model(model, case.model_path)
     case.config["model"]["classes"] = ["high", "low"]
-    ref = reference_from_config(case.config)
-    assert set(np.unique(ref.codes)) <= {0, 1, 255}
-    assert_run_matches(_run(case.config), ref, case.output)
+    with pytest.raises(UserError, match="lacks the model's class\\(es\\) 'never'"):
+        _run(case.config)
+    assert not case.output.exists()
 
 
 @pytest.mark.parametrize("threshold", [0, 1, 2, 3])

@@ -38,13 +38,17 @@ def assert_user_error(
     output: Path | None = None,
     out_dir_empty: bool = False,
 ) -> str:
-    """Exit 2, no traceback, an `error:` line naming every needle; no output file."""
+    """Exit 2, no traceback, one `error:` (with the indented lines that go on with it, one a
+    file for a grid error) naming every needle; no output file."""
     err = proc.stderr
     assert proc.returncode == 2, f"exit {proc.returncode}; stderr: {err!r}"
     assert "Traceback" not in err, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, f"expected one 'error:' line, got: {err!r}"
-    message = lines[0]
+    lines = err.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("error:")]
+    assert len(starts) == 1, f"expected one 'error:' line, got: {err!r}"
+    rest = lines[starts[0] + 1 :]
+    going_on = next((i for i, ln in enumerate(rest) if not ln.startswith("  ")), len(rest))
+    message = "\n".join(lines[starts[0] : starts[0] + 1 + going_on])
     for needle in needles:
         assert needle in message, f"{needle!r} not named in {message!r}"
     if output is not None:
@@ -137,6 +141,10 @@ def test_duplicate_feature_names_both_files(case: Case) -> None:
     data = case.stack.layers[0].data
     write_raster(case.folder / "a" / "dup.tif", data, nodata=-9999.0)
     write_raster(case.folder / "b" / "dup.TIFF", data, nodata=-9999.0)
+    features = ["elev", "slope", "ndvi", "dup"]  # the model uses the name: it matters
+    save_model(
+        train_model(features, {f: data.ravel() for f in features}, ["a", "b"]), case.model_path
+    )
     assert_user_error(
         cli(case),
         os.path.join("a", "dup.tif"),

@@ -97,7 +97,7 @@ def test_a_median_outside_the_guides_band_is_counted_again_apart(tmp_path: Path)
     rasters = RastersConfig(folder=tmp_path / "c")
     from windowed_classify.config import NodataConfig
 
-    grid, layers = open_layers(list_bands(discover(rasters))[0], NodataConfig(), rasters)
+    grid, layers = open_layers(list_bands(discover(rasters)).bands, NodataConfig(), rasters)
     windows = plan_windows(grid, [layers[0].block_shape], 256 * 256)  # 4 bands of 256 rows
     assert len(windows) == 4
     fused = FusedStats(layers, grid, spill_dir=tmp_path)
@@ -135,7 +135,7 @@ def _one_layer(tmp_path: Path, data: np.ndarray, nodata: float | None = None):  
 
     write_raster(tmp_path / "c" / "v.tif", data, layout=("tiled", 64), nodata=nodata)
     rasters = RastersConfig(folder=tmp_path / "c")
-    grid, layers = open_layers(list_bands(discover(rasters))[0], NodataConfig(), rasters)
+    grid, layers = open_layers(list_bands(discover(rasters)).bands, NodataConfig(), rasters)
     return grid, layers
 
 

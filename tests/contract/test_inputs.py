@@ -24,6 +24,7 @@ from helpers import (
     run_main,
     save_model,
     train_model,
+    write_multiband,
     write_raster,
     write_yaml,
 )
@@ -40,41 +41,6 @@ ENGINES = {
 }
 H, W = 41, 53
 LABELS = ("forest", "water", "urban")
-
-
-def write_multiband(
-    path: Path,
-    bands: list[np.ndarray],
-    *,
-    descriptions: list[str | None] | None = None,
-    nodata: float | None = None,
-    crs: str | None = "EPSG:32633",
-    transform: Any = DEFAULT_TRANSFORM,
-    interleave: str = "pixel",
-) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {
-        "driver": "GTiff",
-        "width": bands[0].shape[1],
-        "height": bands[0].shape[0],
-        "count": len(bands),
-        "dtype": bands[0].dtype.name,
-        "crs": crs,
-        "transform": transform,
-        "tiled": True,
-        "blockxsize": 16,
-        "blockysize": 16,
-        "compress": "lzw",
-        "interleave": interleave,
-    }
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as ds:
-        for i, band in enumerate(bands, 1):
-            ds.write(band, i)
-            if descriptions and descriptions[i - 1]:
-                ds.set_band_description(i, descriptions[i - 1])
-    return path
 
 
 def field(rng: np.random.Generator, offset: float, holes: float = 0.05, hole: float = -9999.0):
@@ -199,11 +165,14 @@ def test_layer_names_per_band_and_duplicates_name_files_and_bands(tmp_path: Path
     folder = tmp_path / "c"
     write_multiband(folder / "a.tif", [field(rng, 1), field(rng, 2)], descriptions=["b", None])
     write_raster(folder / "b.tif", field(rng, 3))  # a layer "b", as a.tif's band 1 is
+    model = train_model(["b", "a_2"], {"b": np.arange(9.0), "a_2": np.arange(9.0)}, LABELS)
+    model_path = save_model(model, tmp_path / "m.pkl")
     with pytest.raises(InputError) as err:
-        windowed_classify.run(make_config(folder, tmp_path / "m.pkl", tmp_path / "o.tif"))
+        windowed_classify.run(make_config(folder, model_path, tmp_path / "o.tif"))
     message = str(err.value)
     assert "two layers have the feature name 'b'" in message
     assert "a.tif band 1" in message and "b.tif" in message
+    assert "rasters.band_names: stem" in message  # the key that tells them apart
 
 
 def test_rasters_files_can_name_one_band(multiband: dict[str, Any], tmp_path: Path) -> None:
@@ -361,7 +330,7 @@ def test_model_layers_off_the_grid_name_the_grid_most_model_layers_share(tmp_pat
     with pytest.raises(InputError) as err:
         windowed_classify.run(cfg)
     message = str(err.value)
-    assert message.startswith("2 rasters are not on the grid 3 of 5 model layers share")
+    assert message.startswith("2 files are not on the grid 3 of 5 model layers share")
     assert "d.tif: transform resolution 160 x 160 (expected 80 x 80)" in message
     assert "e.tif:" in message and "rasters.align: true" in message
     assert not (tmp_path / "o.tif").parent.joinpath("o.tif").exists()
@@ -477,7 +446,7 @@ def test_a_model_without_feature_names_gets_an_array_and_the_order_is_said_to_be
         warnings.simplefilter("always")
         report = windowed_classify.run(cfg)
     assert not [w for w in caught if "feature names" in str(w.message)]
-    assert report["features_trusted"] is True
+    assert report["feature_order_from_names"] is False
     ref = reference_run(multiband["split"], model, nodata_values=[], features=MODEL_FEATURES)
     assert_codes_equal(read_output(out)[0], ref.codes)
     proc = run_main(
@@ -576,4 +545,4 @@ def test_report_json_keeps_band_and_trust_fields_parseable(
     windowed_classify.run(cfg)
     report = json.loads((tmp_path / "o.report.json").read_text())
     assert report == load_report(out)
-    assert report["features_trusted"] is False
+    assert report["feature_order_from_names"] is True

@@ -73,7 +73,7 @@ def split_folder(folder: Path, target: Path, names: list[str]) -> Path:
     from_config = windowed_classify.load_config(
         {"rasters": {"folder": str(folder)}}, base_dir=folder
     )
-    bands, _ = list_bands(discover(from_config.rasters))
+    bands = list_bands(discover(from_config.rasters)).bands
     for band in bands:
         if band.name in names:
             with rasterio.open(band.path) as ds:

@@ -49,7 +49,7 @@ def layer_stats(layer: Layer, grid: Grid) -> LayerStats:
 def open_folder(folder: Path, nodata: NodataConfig) -> tuple[Grid, list[Layer]]:
 
     rasters = RastersConfig(folder=folder)
-    return open_layers(list_bands(discover(rasters))[0], nodata, rasters)
+    return open_layers(list_bands(discover(rasters)).bands, nodata, rasters)
 
 
 def pandas_stats(path: Path, nodata: list[float]) -> tuple[np.float32, int]:
@@ -195,7 +195,7 @@ def test_second_read_is_exact_and_skips_windows_that_cannot_hold_the_median(
         compress="lzw",
     ) as ds:
         ds.write(data, 1)
-    (band,), _ = list_bands([Source("gradient", path)])
+    (band,) = list_bands([Source("gradient", path)]).bands
     grid, (layer,) = open_layers([band], NodataConfig(), RastersConfig())
     monkeypatch.setattr(stats, "HOLD_PIXELS", 1)  # hold one window only
     reads: list[int] = []

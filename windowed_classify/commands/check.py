@@ -18,6 +18,7 @@ from rasterio.windows import Window
 
 from ..config import Config, load_config
 from ..inputs.grid import Grid, same_grid
+from ..inputs.hints import nodata_hints
 from ..inputs.layers import Band, Layer
 from ..inputs.reader import StackReader, nodata_mask
 from ..inputs.windows import layer_windows, plan_windows
@@ -34,9 +35,6 @@ from .check_result import (
 
 log = logging.getLogger(__name__)
 
-# Values that often mean "no data" in covariate rasters when nobody declared them.
-SENTINELS = (-9999.0, -99999.0, -32768.0, -32767.0)
-HUGE = 1e30  # |v| above this is almost surely a float nodata fill (e.g. -3.4e38)
 SAMPLE_PIXELS = 1 << 20  # pixels read per layer for its range, at most (plus one block)
 
 
@@ -127,7 +125,8 @@ def _layer_info(
 def _value_range(
     info: LayerInfo, layer: Layer, grid: Grid, cache: StatsCache | None, budget_px: int
 ) -> None:
-    """min/max of the valid values: exact from the cache, else an overview or a block sample."""
+    """min/max of the valid values (exact from the cache, else from an overview or a block
+    sample) and the nodata hints (stored with the cached statistics, else from the sample)."""
     cached = cache.get(layer) if cache is not None else None
     if cached is not None:
         info.min, info.max = cached.min, cached.max
@@ -136,8 +135,29 @@ def _value_range(
         info.sampled_nodata = cached.nodata_count
         if cached.valid_count == 0:
             info.warnings.append("no valid pixel at all: the run will stop at its median")
-        _nodata_warnings(info, np.array([v for v in (info.min, info.max) if v is not None]))
-        return
+        if cached.hints is not None:
+            info.warnings += cached.hints
+            return
+    data, source = _sample(layer, grid, budget_px)
+    invalid = nodata_mask(data, layer.nodata_values)
+    valid = data[~invalid]
+    if cached is None:
+        info.range_source = source
+        info.sampled_pixels = int(data.size)
+        info.sampled_nodata = int(np.count_nonzero(invalid))
+        if valid.size:
+            info.min, info.max = float(valid.min()), float(valid.max())
+        elif data.size:
+            info.warnings.append(
+                f"no valid value in the {source}: check its nodata values "
+                "(a layer with no valid pixel at all stops the run)"
+            )
+    info.warnings += nodata_hints(valid, layer.dtype, layer.nodata_values)
+
+
+def _sample(layer: Layer, grid: Grid, budget_px: int) -> tuple[np.ndarray, str]:
+    """Values of one layer as a run reads them: an overview when the file has one, else
+    whole blocks spread over the grid; and where they come from."""
     with StackReader([layer]) as reader:
         ds = reader.dataset(layer.name)  # a warped layer: its own file, as the run reads it
         # a warped layer is sampled through its warp, as the run reads it
@@ -146,25 +166,12 @@ def _value_range(
         if factor is not None:
             shape = (math.ceil(grid.height / factor), math.ceil(grid.width / factor))
             data = ds.read(layer.band, out_shape=shape).astype(np.float32, copy=False).ravel()
-            info.range_source = f"overview 1/{factor}"
-        else:
-            windows = _spread_windows(grid, layer.block_shape, budget_px)
-            parts = [reader.read(w)[0][0] for w in windows]
-            data = np.concatenate(parts) if parts else np.empty(0, np.float32)
-            share = 100 * data.size / max(grid.pixels, 1)
-            info.range_source = "all pixels" if data.size == grid.pixels else f"sample {share:.2g}%"
-    invalid = nodata_mask(data, layer.nodata_values)
-    valid = data[~invalid]
-    info.sampled_pixels = int(data.size)
-    info.sampled_nodata = int(np.count_nonzero(invalid))
-    if valid.size:
-        info.min, info.max = float(valid.min()), float(valid.max())
-    elif data.size:
-        info.warnings.append(
-            f"no valid value in the {info.range_source}: check its nodata values "
-            "(a layer with no valid pixel at all stops the run)"
-        )
-    _nodata_warnings(info, valid)
+            return data, f"overview 1/{factor}"
+        windows = _spread_windows(grid, layer.block_shape, budget_px)
+        parts = [reader.read(w)[0][0] for w in windows]
+    data = np.concatenate(parts) if parts else np.empty(0, np.float32)
+    share = 100 * data.size / max(grid.pixels, 1)
+    return data, "all pixels" if data.size == grid.pixels else f"sample {share:.2g}%"
 
 
 def _overview_factor(factors: Sequence[int], grid: Grid, budget_px: int) -> int | None:
@@ -196,24 +203,6 @@ def _spread_windows(grid: Grid, block: tuple[int, int], budget_px: int) -> list[
         col = int(((i + 0.5) * golden % 1.0) * n_cols)
         picks.add(row * n_cols + col)
     return [windows[i] for i in sorted(picks)]
-
-
-def _nodata_warnings(info: LayerInfo, valid: np.ndarray) -> None:
-    if not valid.size:
-        return
-    declared = set(info.nodata_values)
-    huge = valid[np.abs(valid) > HUGE]
-    if huge.size:
-        info.warnings.append(
-            f"holds {str(huge[0])}, which looks like an undeclared nodata value: add it to "
-            "nodata.values (or to the file's nodata tag) if it means 'no data'"
-        )
-    for s in SENTINELS:
-        if float(np.float32(s)) not in declared and np.any(valid == np.float32(s)):
-            info.warnings.append(
-                f"holds {s:g}, a common nodata value, but it is not declared as nodata: "
-                "add it to nodata.values if it means 'no data'"
-            )
 
 
 # ----------------------------------------------------------------------------- estimates

@@ -197,10 +197,8 @@ def render(r: CheckResult) -> str:
     if r.outputs:
         out.append(f"\noutputs: {len(r.outputs)}")
         rows = [
-            [ln.key, ln.what, ln.bands, ln.dtype, ln.nodata,
-             "ok" if ln.reason is None else "NOT SUPPORTED (see below)"]
-            for ln in r.outputs
-        ]  # fmt: skip
+            [ln.key, ln.what, ln.bands, ln.dtype, ln.nodata, _supported(ln)] for ln in r.outputs
+        ]
         out.append(_table(["output", "what", "bands", "dtype", "nodata", "status"], rows))
     if plan.aoa is not None:
         summary = plan.aoa.summary()
@@ -264,6 +262,10 @@ def render(r: CheckResult) -> str:
         out.append(f"NOT READY: {len(r.problems)} problem(s) would stop the run:")
         out += [f"  - {p}" for p in r.problems]
     return "\n".join(out)
+
+
+def _supported(line: OutputLine) -> str:
+    return "ok" if line.reason is None else "NOT SUPPORTED (see below)"
 
 
 def _status(la: LayerInfo) -> str:

@@ -45,6 +45,11 @@ def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[Sourc
         return _listed_files(rasters.files, exclude)
     folder = rasters.folder
     assert folder is not None
+    if folder.is_file():
+        raise InputError(
+            f"rasters.folder {folder} is a file, not a folder: to name files one by one, use "
+            "rasters.files (feature name -> path) instead of rasters.folder"
+        )
     if not folder.is_dir():
         raise InputError(f"rasters.folder does not exist or is not a folder: {folder}")
     skip = {p.resolve() for p in exclude}

@@ -8,6 +8,7 @@ never required to be readable, georeferenced or on the grid.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from ..config import NodataConfig, RastersConfig
 from ..errors import ConfigError, InputError
@@ -74,60 +75,99 @@ class Unreadable:
     reason: str
 
 
-def list_bands(sources: Sequence[Source]) -> tuple[list[Band], list[Unreadable]]:
-    """Every band of every source, named, in discovery order; two layers with one name are an
-    error naming both (files and bands). Unreadable files are returned, not raised."""
-    bands: list[Band] = []
-    unreadable: list[Unreadable] = []
+OUTPUT_TAG = "WINDOWED_CLASSIFY"  # the dataset tag every raster this tool writes carries
+
+
+@dataclass
+class Listing:
+    """Every band of the inputs, in discovery order; the files that cannot be opened; the
+    rasters this tool wrote, which are never layers."""
+
+    bands: list[Band]
+    unreadable: list[Unreadable]
+    ours: list[Path | str]
+
+
+def list_bands(sources: Sequence[Source], naming: str = "auto") -> Listing:
+    """Every band of every source, named (``naming``: rasters.band_names), in discovery order.
+    Unreadable files are returned, not raised; a file found in a folder that this tool wrote
+    (its tags say so) is left out. Two layers may share a name here: whether that matters
+    depends on which layers the model uses (``prepare``)."""
+    out = Listing([], [], [])
     for source in sources:
         try:
-            bands += _bands_of(source)
+            bands = _bands_of(source, naming)
         except RasterioError as exc:
             reason = f"cannot open raster {source.path}: {exc}"
-            unreadable.append(Unreadable(source.stem, source, reason))
+            out.unreadable.append(Unreadable(source.stem, source, reason))
+            continue
+        if bands is None:
+            out.ours.append(source.path)
+        else:
+            out.bands += bands
+    return out
+
+
+def duplicates(bands: Sequence[Band]) -> list[tuple[Band, Band]]:
+    """(first, other) for every band whose name an earlier band already has."""
     seen: dict[str, Band] = {}
+    pairs = []
     for band in bands:
         if band.name in seen:
-            raise InputError(
-                f"two layers have the feature name '{band.name}': {seen[band.name].label} "
-                f"and {band.label}"
-            )
-        seen[band.name] = band
-    return bands, unreadable
+            pairs.append((seen[band.name], band))
+        else:
+            seen[band.name] = band
+    return pairs
 
 
-def _bands_of(source: Source) -> list[Band]:
-    with rasterio.open(source.path) as ds:
-        grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
-        if source.band is not None and not 1 <= source.band <= ds.count:
-            raise ConfigError(
-                f"config key '{source.where}.band': {source.band}, but {source.path} has "
-                f"{ds.count} band(s)"
-            )
-        indexes = [source.band] if source.band is not None else list(ds.indexes)
-        names = band_names(source.stem, ds.descriptions) if source.band is None else {}
-        return [
-            Band(
-                name=names.get(i, source.stem),
-                source=source,
-                index=i,
-                count=ds.count,
-                dtype=ds.dtypes[i - 1],
-                block_shape=(int(ds.block_shapes[i - 1][0]), int(ds.block_shapes[i - 1][1])),
-                file_nodata=ds.nodatavals[i - 1],
-                grid=grid,
-            )
-            for i in indexes
-        ]
+def _bands_of(source: Source, naming: str) -> list[Band] | None:
+    """The bands of one file; None for a raster this tool wrote, found in a folder."""
+    with warnings.catch_warnings():  # a file without georeferencing: the grid check says so
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(source.path) as ds:
+            if not source.listed and OUTPUT_TAG in ds.tags():
+                return None
+            grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
+            if source.band is not None and not 1 <= source.band <= ds.count:
+                raise ConfigError(
+                    f"config key '{source.where}.band': {source.band}, but {source.path} has "
+                    f"{ds.count} band(s)"
+                )
+            indexes = [source.band] if source.band is not None else list(ds.indexes)
+            names = band_names(source.stem, ds.descriptions, naming) if source.band is None else {}
+            return [
+                Band(
+                    name=names.get(i, source.stem),
+                    source=source,
+                    index=i,
+                    count=ds.count,
+                    dtype=ds.dtypes[i - 1],
+                    block_shape=(int(ds.block_shapes[i - 1][0]), int(ds.block_shapes[i - 1][1])),
+                    file_nodata=ds.nodatavals[i - 1],
+                    grid=grid,
+                )
+                for i in indexes
+            ]
 
 
-def band_names(stem: str, descriptions: Sequence[str | None]) -> dict[int, str]:
-    """Band number -> layer name: ``stem`` for a single band; else the band's description
-    when it is set and unique in the file, else ``<stem>_<N>``."""
+def band_names(
+    stem: str, descriptions: Sequence[str | None], naming: str = "auto"
+) -> dict[int, str]:
+    """Band number -> layer name. A single band: ``stem``. Several, ``auto``: the band's
+    description when it is set and unique in the file, else ``<stem>_<N>``; ``stem``:
+    ``<stem>_<description>`` (or ``<stem>_<N>``), so that files of several dates whose bands
+    carry the same descriptions get distinct names."""
     if len(descriptions) == 1:
         return {1: stem}
     counts = Counter(d for d in descriptions if d)
-    return {i: d if d and counts[d] == 1 else f"{stem}_{i}" for i, d in enumerate(descriptions, 1)}
+    names = {}
+    for i, d in enumerate(descriptions, 1):
+        unique = bool(d) and counts[d] == 1
+        if naming == "stem":
+            names[i] = f"{stem}_{d}" if unique else f"{stem}_{i}"
+        else:
+            names[i] = d if unique and d else f"{stem}_{i}"
+    return names
 
 
 def _float32_values(values: Sequence[float]) -> tuple[float, ...]:
@@ -155,11 +195,15 @@ class Reference:
     grid: Grid
     block: tuple[int, int]
     what: str  # for messages: "the grid of rasters.reference X" or "the grid ... share"
+    shared: bool = True  # every band was on it (no choice was made between grids)
 
 
-def reference_grid(bands: Sequence[Band], rasters: RastersConfig) -> Reference:
+def reference_grid(
+    bands: Sequence[Band], rasters: RastersConfig, whose: str = "model layers"
+) -> Reference:
     """``rasters.reference`` when given; else the grid most of ``bands`` share (a tie: the
-    grid of the first of them, which is the first model layer in the model's order)."""
+    grid of the first of them, which is the first model layer in the model's order).
+    ``whose`` names the bands in messages ("model layers", or "layers" without a model)."""
     if rasters.reference is not None:
         try:
             with rasterio.open(rasters.reference) as ds:
@@ -182,10 +226,10 @@ def reference_grid(bands: Sequence[Band], rasters: RastersConfig) -> Reference:
         what = f"the grid of {best[0].label}"
     else:
         what = (
-            f"the grid {len(best)} of {len(bands)} model layers share "
+            f"the grid {len(best)} of {len(bands)} {whose} share "
             f"({grid_text(best[0].grid)}, e.g. {best[0].label})"
         )
-    return Reference(best[0].grid, best[0].block_shape, what)
+    return Reference(best[0].grid, best[0].block_shape, what, shared=len(groups) == 1)
 
 
 def open_layers(
@@ -214,22 +258,37 @@ def check_grid(ref: Reference, bands: Sequence[Band], rasters: RastersConfig) ->
     _check_crs_mix(bands, ref, rasters.align)
     misfit = [b for b in bands if not same_grid(ref.grid, b.grid)]
     if misfit and not rasters.align:
-        if len(misfit) == 1:
-            head = f"raster {misfit[0].label} is not on {ref.what}: "
-        else:
-            head = f"{len(misfit)} rasters are not on {ref.what}: "
-        raise InputError(
-            head
-            + "; ".join(
-                "; ".join(grid_differences(ref.grid, b.grid))
-                if len(misfit) == 1
-                else f"{b.label}: " + ", ".join(grid_differences(ref.grid, b.grid))
-                for b in misfit
+        raise InputError(off_grid_message(ref, misfit))
+
+
+MAX_LISTED = 10  # files named in a message, at most
+
+
+def off_grid_message(ref: Reference, misfit: Sequence[Band]) -> str:
+    """The bands off the grid, one line per file (its bands named in it), at most
+    ``MAX_LISTED`` files; what differs is said once per file."""
+    files: dict[Path | str, list[Band]] = {}
+    for band in misfit:
+        files.setdefault(band.path, []).append(band)
+    n_bands, n_files = len(misfit), len(files)
+    counted = f"{n_files} file{'s' if n_files > 1 else ''}"
+    if n_bands != n_files:
+        counted += f" ({n_bands} bands)"
+    verb = "are" if n_files > 1 else "is"
+    lines = [f"{counted} {verb} not on {ref.what}; set rasters.align: true to warp onto it:"]
+    for path, group in list(files.items())[:MAX_LISTED]:
+        first = group[0]
+        which = ""
+        if first.count > 1:
+            which = (
+                " band " + ", ".join(str(b.index) for b in group)
+                if len(group) < first.count
+                else " (all bands)"
             )
-            + "; set rasters.align: true to warp "
-            + ("it" if len(misfit) == 1 else "them")
-            + " onto that grid"
-        )
+        lines.append(f"  {path}{which}: " + ", ".join(grid_differences(ref.grid, first.grid)))
+    if len(files) > MAX_LISTED:
+        lines.append(f"  and {len(files) - MAX_LISTED} more file(s)")
+    return "\n".join(lines)
 
 
 def fits(ref: Reference, band: Band, align: bool) -> bool:

@@ -13,12 +13,17 @@ GDAL WarpedVRT, and for the one case where windows and a whole-layer warp can di
 from __future__ import annotations
 
 import math
+import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.warp import reproject, transform, transform_bounds
 from rasterio.windows import Window, from_bounds
@@ -125,17 +130,56 @@ def read_warped(
     if src_window is None:
         return out  # wholly outside the layer's extent
     values = read_source(src_window)
-    reproject(
-        values,
-        out,
-        src_transform=window_transform(src_window, src_transform),
-        src_crs=src_crs or LOCAL,
-        src_nodata=np.nan,
-        dst_transform=window_transform(window, warp.affine),
-        dst_crs=warp.crs or LOCAL,
-        dst_nodata=np.nan,
-        resampling=Resampling[warp.resampling],
-        num_threads=1,
-        **warp.options,
-    )
-    return out
+    src = _Side(window_transform(src_window, src_transform), src_crs or LOCAL, values.shape)
+    dst = _Side(window_transform(window, warp.affine), warp.crs or LOCAL, out.shape)
+    if src.transform.is_identity or dst.transform.is_identity:
+        with _IDENTITY_LOCK, warnings.catch_warnings():
+            # GDAL may store no transform for the identity: rasterio warns; both sides agree
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return _warp(values, src, dst, warp)
+    return _warp(values, src, dst, warp)
+
+
+@dataclass(frozen=True)
+class _Side:
+    transform: Affine
+    crs: CRS
+    shape: tuple[int, int]
+
+    def dataset(self) -> Any:
+        """An in-memory GDAL dataset of this side (float32, one band)."""
+        height, width = self.shape
+        return rasterio.open(
+            "",
+            "w+",
+            driver="MEM",
+            width=width,
+            height=height,
+            count=1,
+            dtype="float32",
+            crs=self.crs,
+            transform=self.transform,
+        )
+
+
+# rasterio wraps numpy arrays given to reproject in datasets whose construction switches
+# Python's warning filters off and on (warnings.catch_warnings, not thread-safe): two threads
+# warping arrays at once leak its NotGeoreferencedWarning and can leave filters switched.
+# Datasets made here and given as bands take another path; the identity case alone (where
+# rasterio warns on a transform it cannot store) is warped one thread at a time.
+_IDENTITY_LOCK = threading.Lock()
+
+
+def _warp(values: np.ndarray, src: _Side, dst: _Side, warp: Warp) -> np.ndarray:
+    with src.dataset() as source, dst.dataset() as destination:
+        source.write(values, 1)
+        reproject(
+            rasterio.band(source, 1),
+            rasterio.band(destination, 1),
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+            resampling=Resampling[warp.resampling],
+            num_threads=1,
+            **warp.options,
+        )
+        return destination.read(1)

@@ -34,6 +34,9 @@ def resolve_legend(model: Any, cfg: ModelConfig, codes: str = "index") -> Legend
     """The labels (``model.classes``, else the model's ``classes_``) and their codes."""
     if cfg.classes is not None:
         legend = Legend(tuple(cfg.classes), "model.classes")
+        known = model_classes(model)
+        if known is not None:
+            check_listed(known, legend.labels)
     else:
         classes = getattr(model, "classes_", None)
         if classes is None:
@@ -52,6 +55,48 @@ def resolve_legend(model: Any, cfg: ModelConfig, codes: str = "index") -> Legend
             f"but {legend.source} holds {text[0]!r}; use output.codes: index"
         )
     return Legend(legend.labels, legend.source, tuple(int(label) for label in legend.labels))
+
+
+def model_classes(model: Any) -> list[Any] | None:
+    """The labels the model says it can predict (scikit-learn's and AutoML's ``classes_``,
+    an ONNX model's labels), as plain values; None when it does not say."""
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        return None
+    return [_plain(c) for c in np.asarray(classes).tolist()]
+
+
+def _kind(label: Any) -> str:
+    if isinstance(label, str):
+        return "text"
+    return "a number" if isinstance(label, int | float | np.number) else type(label).__name__
+
+
+def check_listed(known: Sequence[Any], listed: Sequence[Any]) -> None:
+    """Every class of the model must be in ``model.classes``, as the same kind of value (a
+    predicted label outside the list would stop the run mid-way)."""
+    missing, mistyped = [], []
+    for label in known:
+        if any(label == x and _kind(label) == _kind(x) for x in listed):
+            continue
+        other = next((x for x in listed if str(x) == str(label)), None)
+        if other is not None:
+            mistyped.append(
+                f"{other!r} ({_kind(other)}) where the model has {label!r} ({_kind(label)})"
+            )
+        else:
+            missing.append(repr(label))
+    if not missing and not mistyped:
+        return
+    parts = []
+    if missing:
+        parts.append(f"lacks the model's class(es) {', '.join(missing)}")
+    if mistyped:
+        parts.append("holds " + "; ".join(mistyped) + ": labels are compared as they are")
+    raise ConfigError(
+        f"config key 'model.classes' {list(listed)!r} {' and '.join(parts)} (the model's "
+        f"classes: {list(known)!r}); every class the model can predict must be listed"
+    )
 
 
 def _whole(label: Any) -> bool:

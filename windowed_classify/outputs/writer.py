@@ -22,9 +22,11 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from .._version import __version__
 from ..config import OutputConfig
 from ..errors import OutputError, gdal_reason
 from ..inputs.grid import Grid
+from ..inputs.layers import OUTPUT_TAG
 from ..inputs.windows import window_text
 from .kinds import RasterSpec
 from .kinds.floats import FloatRaster
@@ -275,8 +277,8 @@ class OutputSet:
             target.ds.set_band_description(i, text)
         for i, tags in enumerate(spec.band_tags, start=1):
             target.ds.update_tags(i, **tags)
-        if spec.tags:
-            target.ds.update_tags(**spec.tags)
+        # the mark that keeps this raster from being taken as a layer by a later run
+        target.ds.update_tags(**{OUTPUT_TAG: f"{__version__} output.{spec.key}"}, **spec.tags)
         if spec.colormap is not None:
             target.ds.write_colormap(1, spec.colormap)
         return target

@@ -62,6 +62,7 @@ class LayerStats:
     valid_count: int
     nodata_count: int
     second_read: bool = False
+    hints: list[str] | None = None  # values that look like undeclared nodata (inputs.hints)
 
     def to_dict(self) -> dict:
         return asdict(self)
