@@ -39,6 +39,21 @@ def _progress(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _points_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="the layer of a multi-layer vector file (GeoPackage, FileGDB, ...); required "
+        "when it has several",
+    )
+    p.add_argument(
+        "--points-crs",
+        metavar="CRS",
+        help="the CRS of points that have none (a CSV, a shapefile without .prj), e.g. "
+        "EPSG:4326; they are reprojected to the rasters' CRS (default: they are in it)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m windowed_classify",
@@ -100,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "points",
         type=Path,
-        help="CSV with x and y columns in the rasters' CRS (or a vector file of points, "
-        "with the 'vector' extra)",
+        help="CSV with x/y, lon/lat, longitude/latitude or easting/northing columns, or a "
+        "vector layer of points, multipoints or polygons (with the 'vector' extra)",
     )
     sample.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
     sample.add_argument(
@@ -110,11 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="text put before every layer column (for points whose attributes are named like "
         "layers)",
     )
+    _points_options(sample)
     sample.add_argument(
-        "--points-crs",
-        metavar="CRS",
-        help="the CRS of the CSV's x and y (e.g. EPSG:4326), reprojected to the rasters' CRS "
-        "(default: they are in the rasters' CRS)",
+        "--polygons",
+        choices=("pixels", "centroid"),
+        default="pixels",
+        help="polygons give a row per pixel whose centre is inside (pixels, the default) or "
+        "one row per polygon at its representative point (centroid); both with polygon_id",
     )
     sample.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _common(sample)
@@ -179,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overwrite=args.overwrite,
                 prefix=args.prefix,
                 points_crs=args.points_crs,
+                layer=args.layer,
+                polygons=args.polygons,
             )
             if args.progress == "json":
                 from .progress import emit
@@ -186,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 emit({"event": "finished", "outputs": {"table": str(done.output)}})
             if not args.quiet:
                 print(
-                    f"sampled {done.points} point(s) x {len(done.columns)} layer(s): {done.output}"
+                    f"sampled {done.points} row(s) x {len(done.columns)} layer(s): {done.output}"
                 )
         else:
             from .api import run
