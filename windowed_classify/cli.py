@@ -17,7 +17,7 @@ from pathlib import Path
 from ._version import __version__
 from .errors import Interrupted, UserError
 
-COMMANDS = ("run", "demo", "check", "sample")
+COMMANDS = ("run", "demo", "check", "sample", "design", "assess")
 EXIT_NOT_READY = 1  # check: the run would not start
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -136,6 +136,97 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _common(sample)
     _progress(sample)
+
+    design = sub.add_parser(
+        "design",
+        help="draw a stratified random sample of a class map for assessing its accuracy "
+        "(Olofsson et al. 2014): points to label, and the design",
+    )
+    design.add_argument("map", type=Path, help="the class map (integer codes)")
+    design.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the points to write: .gpkg (with the 'vector' extra) or .csv; the design goes "
+        "beside them as <name>.design.json",
+    )
+    size = design.add_mutually_exclusive_group()
+    size.add_argument(
+        "--n", type=int, help="the number of sample units (not needed with sizes in --allocation)"
+    )
+    size.add_argument(
+        "--target-se",
+        type=float,
+        metavar="S",
+        help="choose n so that the overall accuracy's standard error is S (e.g. 0.01), "
+        "Olofsson et al. (2014) eq. 13, from --expected-ua",
+    )
+    design.add_argument(
+        "--expected-ua",
+        metavar="U",
+        help="with --target-se: the user's accuracy expected of each stratum: one value, one "
+        "per stratum in code order, or name=value pairs (default 0.8)",
+    )
+    design.add_argument(
+        "--strata",
+        type=Path,
+        metavar="RASTER",
+        help="stratify by this raster's codes (on the map's grid) instead of the map's classes",
+    )
+    design.add_argument(
+        "--allocation",
+        default="olofsson",
+        metavar="HOW",
+        help="olofsson (default: at least --minimum units per stratum, the rest in proportion "
+        "to area), proportional, equal, or sizes N1,N2,... per stratum in code order",
+    )
+    design.add_argument(
+        "--minimum",
+        type=int,
+        default=50,
+        help="the fewest units per stratum under --allocation olofsson (default 50)",
+    )
+    design.add_argument("--seed", type=int, help="the random seed (default: a fresh one, recorded)")
+    design.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _common(design)
+
+    assess = sub.add_parser(
+        "assess",
+        help="accuracy and area of a class map, with confidence intervals, from reference "
+        "labels at sample points (Olofsson et al. 2014; Stehman 2014)",
+    )
+    assess.add_argument("map", type=Path, help="the class map (integer codes)")
+    assess.add_argument(
+        "points",
+        type=Path,
+        help="the sample points with their reference labels (GeoPackage, shapefile or CSV)",
+    )
+    assess.add_argument(
+        "--reference",
+        required=True,
+        metavar="COLUMN",
+        help="the column of the reference labels (the map's class names, or its codes)",
+    )
+    assess.add_argument(
+        "--strata",
+        type=Path,
+        metavar="RASTER",
+        help="the raster the sample was stratified by, when not the map's classes (default: "
+        "the design's, from <points>.design.json)",
+    )
+    assess.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the report (default <points>.accuracy.json); a .md and a .csv table go beside it",
+    )
+    _points_options(assess)
+    assess.add_argument(
+        "--design", type=Path, help="the design file (default: <points>.design.json, if any)"
+    )
+    assess.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _common(assess)
     return parser
 
 
@@ -204,9 +295,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 emit({"event": "finished", "outputs": {"table": str(done.output)}})
             if not args.quiet:
-                print(
-                    f"sampled {done.points} row(s) x {len(done.columns)} layer(s): {done.output}"
-                )
+                print(f"sampled {done.points} row(s) x {len(done.columns)} layer(s): {done.output}")
+        elif args.command == "design":
+            from .commands.design import design, summary
+
+            drawn = design(
+                args.map,
+                args.output,
+                n=args.n,
+                target_se=args.target_se,
+                expected_ua=args.expected_ua,
+                strata=args.strata,
+                allocation=args.allocation,
+                minimum=args.minimum,
+                seed=args.seed,
+                overwrite=args.overwrite,
+            )
+            if not args.quiet:
+                print(summary(drawn))
+        elif args.command == "assess":
+            from .commands.assess import assess
+
+            assessed = assess(
+                args.map,
+                args.points,
+                args.output,
+                reference=args.reference,
+                strata=args.strata,
+                layer=args.layer,
+                points_crs=args.points_crs,
+                design=args.design,
+                overwrite=args.overwrite,
+            )
+            if not args.quiet:
+                print(assessed.summary())
         else:
             from .api import run
 
