@@ -213,9 +213,9 @@ def valid_mask(values: np.ndarray, nodata: float | None) -> np.ndarray:
 def stream(
     classes: ClassRaster, strata: ClassRaster | None
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
-    """(band, class codes, stratum codes, valid) per band of rows, row-major; codes are
-    int64, a pixel is valid when neither raster has nodata there. Without a strata raster
-    the strata are the classes."""
+    """(band, class codes, stratum codes, valid) per band of rows, row-major, in the
+    rasters' own dtypes; a pixel is valid when neither raster has nodata there. Without a
+    strata raster the strata are the classes (the same array)."""
     block = classes.block if strata is None else (max(classes.block[0], strata.block[0]), 0)
     env = rasterio.Env(GDAL_CACHEMAX=64 * 2**20)
     try:
@@ -228,10 +228,9 @@ def stream(
                     if sds is not None and strata is not None:
                         s = sds.read(1, window=window)
                         valid &= valid_mask(s, strata.nodata)
-                        yield window, c.astype(np.int64), s.astype(np.int64), valid
+                        yield window, c, s, valid
                     else:
-                        codes = c.astype(np.int64)
-                        yield window, codes, codes, valid
+                        yield window, c, c, valid
             finally:
                 if sds is not None:
                     sds.close()
@@ -287,22 +286,27 @@ def pairs_of(s: np.ndarray | None, c: np.ndarray) -> tuple[list[tuple[int, int]]
     """The distinct (stratum, class) pairs of a band's valid pixels and each pixel's index
     among them; ``s`` None: the strata are the classes."""
     lo_c, span_c = int(c.min()), int(c.max()) - int(c.min()) + 1
-    lo_s, span_s = (lo_c, 1) if s is None else (int(s.min()), int(s.max()) - int(s.min()) + 1)
-    if span_s * span_c <= 1 << 20:  # small codes (8 and 16 bits): count, do not sort
-        key = c - lo_c if s is None else (s - lo_s) * span_c + (c - lo_c)
-        counts = np.bincount(key, minlength=span_s * span_c)
+    lo_s, span_s = (0, 1) if s is None else (int(s.min()), int(s.max()) - int(s.min()) + 1)
+    span = span_s * span_c
+    if span <= 1 << 20:  # small codes (8 and 16 bits): count in int32, do not sort
+        key = c.astype(np.int32)
+        key -= lo_c
+        if s is not None:
+            key += (s.astype(np.int32) - lo_s) * span_c
+        counts = np.bincount(key, minlength=span)
         present = np.flatnonzero(counts)
-        index = np.full(span_s * span_c, -1, dtype=np.int64)
-        index[present] = np.arange(len(present))
+        index = np.full(span, -1, dtype=np.int32)
+        index[present] = np.arange(len(present), dtype=np.int32)
+        pairs = [(int(v) // span_c + lo_s, int(v) % span_c + lo_c) for v in present]
         if s is None:
-            pairs = [(int(v) + lo_c, int(v) + lo_c) for v in present]
-        else:
-            pairs = [(int(v) // span_c + lo_s, int(v) % span_c + lo_c) for v in present]
+            pairs = [(cc, cc) for _, cc in pairs]
         return pairs, index[key]
     if s is None:
         values, inverse = np.unique(c, return_inverse=True)
         return [(int(v), int(v)) for v in values], inverse.ravel()
-    values, inverse = np.unique(np.stack([s, c], axis=1), axis=0, return_inverse=True)
+    values, inverse = np.unique(
+        np.stack([s.astype(np.int64), c.astype(np.int64)], axis=1), axis=0, return_inverse=True
+    )
     return [(int(a), int(b)) for a, b in values], inverse.ravel()
 
 
