@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     design.add_argument("--seed", type=int, help="the random seed (default: a fresh one, recorded)")
     design.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _common(design)
+    _progress(design)
 
     assess = sub.add_parser(
         "assess",
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     assess.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _common(assess)
+    _progress(assess)
     return parser
 
 
@@ -311,6 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 overwrite=args.overwrite,
             )
+            if args.progress == "json":
+                from .progress import emit
+
+                emit(
+                    {
+                        "event": "finished",
+                        "outputs": {"points": str(drawn.output), "design": str(drawn.sidecar)},
+                    }
+                )
             if not args.quiet:
                 print(summary(drawn))
         elif args.command == "assess":
@@ -327,6 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 design=args.design,
                 overwrite=args.overwrite,
             )
+            if args.progress == "json":
+                from .progress import emit
+
+                outputs = {"report": assessed.output, "markdown": assessed.markdown}
+                outputs["table"] = assessed.table
+                emit({"event": "finished", "outputs": {k: str(v) for k, v in outputs.items()}})
             if not args.quiet:
                 print(assessed.summary())
         else:

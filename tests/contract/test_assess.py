@@ -327,9 +327,17 @@ def test_degrees_on_a_projected_map_without_points_crs(small) -> None:
     assert "look like longitudes and latitudes" in message and "--points-crs" in message
     out = points.with_name("ok.json")
     proc = run_main(
-        "assess", map_path, points, "--reference", "truth", "-o", out, "--points-crs", "EPSG:4326"
+        "assess",
+        *(map_path, points, "--reference", "truth", "-o", out),
+        *("--points-crs", "EPSG:4326", "--progress", "json"),
     )
     assert proc.returncode == 0, proc.stderr
+    finished = json.loads(proc.stderr.strip().splitlines()[-1])  # for the QGIS provider
+    assert finished["outputs"] == {
+        "report": str(out),
+        "markdown": str(out.with_suffix(".md")),
+        "table": str(out.with_suffix(".csv")),
+    }
     assert json.loads(out.read_text())["overall_accuracy"]["estimate"] == 1.0
 
 

@@ -76,8 +76,13 @@ def test_the_allocation_is_drawn_exactly_from_valid_pixels(tmp_path: Path) -> No
 def test_sizes_given_per_stratum(tmp_path: Path) -> None:
     map_path, _ = patchy_map(tmp_path)
     out = tmp_path / "given.csv"
-    proc = run_main("design", map_path, "--allocation", "7,3,12", "-o", out)
+    proc = run_main("design", map_path, "--allocation", "7,3,12", "-o", out, "--progress", "json")
     assert proc.returncode == 0, proc.stderr
+    finished = json.loads(proc.stderr.strip().splitlines()[-1])  # for the QGIS provider
+    assert finished == {
+        "event": "finished",
+        "outputs": {"points": str(out), "design": str(tmp_path / "given.design.json")},
+    }
     counts = pd.read_csv(out)["stratum"].value_counts().to_dict()
     assert counts == {"crop": 7, "forest": 3, "water": 12}
     proc = run_main("design", map_path, "--allocation", "7,3", "-o", tmp_path / "x.csv")

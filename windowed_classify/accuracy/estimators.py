@@ -86,6 +86,8 @@ def _check_strata(sizes: np.ndarray, units: np.ndarray) -> None:
 def _est(value: float, variance: float) -> Estimate:
     if not np.isfinite(value):
         return Estimate(None, None)
+    if not np.isfinite(variance):
+        return Estimate(float(value), None)
     return Estimate(float(value), float(np.sqrt(max(variance, 0.0))))
 
 
@@ -220,8 +222,10 @@ def stehman(
     agree = is_map * is_ref  # [map = reference = k]
     overall = _proportions(s, (m == r).astype(np.float64)[:, None])[0]
     area = _proportions(s, is_ref)
-    cells = (is_map[:, :, None] * is_ref[:, None, :]).reshape(len(h), k * k)
-    matrix = (s.total(cells) / s.sizes.sum()).reshape(k, k)
+    # cell (i, j): sum_h N_h (units of h mapped i, referenced j) / n_h, over N
+    per_unit = s.sizes[h] / s.units[h] / s.sizes.sum()
+    matrix = np.zeros((k, k))
+    np.add.at(matrix, (m, r), per_unit)
     users = _ratios(s, agree, is_map)
     producers = _ratios(s, agree, is_ref)
     counts = np.zeros((k, k), dtype=np.int64)

@@ -171,8 +171,8 @@ CSV_COLUMNS = [
 
 
 def table_csv(doc: dict[str, Any]) -> str:
-    """One row per class, then a row ``overall`` whose users_ and producers_ columns are
-    empty and whose ``users_accuracy``-like columns are left for the overall accuracy."""
+    """One row per class, then a row ``overall``: the map's totals and, in the last four
+    columns (empty on the class rows), the overall accuracy."""
 
     def acc(e: dict[str, Any]) -> list[Any]:
         ci = e["ci95"] or [None, None]
