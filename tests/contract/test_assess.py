@@ -20,7 +20,7 @@ from helpers import (
     write_legend_csv,
     write_raster,
 )
-from rasterio.transform import from_origin
+from rasterio.transform import Affine, from_origin
 
 from windowed_classify.commands.assess import assess
 from windowed_classify.errors import InputError
@@ -195,7 +195,9 @@ def test_stehman_2014_worked_example_with_a_strata_raster(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- names and areas
 
 
-def small_map(folder: Path, crs: str = UTM, transform=None) -> tuple[Path, np.ndarray]:
+def small_map(
+    folder: Path, crs: str | None = UTM, transform: Affine | None = None
+) -> tuple[Path, np.ndarray]:
     """60 x 40 pixels: class 0 in the top half, 1 below, 7 in a corner; nodata 255."""
     data = np.zeros((60, 40), dtype=np.uint8)
     data[30:] = 1
@@ -205,7 +207,7 @@ def small_map(folder: Path, crs: str = UTM, transform=None) -> tuple[Path, np.nd
     return write_raster(folder / "small.tif", data, nodata=255, crs=crs, transform=t), data
 
 
-def small_points(data: np.ndarray, transform, per_class: int = 6) -> pd.DataFrame:
+def small_points(data: np.ndarray, transform: Affine, per_class: int = 6) -> pd.DataFrame:
     rows, cols = [], []
     for code in (0, 1, 7):
         r, c = np.nonzero(data == code)
@@ -262,7 +264,9 @@ def test_geographic_maps_have_ellipsoidal_pixel_areas(tmp_path: Path) -> None:
     assert "ellipsoid" in doc["design"]["pixel_area"]
 
 
-def test_geographic_map_without_pyproj_names_the_extra(tmp_path: Path, monkeypatch) -> None:
+def test_geographic_map_without_pyproj_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     t = from_origin(10.0, 60.0, 0.01, 0.01)
     map_path, data = small_map(tmp_path, crs="EPSG:4326", transform=t)
     points = tmp_path / "p.csv"
@@ -291,7 +295,9 @@ def refused(map_path: Path, points: Path, *args: str) -> str:
     return proc.stderr
 
 
-def test_a_label_that_is_not_a_class_lists_the_classes(small) -> None:
+def test_a_label_that_is_not_a_class_lists_the_classes(
+    small: tuple[Path, Path, pd.DataFrame],
+) -> None:
     map_path, points, frame = small
     frame.loc[3, "truth"] = "Water"
     frame.to_csv(points, index=False)
@@ -299,7 +305,7 @@ def test_a_label_that_is_not_a_class_lists_the_classes(small) -> None:
     assert "'Water' is not a class" in message and "its classes: 0, 1, 7" in message
 
 
-def test_a_stratum_with_one_unit_is_named(small) -> None:
+def test_a_stratum_with_one_unit_is_named(small: tuple[Path, Path, pd.DataFrame]) -> None:
     map_path, points, frame = small
     frame[frame["truth"] != "7"].iloc[:-1].pipe(
         lambda f: pd.concat([f, frame[frame["truth"] == "7"].iloc[:1]])
@@ -308,7 +314,9 @@ def test_a_stratum_with_one_unit_is_named(small) -> None:
     assert "map class '7' has 1 sample unit(s)" in message and "at least 2" in message
 
 
-def test_empty_reference_cells_are_counted_and_named(small) -> None:
+def test_empty_reference_cells_are_counted_and_named(
+    small: tuple[Path, Path, pd.DataFrame],
+) -> None:
     map_path, points, frame = small
     frame.loc[[2, 9], "truth"] = ""
     frame.to_csv(points, index=False)
@@ -316,7 +324,9 @@ def test_empty_reference_cells_are_counted_and_named(small) -> None:
     assert "2 row(s) have no reference label" in message and "rows 3, 10" in message
 
 
-def test_degrees_on_a_projected_map_without_points_crs(small) -> None:
+def test_degrees_on_a_projected_map_without_points_crs(
+    small: tuple[Path, Path, pd.DataFrame],
+) -> None:
     from rasterio.warp import transform as warp
 
     map_path, points, frame = small

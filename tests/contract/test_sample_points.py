@@ -184,7 +184,9 @@ def test_polygons_give_the_pixels_whose_centre_is_inside(
     assert_values(got, case, rows_a, cols_a)
 
 
-def test_polygons_read_only_the_windows_they_cover(tmp_path: Path, monkeypatch) -> None:
+def test_polygons_read_only_the_windows_they_cover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from rasterio.windows import Window
 
     from windowed_classify.inputs import polygons as polygons_mod
@@ -193,7 +195,7 @@ def test_polygons_read_only_the_windows_they_cover(tmp_path: Path, monkeypatch) 
     burnt: list[tuple[int, int]] = []
     real_burn = polygons_mod.burn
 
-    def spy(geometry, grid, window: Window):
+    def spy(geometry: object, grid: object, window: Window) -> tuple[np.ndarray, np.ndarray]:
         burnt.append((int(window.height), int(window.width)))
         return real_burn(geometry, grid, window)
 
@@ -408,7 +410,7 @@ def test_csv_degrees_on_a_projected_grid_are_said(tmp_path: Path) -> None:
     assert "--points-crs EPSG:4326" in proc.stderr
 
 
-def test_csv_needs_no_vector_extra(tmp_path: Path, monkeypatch) -> None:
+def test_csv_needs_no_vector_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     case = build_case(tmp_path)
     monkeypatch.setitem(sys.modules, "geopandas", None)  # import geopandas -> ImportError
     monkeypatch.setitem(sys.modules, "pyogrio", None)

@@ -3,6 +3,8 @@ the ellipsoid, row by row, against pyproj's geodesic areas and the ellipsoid's o
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from rasterio.transform import Affine, from_origin
@@ -14,7 +16,7 @@ pyproj = pytest.importorskip("pyproj")  # the 'geodesic' extra, in the 'test' ex
 WGS84_AREA_M2 = 510_065_621_724_088.4  # the surface of the WGS 84 ellipsoid (4 pi R_q^2)
 
 
-def cell_area(geod, west: float, south: float, east: float, north: float) -> float:
+def cell_area(geod: Any, west: float, south: float, east: float, north: float) -> float:
     """pyproj's geodesic area of a lon/lat cell whose parallels are traced by 2,000 points
     (so that the chords between them follow the parallels)."""
     lons = np.linspace(west, east, 2001)

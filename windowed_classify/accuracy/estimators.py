@@ -50,7 +50,7 @@ Z95 = 1.96  # the normal quantile both papers use for 95% intervals
 class StratumError(ValueError):
     """A stratum with pixels has fewer than 2 sample units."""
 
-    def __init__(self, stratum: int, units: int):
+    def __init__(self, stratum: int, units: int) -> None:
         super().__init__(f"stratum {stratum} has {units} sample unit(s): at least 2 are needed")
         self.stratum, self.units = stratum, units
 
