@@ -184,7 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
     design.add_argument(
         "--minimum",
         type=int,
-        default=50,
         help="the fewest units per stratum under --allocation olofsson (default 50)",
     )
     design.add_argument("--seed", type=int, help="the random seed (default: a fresh one, recorded)")
@@ -309,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 expected_ua=args.expected_ua,
                 strata=args.strata,
                 allocation=args.allocation,
-                minimum=args.minimum,
+                **({} if args.minimum is None else {"minimum": args.minimum}),
                 seed=args.seed,
                 overwrite=args.overwrite,
             )
