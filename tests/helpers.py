@@ -124,6 +124,45 @@ def write_multiband(
     return path
 
 
+def write_legend_csv(map_path: Path, names: Mapping[int, str]) -> Path:
+    """The ``<map>.legend.csv`` a run writes beside its map (code, label, colour, count)."""
+    path = Path(map_path).with_name(Path(map_path).stem + ".legend.csv")
+    lines = ["code,label,colour,pixel_count"]
+    lines += [f"{code},{label},#000000,0" for code, label in names.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def pixel_centre(transform: Affine, row: Any, col: Any) -> tuple[Any, Any]:
+    """The coordinates of the centre of pixel (row, col) of a north-up grid."""
+    return transform.c + (col + 0.5) * transform.a, transform.f + (row + 0.5) * transform.e
+
+
+# Olofsson et al. (2014), sec. 5: four classes of a change map, mapped pixels (30 m), and the
+# sample counts of their Table 8 [map][reference]
+OLOFSSON_NAMES = {1: "Deforestation", 2: "Forest gain", 3: "Stable forest", 4: "Stable non-forest"}
+OLOFSSON_PIXELS = (200_000, 150_000, 3_200_000, 6_450_000)
+OLOFSSON_COUNTS = ((66, 0, 5, 4), (0, 55, 8, 12), (1, 0, 153, 11), (2, 1, 9, 313))
+OLOFSSON_TRANSFORM: Affine = from_origin(500_000.0, 6_000_000.0, 30.0, 30.0)
+
+
+def olofsson_map(folder: Path, width: int = 5000) -> tuple[Path, np.ndarray]:
+    """The paper's map: its classes' pixels as whole rows of ``width`` pixels (10 million in
+    all), then 10 rows of nodata (255); with a legend naming the classes."""
+    rows = [n // width for n in OLOFSSON_PIXELS]
+    bands = np.repeat(np.arange(1, 5), rows)
+    data = np.repeat(np.append(bands, [255] * 10)[:, None], width, axis=1).astype(np.uint8)
+    path = write_raster(
+        Path(folder) / "change.tif",
+        data,
+        nodata=255,
+        layout=("tiled", 256),
+        transform=OLOFSSON_TRANSFORM,
+    )
+    write_legend_csv(path, OLOFSSON_NAMES)
+    return path, data
+
+
 def read_output(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Band 1 of a raster plus the profile facts the tests check."""
     with rasterio.open(path) as src:

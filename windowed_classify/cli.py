@@ -17,7 +17,7 @@ from pathlib import Path
 from ._version import __version__
 from .errors import Interrupted, UserError
 
-COMMANDS = ("run", "demo", "check", "sample", "example-config")
+COMMANDS = ("run", "demo", "check", "sample", "design", "assess", "example-config")
 EXIT_USER_ERROR = 2  # also check's: the run would not start
 EXIT_INTERRUPTED = 130
 
@@ -35,6 +35,21 @@ def _progress(p: argparse.ArgumentParser) -> None:
         choices=("bar", "json", "none"),
         help="how progress is shown: bar (default; none with --quiet), or json: one JSON "
         "object per line on stderr, for programs (see progress.py)",
+    )
+
+
+def _points_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="the layer of a multi-layer vector file (GeoPackage, FileGDB, ...); required "
+        "when it has several",
+    )
+    p.add_argument(
+        "--points-crs",
+        metavar="CRS",
+        help="the CRS of points that have none (a CSV, a shapefile without .prj), e.g. "
+        "EPSG:4326; they are reprojected to the rasters' CRS (default: they are in it)",
     )
 
 
@@ -112,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "points",
         type=Path,
-        help="CSV with x and y columns in the rasters' CRS (or a vector file of points, "
-        "with the 'vector' extra)",
+        help="CSV with x/y, lon/lat, longitude/latitude or easting/northing columns, or a "
+        "vector layer of points, multipoints or polygons (with the 'vector' extra)",
     )
     sample.add_argument("-o", "--output", type=Path, required=True, help="the CSV to write")
     sample.add_argument(
@@ -122,11 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="text put before every layer column (for points whose attributes are named like "
         "layers)",
     )
+    _points_options(sample)
     sample.add_argument(
-        "--points-crs",
-        metavar="CRS",
-        help="the CRS of the CSV's x and y (e.g. EPSG:4326), reprojected to the rasters' CRS "
-        "(default: they are in the rasters' CRS)",
+        "--polygons",
+        choices=("pixels", "centroid"),
+        default="pixels",
+        help="polygons give a row per pixel whose centre is inside (pixels, the default) or "
+        "one row per polygon at its representative point (centroid); both with polygon_id",
     )
     sample.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _common(sample)
@@ -136,6 +153,98 @@ def build_parser() -> argparse.ArgumentParser:
         "example-config", help="print a config with every key, its default and its help"
     )
     _common(example)
+
+    design = sub.add_parser(
+        "design",
+        help="draw a stratified random sample of a class map for assessing its accuracy "
+        "(Olofsson et al. 2014): points to label, and the design",
+    )
+    design.add_argument("map", type=Path, help="the class map (integer codes)")
+    design.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the points to write: .gpkg (with the 'vector' extra) or .csv; the design goes "
+        "beside them as <name>.design.json",
+    )
+    size = design.add_mutually_exclusive_group()
+    size.add_argument(
+        "--n", type=int, help="the number of sample units (not needed with sizes in --allocation)"
+    )
+    size.add_argument(
+        "--target-se",
+        type=float,
+        metavar="S",
+        help="choose n so that the overall accuracy's standard error is S (e.g. 0.01), "
+        "Olofsson et al. (2014) eq. 13, from --expected-ua",
+    )
+    design.add_argument(
+        "--expected-ua",
+        metavar="U",
+        help="with --target-se: the user's accuracy expected of each stratum: one value, one "
+        "per stratum in code order, or name=value pairs (default 0.8)",
+    )
+    design.add_argument(
+        "--strata",
+        type=Path,
+        metavar="RASTER",
+        help="stratify by this raster's codes (on the map's grid) instead of the map's classes",
+    )
+    design.add_argument(
+        "--allocation",
+        default="olofsson",
+        metavar="HOW",
+        help="olofsson (default: at least --minimum units per stratum, the rest in proportion "
+        "to area), proportional, equal, or sizes N1,N2,... per stratum in code order",
+    )
+    design.add_argument(
+        "--minimum",
+        type=int,
+        help="the fewest units per stratum under --allocation olofsson (default 50)",
+    )
+    design.add_argument("--seed", type=int, help="the random seed (default: a fresh one, recorded)")
+    design.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _common(design)
+    _progress(design)
+
+    assess = sub.add_parser(
+        "assess",
+        help="accuracy and area of a class map, with confidence intervals, from reference "
+        "labels at sample points (Olofsson et al. 2014; Stehman 2014)",
+    )
+    assess.add_argument("map", type=Path, help="the class map (integer codes)")
+    assess.add_argument(
+        "points",
+        type=Path,
+        help="the sample points with their reference labels (GeoPackage, shapefile or CSV)",
+    )
+    assess.add_argument(
+        "--reference",
+        required=True,
+        metavar="COLUMN",
+        help="the column of the reference labels (the map's class names, or its codes)",
+    )
+    assess.add_argument(
+        "--strata",
+        type=Path,
+        metavar="RASTER",
+        help="the raster the sample was stratified by, when not the map's classes (default: "
+        "the design's, from <points>.design.json)",
+    )
+    assess.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the report (default <points>.accuracy.json); a .md and a .csv table go beside it",
+    )
+    _points_options(assess)
+    assess.add_argument(
+        "--design", type=Path, help="the design file (default: <points>.design.json, if any)"
+    )
+    assess.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _common(assess)
+    _progress(assess)
     return parser
 
 
@@ -205,15 +314,63 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overwrite=args.overwrite,
                 prefix=args.prefix,
                 points_crs=args.points_crs,
+                layer=args.layer,
+                polygons=args.polygons,
             )
             if args.progress == "json":
                 from .progress import emit
 
                 emit({"event": "finished", "outputs": {"table": str(done.output)}})
             if not args.quiet:
-                print(
-                    f"sampled {done.points} point(s) x {len(done.columns)} layer(s): {done.output}"
+                print(f"sampled {done.points} row(s) x {len(done.columns)} layer(s): {done.output}")
+        elif args.command == "design":
+            from .commands.design import design, summary
+
+            drawn = design(
+                args.map,
+                args.output,
+                n=args.n,
+                target_se=args.target_se,
+                expected_ua=args.expected_ua,
+                strata=args.strata,
+                allocation=args.allocation,
+                **({} if args.minimum is None else {"minimum": args.minimum}),
+                seed=args.seed,
+                overwrite=args.overwrite,
+            )
+            if args.progress == "json":
+                from .progress import emit
+
+                emit(
+                    {
+                        "event": "finished",
+                        "outputs": {"points": str(drawn.output), "design": str(drawn.sidecar)},
+                    }
                 )
+            if not args.quiet:
+                print(summary(drawn))
+        elif args.command == "assess":
+            from .commands.assess import assess
+
+            assessed = assess(
+                args.map,
+                args.points,
+                args.output,
+                reference=args.reference,
+                strata=args.strata,
+                layer=args.layer,
+                points_crs=args.points_crs,
+                design=args.design,
+                overwrite=args.overwrite,
+            )
+            if args.progress == "json":
+                from .progress import emit
+
+                outputs = {"report": assessed.output, "markdown": assessed.markdown}
+                outputs["table"] = assessed.table
+                emit({"event": "finished", "outputs": {k: str(v) for k, v in outputs.items()}})
+            if not args.quiet:
+                print(assessed.summary())
         else:
             from .api import run
 

@@ -140,7 +140,7 @@ def test_input_columns_are_kept_as_written(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "content, needles",
     [
-        ("X,Y\n1,2\n", ["points.csv", "'x'", "'y'", "X, Y"]),
+        ("east,north\n1,2\n", ["points.csv", "lon and lat", "--points-crs", "east, north"]),
         ("x,lat\n1,2\n", ["points.csv", "'y'"]),
         ("x,y,elev\n500100,5999900,3\n", ["points.csv", "'elev'", "rename"]),
         ("x,y\n500100,5999900\nabc,5999900\n", ["points.csv", "data row 2", "'abc'"]),

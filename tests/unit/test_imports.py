@@ -105,7 +105,8 @@ def test_cli_help_imports_no_heavy_library() -> None:
     code = (
         "import sys\n"
         "from windowed_classify.cli import main\n"
-        "for argv in (['--help'], ['run', '--help'], ['check', '--help'], ['sample', '--help']):\n"
+        "for argv in (['--help'], ['run', '--help'], ['check', '--help'], ['sample', '--help'],\n"
+        "             ['design', '--help'], ['assess', '--help']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
