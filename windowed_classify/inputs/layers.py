@@ -21,6 +21,8 @@ from ..config import NodataConfig, RastersConfig
 from ..errors import ConfigError, InputError
 from .discover import Source
 from .grid import Grid, crs_text, grid_differences, grid_text, same_grid
+from .identity import Identity, remote_identity
+from .remote import GDAL_ERRORS, open_raster
 from .warp import Warp, kernel_scales
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class Layer:
     nodata_values: tuple[float, ...]  # float32-cast values that mean nodata (NaN/inf always do)
     warp: Warp | None = None  # rasters.align: read warped onto the reference grid
     band: int = 1  # 1-based band of the file
+    identity: Identity | None = None  # a remote file's, read once at discovery (identity.py)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Band:
     block_shape: tuple[int, int]
     file_nodata: float | None
     grid: Grid
+    identity: Identity | None = None  # a remote file's (identity.py)
 
     @property
     def path(self) -> Path | str:
@@ -82,9 +86,11 @@ def list_bands(sources: Sequence[Source]) -> tuple[list[Band], list[Unreadable]]
     for source in sources:
         try:
             bands += _bands_of(source)
-        except RasterioError as exc:
+        except GDAL_ERRORS as exc:
             reason = f"cannot open raster {source.path}: {exc}"
             unreadable.append(Unreadable(source.stem, source, reason))
+        except InputError as exc:  # from open_raster: the reason is its message
+            unreadable.append(Unreadable(source.stem, source, str(exc)))
     seen: dict[str, Band] = {}
     for band in bands:
         if band.name in seen:
@@ -97,7 +103,8 @@ def list_bands(sources: Sequence[Source]) -> tuple[list[Band], list[Unreadable]]
 
 
 def _bands_of(source: Source) -> list[Band]:
-    with rasterio.open(source.path) as ds:
+    identity = remote_identity(source.path)  # before the header is read: the same version
+    with open_raster(source.path, identity=identity) as ds:
         grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
         if source.band is not None and not 1 <= source.band <= ds.count:
             raise ConfigError(
@@ -116,6 +123,7 @@ def _bands_of(source: Source) -> list[Band]:
                 block_shape=(int(ds.block_shapes[i - 1][0]), int(ds.block_shapes[i - 1][1])),
                 file_nodata=ds.nodatavals[i - 1],
                 grid=grid,
+                identity=identity,
             )
             for i in indexes
         ]
@@ -245,10 +253,9 @@ def open_layers(
             )
             block = ref.block  # windows follow the reference grid's blocks
             log.info("layer %s is warped onto %s (%s)", band.name, ref.what, warp.resampling)
+        rule = nodata_rule(band, nodata)
         layers.append(
-            Layer(
-                band.name, band.path, band.dtype, block, nodata_rule(band, nodata), warp, band.index
-            )
+            Layer(band.name, band.path, band.dtype, block, rule, warp, band.index, band.identity)
         )
     return ref.grid, layers
 
