@@ -262,3 +262,17 @@ def test_rasters_stac_is_a_third_source(tmp_path: Path) -> None:
         load_config({"rasters": {"stac": "a.json", "folder": "."}}, base_dir=tmp_path)
     with pytest.raises(ConfigError, match="rasters.media_types.*media type"):
         load_config({"rasters": {"stac": "a.json", "media_types": ["tiff"]}}, base_dir=tmp_path)
+
+
+def test_the_gdal_called_through_ctypes_is_rasterio_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyogrio's wheel brings a GDAL of its own: clearing the other one's cache, or asking it
+    for headers with other settings, would do nothing for rasterio's reads."""
+    import pyogrio  # noqa: F401 - loads its GDAL into the process
+
+    from windowed_classify.inputs import gdal_vsi
+
+    monkeypatch.setattr(gdal_vsi, "_LIB", [])
+    lib = gdal_vsi._library()
+    assert lib is not None
+    with rasterio.Env(WINDOWED_CLASSIFY_TEST="seen"):
+        assert lib.CPLGetConfigOption(b"WINDOWED_CLASSIFY_TEST", None) == b"seen"

@@ -3,9 +3,10 @@
 ``/vsigs/``, ``/vsiaz/``, ...), and ``VSICurlPartialClearCache`` (forget what was read of a file
 that changed).
 
-rasterio does not expose that function, so it is called through ctypes in the GDAL library
-rasterio has loaded (same configuration and credentials). When that library cannot be found
-(an unusual build), the answer is None and the caller treats the file's identity as unknown.
+They are called through ctypes in the GDAL library rasterio has loaded (its configuration,
+credentials and caches): the candidate that sees an option set through ``rasterio.Env`` (a
+pyogrio wheel, say, brings a GDAL of its own). When none is found (an unusual build), a HEAD
+answers None (the file's identity is unknown) and clearing the cache does nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import glob
 import logging
 import os
 import threading
+import uuid
 from pathlib import Path
 
 import rasterio
@@ -30,17 +32,17 @@ _LIB: list[ctypes.CDLL | None] = []  # [] not looked for yet; [None] not found
 
 
 def _candidates() -> list[str]:
-    """Where rasterio's GDAL library is: the one this process mapped (Linux), the one a wheel
-    bundles, or the system's."""
+    """Where rasterio's GDAL library may be: the one its wheel bundles, one this process has
+    mapped (Linux), the system's."""
     found: list[str] = []
+    package = Path(rasterio.__file__).parent
+    for pattern in ("rasterio.libs/*gdal*", "rasterio/.dylibs/libgdal*"):
+        found += sorted(glob.glob(str(package.parent / pattern)))
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/maps").read_text().splitlines():
             name = line.rsplit(" ", 1)[-1]
             if "gdal" in os.path.basename(name).lower() and ".so" in name:
                 found.append(name)
-    package = Path(rasterio.__file__).parent
-    for pattern in ("rasterio.libs/*gdal*", "rasterio/.dylibs/libgdal*", "rasterio.libs/gdal*"):
-        found += sorted(glob.glob(str(package.parent / pattern)))
     system = ctypes.util.find_library("gdal")
     if system:
         found.append(system)
@@ -48,32 +50,53 @@ def _candidates() -> list[str]:
 
 
 def _library() -> ctypes.CDLL | None:
+    """rasterio's GDAL: the candidate that sees an option set through rasterio (another GDAL
+    may be loaded too, e.g. the one a pyogrio wheel bundles)."""
     with _LOCK:
         if not _LIB:
-            import rasterio._base  # noqa: F401 - loads GDAL first, so the same one is found
-
+            token = uuid.uuid4().hex
             lib = None
-            for path in _candidates():
-                try:
-                    candidate = ctypes.CDLL(path)
-                    function = candidate.VSIGetFileMetadata
-                except (OSError, AttributeError):
-                    continue
-                function.restype = ctypes.POINTER(ctypes.c_char_p)
-                function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
-                candidate.CSLDestroy.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
-                candidate.CSLDestroy.restype = None
-                candidate.VSICurlPartialClearCache.argtypes = [ctypes.c_char_p]
-                candidate.VSICurlPartialClearCache.restype = None
-                lib = candidate
-                break
+            with rasterio.Env(WINDOWED_CLASSIFY_PROBE=token):
+                for path in _candidates():
+                    candidate = _load(path)
+                    if candidate is None:
+                        continue
+                    seen = candidate.CPLGetConfigOption(b"WINDOWED_CLASSIFY_PROBE", None)
+                    if seen == token.encode():
+                        lib = candidate
+                        break
             if lib is None:
                 log.info(
-                    "the GDAL library could not be found: object store files have no identity, "
-                    "and a remote file that changed during this process may be read stale"
+                    "rasterio's GDAL library could not be found: object store files have no "
+                    "identity, and a remote file that changed during this process may be read "
+                    "stale"
                 )
             _LIB.append(lib)
         return _LIB[0]
+
+
+def _load(path: str) -> ctypes.CDLL | None:
+    """The library at ``path`` with the functions used here typed, or None."""
+    try:
+        lib = ctypes.CDLL(path)
+        functions = (
+            lib.CPLGetConfigOption,
+            lib.VSIGetFileMetadata,
+            lib.CSLDestroy,
+            lib.VSICurlPartialClearCache,
+        )
+    except (OSError, AttributeError):
+        return None
+    get_option, metadata, destroy, clear = functions
+    get_option.restype = ctypes.c_char_p
+    get_option.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    metadata.restype = ctypes.POINTER(ctypes.c_char_p)
+    metadata.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+    destroy.restype = None
+    destroy.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    clear.restype = None
+    clear.argtypes = [ctypes.c_char_p]
+    return lib
 
 
 def file_headers(path: str) -> dict[str, str] | None:

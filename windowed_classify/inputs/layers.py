@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioError
 
 from ..config import NodataConfig, RastersConfig
 from ..errors import ConfigError, InputError
@@ -173,7 +172,7 @@ def reference_grid(bands: Sequence[Band], rasters: RastersConfig) -> Reference:
             with rasterio.open(rasters.reference) as ds:
                 grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
                 block = (int(ds.block_shapes[0][0]), int(ds.block_shapes[0][1]))
-        except RasterioError as exc:
+        except GDAL_ERRORS as exc:
             raise InputError(
                 f"rasters.reference: cannot open raster {rasters.reference}: {exc}"
             ) from None
