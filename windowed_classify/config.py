@@ -30,6 +30,7 @@ CLASS_NODATA = 255  # output.nodata's default for classes
 FLOAT_NODATA = -9999.0  # for a regression, and always for spread, quantiles and DI
 COMPRESSIONS = ("lzw", "deflate", "zstd", "lzma", "packbits", "none")
 REQUIRED = object()  # a key without a default
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
 def key(
@@ -77,7 +78,7 @@ class RastersConfig:
         "Elev_dem); see rasters.band_names for multi-band files. The model's layers must "
         "share one grid (see rasters.align); layers it does not use never matter.",
         example="covariates",
-        shown="one of folder/files",
+        shown="one of folder/files/stac",
     )
     files: tuple[tuple[str, Path | str], ...] | None = key(
         v.to_files,
@@ -89,8 +90,26 @@ class RastersConfig:
             "Elev_dem": "/shared/dem.tif",
             "Veg_ndvi": "/vsicurl/https://example.org/ndvi.tif",
         },
-        shown="one of folder/files",
+        shown="one of folder/files/stac",
         commented=True,
+    )
+    stac: tuple[Path | str, ...] | None = key(
+        v.to_sources,
+        None,
+        help="a STAC ItemCollection, or a list of STAC Item files (paths or URLs): each asset "
+        "of a `media_types` type is a layer `<item id>_<asset key>`",
+        details="Instead of folder or files; needs the `stac` extra (pystac). With one item, a "
+        "layer is named by its asset key alone. Asset hrefs relative to their item resolve "
+        "as STAC says; https:// hrefs are read with /vsicurl/, s3:// with /vsis3/. Band names "
+        "of a multi-band asset follow the rules of multi-band files.",
+        example="items.json",
+        shown="one of folder/files/stac",
+        commented=True,
+    )
+    media_types: tuple[str, ...] = key(
+        v.to_media_types,
+        [COG_MEDIA_TYPE],
+        help="with `stac`: the media types of the assets that are layers",
     )
     extensions: tuple[str, ...] = key(
         v.to_extensions,
@@ -126,6 +145,13 @@ class RastersConfig:
         "nearest",
         help="with `align`: a method, or `{default: ..., <feature>: ...}`",
     )
+
+    @property
+    def where(self) -> str:
+        """Where the layers come from, for messages: "under <folder>", "in rasters.files"."""
+        if self.folder is not None:
+            return f"under {self.folder}"
+        return "in rasters.files" if self.files is not None else "in rasters.stac"
 
     def resampling_for(self, feature: str) -> str:
         """The warp resampling method of one layer: its own entry, else the default."""
@@ -580,11 +606,13 @@ def _check_output(out: OutputConfig, aoa: AoaConfig | None) -> None:
 
 
 def _check_rasters(rasters: RastersConfig) -> None:
-    if (rasters.folder is None) == (rasters.files is None):
+    given = [k for k in ("folder", "files", "stac") if getattr(rasters, k) is not None]
+    if len(given) != 1:
         raise ConfigError(
             "config section 'rasters': give exactly one of 'rasters.folder' (a folder searched "
-            "for layers) and 'rasters.files' (feature name -> path or GDAL URL)"
-            + (", not both" if rasters.folder is not None else "")
+            "for layers), 'rasters.files' (feature name -> path or GDAL URL) and 'rasters.stac' "
+            "(a STAC ItemCollection or Item files)"
+            + {0: "", 2: ", not both", 3: ", not all three"}[len(given)]
         )
     if not rasters.align:
         if rasters.reference is not None:

@@ -136,6 +136,29 @@ def to_files(
     return tuple(out)
 
 
+def to_sources(value: Any, key: str, base: Path) -> tuple[Path | str, ...] | None:
+    """One path or URL, or a list of them (each resolved like ``to_source``)."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise fail(key, "a path or URL, or a list of them", value)
+    return tuple(to_source(item, f"{key}[{i}]", base) for i, item in enumerate(items))
+
+
+def to_media_types(value: Any, key: str, base: Path) -> tuple[str, ...]:
+    """Media types (``image/tiff; application=geotiff``): compared without case or spaces."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items or not all(isinstance(t, str) and "/" in t for t in items):
+        raise fail(key, "a media type such as 'image/tiff', or a list of them", value)
+    return tuple(media_type(t) for t in items)
+
+
+def media_type(text: str) -> str:
+    """A media type as compared: lower case, no spaces (``image/tiff;application=geotiff``)."""
+    return "".join(text.split()).lower()
+
+
 def to_engine(value: Any, key: str, base: Path) -> str:
     """auto: threads unless a probe finds the model's predict holds the GIL; local: threads
     (another name of threads)."""

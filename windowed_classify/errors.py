@@ -32,6 +32,11 @@ class InputError(UserError):
     """A covariate raster is missing, unreadable, or does not match the grid."""
 
 
+class RemoteReadError(InputError):
+    """A remote raster stayed unreadable through the retries (the server's answer or the
+    network, not the file): pass 2 keeps its journal, so the run can be resumed."""
+
+
 class ModelError(UserError):
     """The model cannot be loaded, has no schema, or predicts an unknown label."""
 

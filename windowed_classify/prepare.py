@@ -409,7 +409,7 @@ def require_features(found: Found, schema: Schema, cfg: Config) -> None:
             )
         raise InputError(
             f"{len(missing)} feature(s) the model expects ({schema.source}) have no raster "
-            + (f"under {cfg.rasters.folder}: " if cfg.rasters.folder else "in rasters.files: ")
+            + f"{cfg.rasters.where}: "
             + shortlist(missing)
             + hint
         )

@@ -7,16 +7,12 @@ runs reach it as an existing scheduler, by address); one test lets the tool star
 from __future__ import annotations
 
 import copy
-import functools
-import multiprocessing
 import os
-import re
 import signal
 import threading
 import time
 import warnings
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +22,7 @@ import pytest
 import rasterio
 from checks import assert_codes_equal, assert_run_matches, same_f32
 from helpers import Case, Unlisted, build_case, read_output, save_model
+from httpserver import RangeServer
 from reference import reference_from_config
 
 import windowed_classify
@@ -203,93 +200,34 @@ def test_a_worker_killed_mid_run_changes_nothing(cluster: Any, tmp_path: Path) -
 # --------------------------------------------------------------------------- inputs by URL
 
 
-class RangeHandler(SimpleHTTPRequestHandler):
-    """Serves files with HTTP range requests (what GDAL's /vsicurl/ reads with)."""
-
-    ranges: Any  # a shared counter of range requests served
-
-    def do_GET(self) -> None:
-        self._serve(body=True)
-
-    def do_HEAD(self) -> None:
-        self._serve(body=False)
-
-    def _serve(self, body: bool) -> None:
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404)
-            return
-        data = path.read_bytes()
-        start, end, status = 0, len(data) - 1, 200
-        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        if match:
-            with self.ranges.get_lock():
-                self.ranges.value += 1
-            start = int(match[1])
-            end = min(int(match[2]) if match[2] else end, len(data) - 1)
-            if start >= len(data):
-                self.send_error(416)
-                return
-            status = 206
-        self.send_response(status)
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Type", "image/tiff")
-        self.send_header("Content-Length", str(end - start + 1))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.end_headers()
-        if body:
-            self.wfile.write(data[start : end + 1])
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def serve(folder: str, ranges: Any, port: Any) -> None:
-    """The HTTP server's process (GDAL holds the GIL while it opens a URL: not a thread)."""
-    handler = type("Handler", (RangeHandler,), {"ranges": ranges})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=folder))
-    port.value = server.server_address[1]
-    server.serve_forever()
-
-
 @pytest.fixture
-def http_folder(tmp_path: Path) -> Iterator[tuple[Case, str, Any]]:
+def http_folder(tmp_path: Path) -> Iterator[tuple[Case, RangeServer]]:
     case = build_case(tmp_path, height=200, width=330, seed=6, layout=("tiled", 32))
-    context = multiprocessing.get_context("spawn")
-    ranges, port = context.Value("i", 0), context.Value("i", 0)
-    server = context.Process(target=serve, args=(str(case.folder), ranges, port), daemon=True)
-    server.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not port.value and server.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert port.value, "the HTTP server did not start"
-        yield case, f"http://127.0.0.1:{port.value}", ranges
-    finally:
-        server.terminate()
-        server.join(10)
+    with RangeServer(case.folder) as server:
+        yield case, server
 
 
+@pytest.mark.network
 def test_inputs_read_over_http_give_the_same_output(
-    cluster: Any, http_folder: tuple[Case, str, Any]
+    cluster: Any, http_folder: tuple[Case, RangeServer]
 ) -> None:
-    case, url, ranges = http_folder
+    case, server = http_folder
+    url = server.url
     ref = reference_from_config(case.config)  # from the folder
     files = {spec.name: f"/vsicurl/{url}/{spec.relpath}" for spec in case.stack.layers}
     outputs = {}
     for engine, extra in (("dask", {"scheduler": cluster.scheduler.address}), ("local", {})):
         config = with_engine(case, engine, engine=engine, memory_mb=1, **extra)
         config["rasters"] = {"files": files}
-        report = run(config, recompute=False)  # a URL is never looked up in the cache
-        assert report["stats_cache"] == "computed"
+        report = run(config, recompute=False)  # a URL with an ETag is cached: computed once
+        assert report["stats_cache"] == ("computed" if engine == "dask" else "used")
         assert_run_matches(report, ref, Path(config["output"]["path"]))
         assert [report["layers"][n]["path"] for n in ref.features] == [
             files[n] for n in ref.features
         ]
         outputs[engine] = read_output(Path(config["output"]["path"]))[0]
     assert_codes_equal(outputs["dask"], outputs["local"])
-    assert ranges.value > 0, "GDAL did not read the inputs by HTTP range requests"
+    assert server.stats["ranges"] > 0, "GDAL did not read the inputs by HTTP range requests"
 
 
 # --------------------------------------------------------------------------- config

@@ -44,17 +44,33 @@ def test_put_then_get_round_trips_and_misses_are_none(tmp_path: Path) -> None:
     assert cache.get(other) is None
 
 
-def test_a_corrupt_entry_is_a_miss_and_urls_are_never_cached(tmp_path: Path) -> None:
+def test_a_corrupt_entry_is_a_miss_and_unidentified_urls_are_never_cached(tmp_path: Path) -> None:
     cache = StatsCache(tmp_path / "cache")
     layer = make_layer(tmp_path)
     cache.put(layer, STATS)
     entry = next((tmp_path / "cache").glob("*.json"))
     entry.write_text("{truncated", encoding="utf-8")
     assert cache.get(layer) is None
-    url = Layer("remote", "/vsicurl/https://example.org/a.tif", "float32", (16, 16), ())  # type: ignore[arg-type]
+    # the server sent neither ETag nor Last-Modified (identity ()): nothing to key it by
+    url = Layer(
+        "remote", "/vsicurl/https://example.org/a.tif", "float32", (16, 16), (), identity=()
+    )
     cache.put(url, STATS)  # silently not cached
     assert cache.get(url) is None
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+
+
+def test_a_url_is_cached_by_what_its_server_says_of_it(tmp_path: Path) -> None:
+    url = "/vsicurl/https://example.org/a.tif"
+
+    def remote(etag: str) -> Layer:
+        ident = (("path", url), ("etag", etag), ("last_modified", None), ("size", 100))
+        return Layer("remote", url, "float32", (16, 16), (), identity=ident)
+
+    cache = StatsCache(tmp_path / "cache")
+    cache.put(remote('"v1"'), STATS)
+    assert StatsCache(tmp_path / "cache").get(remote('"v1"')) == STATS
+    assert StatsCache(tmp_path / "cache").get(remote('"v2"')) is None  # replaced on the server
 
 
 def test_an_unwritable_cache_only_warns(tmp_path: Path, caplog) -> None:

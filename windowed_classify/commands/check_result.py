@@ -153,8 +153,7 @@ def render(r: CheckResult) -> str:
         )
         assert plan.reference is not None
         out.append(f"  ({plan.reference.what})")
-    where = f"under {cfg.rasters.folder}" if cfg.rasters.folder else "in rasters.files"
-    out.append(f"\nlayers: {len(r.layers)} found {where}")
+    out.append(f"\nlayers: {len(r.layers)} found {cfg.rasters.where}")
     if r.layers:
         rows = []
         for i, la in enumerate(r.layers, 1):

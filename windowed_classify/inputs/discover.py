@@ -1,6 +1,6 @@
-"""Which rasters are inputs: every file under ``rasters.folder`` with a listed extension, or
-the files ``rasters.files`` names. Nothing is opened here: a file's bands are listed by
-``layers.list_bands``."""
+"""Which rasters are inputs: every file under ``rasters.folder`` with a listed extension, the
+files ``rasters.files`` names, or the assets of the STAC items ``rasters.stac`` names. Nothing
+is opened here: a file's bands are listed by ``layers.list_bands``."""
 
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ class Source:
     path: Path | str
     band: int | None = None
     listed: bool = False  # named in rasters.files (errors say so)
+    origin: str = ""  # where else it was named (a STAC item's asset), for messages
 
     @property
     def where(self) -> str:
+        if self.origin:
+            return self.origin
         return f"rasters.files.{self.stem}" if self.listed else str(self.path)
 
 
@@ -39,10 +42,18 @@ def discover(rasters: RastersConfig, exclude: Sequence[Path] = ()) -> list[Sourc
     """Every file under the folder (recursive) with a listed extension, sorted by relative path.
 
     ``exclude`` (the tool's own output, when it lies in the folder) is never an input.
-    With ``rasters.files`` instead: those, in the order given (URLs are not checked here).
+    With ``rasters.files`` instead: those, in the order given (URLs are not checked here); with
+    ``rasters.stac``: the items' assets of the chosen media types (``stac.stac_assets``).
     """
     if rasters.files is not None:
         return _listed_files(rasters.files, exclude)
+    if rasters.stac is not None:
+        from .stac import stac_assets  # pystac only when asked for
+
+        return [
+            Source(stem, path, origin=origin)
+            for stem, path, origin in stac_assets(rasters, exclude)
+        ]
     folder = rasters.folder
     assert folder is not None
     if folder.is_file():

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import NotGeoreferencedWarning
 
 from ..config import NodataConfig, RastersConfig
 from ..errors import ConfigError, InputError
 from .discover import Source
 from .grid import Grid, crs_text, grid_differences, grid_text, same_grid
+from .identity import Identity, remote_identity
+from .remote import GDAL_ERRORS, open_raster
 from .warp import Warp, kernel_scales
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class Layer:
     nodata_values: tuple[float, ...]  # float32-cast values that mean nodata (NaN/inf always do)
     warp: Warp | None = None  # rasters.align: read warped onto the reference grid
     band: int = 1  # 1-based band of the file
+    identity: Identity | None = None  # a remote file's, read once at discovery (identity.py)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Band:
     block_shape: tuple[int, int]
     file_nodata: float | None
     grid: Grid
+    identity: Identity | None = None  # a remote file's (identity.py)
 
     @property
     def path(self) -> Path | str:
@@ -97,9 +101,12 @@ def list_bands(sources: Sequence[Source], naming: str = "auto") -> Listing:
     for source in sources:
         try:
             bands = _bands_of(source, naming)
-        except RasterioError as exc:
+        except GDAL_ERRORS as exc:
             reason = f"cannot open raster {source.path}: {exc}"
             out.unreadable.append(Unreadable(source.stem, source, reason))
+            continue
+        except InputError as exc:  # from open_raster: the reason is its message
+            out.unreadable.append(Unreadable(source.stem, source, str(exc)))
             continue
         if bands is None:
             out.ours.append(source.path)
@@ -122,9 +129,10 @@ def duplicates(bands: Sequence[Band]) -> list[tuple[Band, Band]]:
 
 def _bands_of(source: Source, naming: str) -> list[Band] | None:
     """The bands of one file; None for a raster this tool wrote, found in a folder."""
+    identity = remote_identity(source.path)  # before the header is read: the same version
     with warnings.catch_warnings():  # a file without georeferencing: the grid check says so
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(source.path) as ds:
+        with open_raster(source.path, identity=identity) as ds:
             if not source.listed and OUTPUT_TAG in ds.tags():
                 return None
             grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
@@ -145,6 +153,7 @@ def _bands_of(source: Source, naming: str) -> list[Band] | None:
                     block_shape=(int(ds.block_shapes[i - 1][0]), int(ds.block_shapes[i - 1][1])),
                     file_nodata=ds.nodatavals[i - 1],
                     grid=grid,
+                    identity=identity,
                 )
                 for i in indexes
             ]
@@ -209,7 +218,7 @@ def reference_grid(
             with rasterio.open(rasters.reference) as ds:
                 grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
                 block = (int(ds.block_shapes[0][0]), int(ds.block_shapes[0][1]))
-        except RasterioError as exc:
+        except GDAL_ERRORS as exc:
             raise InputError(
                 f"rasters.reference: cannot open raster {rasters.reference}: {exc}"
             ) from None
@@ -325,10 +334,9 @@ def layers_on(
             )
             block = ref.block  # windows follow the reference grid's blocks
             log.info("layer %s is warped onto %s (%s)", band.name, ref.what, warp.resampling)
+        rule = nodata_rule(band, nodata)
         layers.append(
-            Layer(
-                band.name, band.path, band.dtype, block, nodata_rule(band, nodata), warp, band.index
-            )
+            Layer(band.name, band.path, band.dtype, block, rule, warp, band.index, band.identity)
         )
     return layers
 

@@ -30,11 +30,11 @@ from .._version import __version__
 from ..config import Config
 from ..errors import OutputError
 from ..inputs.grid import Grid
+from ..inputs.identity import identity_of, local_identity
 from ..inputs.layers import Layer
 from ..inputs.windows import window_key
 from ..outputs.atomic import write_text_atomic
 from .stats import LayerStats
-from .statscache import file_identity
 
 FORMAT = 1
 AOA_TABLE = "(aoa.training)"  # its key among the inputs: no layer name has brackets
@@ -80,18 +80,19 @@ def fingerprint(cfg: Config, layers: Sequence[Layer]) -> dict[str, Any]:
     inputs = {layer.name: layer_identity(layer) for layer in layers}
     if cfg.aoa is not None:  # the AOA's threshold and DI depend on the training rows
         sections["aoa"] = dataclasses.asdict(cfg.aoa)
-        inputs[AOA_TABLE] = file_identity(cfg.aoa.training)
+        inputs[AOA_TABLE] = local_identity(cfg.aoa.training)
     return {
         "tool_version": __version__,
         "config": _plain(sections),
-        "model_file": {**file_identity(model), "sha256": _sha256(model)},
+        "model_file": {**local_identity(model), "sha256": _sha256(model)},
         "inputs": inputs,
     }
 
 
 def layer_identity(layer: Layer) -> dict[str, Any]:
-    """The file a layer is read from (and its band, when not the first)."""
-    ident = file_identity(layer.path)
+    """The file a layer is read from (and its band, when not the first). A remote file whose
+    identity cannot be read is ``{"path": URL, "unknown": true}``: never resumed from."""
+    ident = identity_of(layer.path, layer.identity) or {"path": str(layer.path), "unknown": True}
     return ident if layer.band == 1 else {**ident, "band": layer.band}
 
 
@@ -172,6 +173,18 @@ class Journal:
                 f"cannot resume: the journal {path} is unreadable ({exc}); "
                 "run again without --resume to start over"
             ) from None
+        unknown = [
+            f"{name} ({ident['path']})"
+            for name, ident in prints["inputs"].items()
+            if ident.get("unknown")
+        ]
+        if unknown:  # a changed file would go unnoticed: the output could mix two versions
+            raise OutputError(
+                "cannot resume: the server does not identify the covariate(s) "
+                + ", ".join(unknown)
+                + " (no ETag or Last-Modified), so a change since the interrupted run could not "
+                "be noticed. Run again without --resume to start over"
+            )
         changed = _differences(old, prints)
         if changed:
             raise OutputError(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import Interrupted
+from ..errors import Interrupted, RemoteReadError
 from ..outputs.writer import OutputSet, OutputSummary
 from ..progress import Progress
 from .executor import Executor, Observer
@@ -88,13 +88,15 @@ def predict_windows(
                     last = time.monotonic()
         if before_commit is not None:  # e.g. the statistics counted here: they can still fail
             before_commit()
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, RemoteReadError) as exc:
         try:  # keep what is complete, for --resume
             checkpoint()
             writer.suspend()
         except BaseException:
             discard()
             raise
+        if isinstance(exc, RemoteReadError):  # the server may answer later: resumable
+            raise RemoteReadError(f"{exc}; run again with --resume to continue") from None
         raise Interrupted(journal.path) from exc
     except BaseException:
         discard()

@@ -1,9 +1,11 @@
 """Pass-1 statistics cache: one small JSON per layer, keyed by what the statistics depend on.
 
-The key is the file's resolved path, size and modification time (ns) plus its nodata rule (and,
-for a layer warped by rasters.align, the reference grid and the resampling), so a second run over
-the same covariates (with another model, say) skips pass 1, and touching a file invalidates its
-entry.
+The key is the file's identity (``inputs.identity``: a local file's resolved path, size and
+modification time (ns); a remote file's URL with its ETag, Last-Modified and Content-Length)
+plus its nodata rule (and, for a layer warped by rasters.align, the reference grid and the
+resampling), so a second run over the same covariates (with another model, say) skips pass 1,
+and touching or replacing a file invalidates its entry. A remote file without an identity is
+not cached.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from ..errors import OutputError
+from ..inputs.identity import identity_of
 from ..inputs.layers import Layer
 from ..outputs.atomic import write_text_atomic
 from .stats import LayerStats
@@ -31,21 +33,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "windowed_classify" / "stats"
 
 
-def file_identity(path: Path | str) -> dict[str, Any]:
-    """What tells a file's content has not changed: resolved path, size, modification time.
-    A URL has only its text."""
-    if not isinstance(path, Path):
-        return {"path": str(path)}
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
 def layer_key(layer: Layer) -> str:
-    if not isinstance(layer.path, Path):  # a URL (rasters.files): no size or mtime to trust
-        raise OSError(f"not a local file: {layer.path}")
+    identity = identity_of(layer.path, layer.identity)
+    if identity is None:  # a URL whose server says too little (logged): nothing to key it by
+        raise OSError(f"no identity for {layer.path}")
     ident = {
         "version": VERSION,
-        **file_identity(layer.path),
+        **identity,
         "nodata": [repr(v) for v in layer.nodata_values],
     }
     if layer.band != 1:  # a single-band file's key names no band
@@ -58,9 +52,13 @@ def layer_key(layer: Layer) -> str:
 class StatsCache:
     def __init__(self, folder: Path | None):
         self.folder = folder or default_cache_dir()
+        # a layer's key as first seen: a remote identity is asked for once, before its reads
+        self._keys: dict[Layer, str] = {}
 
     def _file(self, layer: Layer) -> Path:
-        return self.folder / f"{layer_key(layer)}.json"
+        if layer not in self._keys:
+            self._keys[layer] = layer_key(layer)
+        return self.folder / f"{self._keys[layer]}.json"
 
     def get(self, layer: Layer) -> LayerStats | None:
         try:
@@ -71,9 +69,10 @@ class StatsCache:
 
     def put(self, layer: Layer, stats: LayerStats) -> None:
         """Best effort: a cache that cannot be written only costs time next run."""
-        if not isinstance(layer.path, Path):
-            return  # a URL: not cached (no size or modification time to key it by)
-        target = self._file(layer)
+        try:
+            target = self._file(layer)
+        except OSError:
+            return  # a URL without an identity (logged): not cached
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_text_atomic(target, json.dumps(stats.to_dict()))
