@@ -42,6 +42,7 @@ from .models.task import Abilities, feature_importances, looks_like_regressor, r
 from .outputs.kinds import KINDS, OutputKind, RasterSpec, asked, work_bytes
 from .outputs.preview import PREVIEW_HINT
 from .outputs.writer import check_writable, temporary_paths
+from .passes.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -148,21 +149,6 @@ class Plan:
             self.task,
             self.aoa,
         )
-
-
-@dataclass
-class Prepared:
-    """Everything known before any pixel is read: the run can start."""
-
-    config: Config
-    grid: Grid
-    layers: list[Layer]  # the model's layers, in the model's order
-    ignored: list[str]
-    schema: Schema
-    legend: Legend  # empty for a regression
-    model: Any
-    task: str = "classification"  # or "regression"
-    aoa: AoaModel | None = None  # when an output needs the area of applicability
 
 
 def prepare(cfg: Config, created: list[Path] | None = None) -> Prepared:

@@ -10,8 +10,8 @@ from .memory import rusage_peaks_mb
 
 if TYPE_CHECKING:
     from .outputs.writer import OutputSummary
+    from .passes.prepared import Prepared
     from .passes.stats import LayerStats
-    from .prepare import Prepared
 
 
 def build_report(

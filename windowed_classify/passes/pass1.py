@@ -19,7 +19,7 @@ from .stats import HOLD_PIXELS, LayerStats
 from .statscache import StatsCache
 
 if TYPE_CHECKING:
-    from ..prepare import Prepared
+    from .prepared import Prepared
 
 log = logging.getLogger(__name__)
 

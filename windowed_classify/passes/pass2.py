@@ -18,7 +18,7 @@ from .pass1 import unknown_medians
 from .window import PredictJob
 
 if TYPE_CHECKING:
-    from ..prepare import Prepared
+    from .prepared import Prepared
 
 
 def predict_job(prep: Prepared, medians: np.ndarray) -> PredictJob:
