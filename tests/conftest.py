@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import Case, build_case
@@ -38,6 +40,37 @@ def _isolated_user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep anything the tool caches per user (e.g. pass-1 statistics) out of the real home;
     CLI subprocesses inherit the variable."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+
+
+@pytest.fixture
+def interrupt(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any], int], None]:
+    """``interrupt(config, n)``: a serial run stopped as Ctrl-C would stop it after ``n``
+    windows of pass 2 (Interrupted raised, the journal kept)."""
+    import windowed_classify.api as api
+    from windowed_classify import run
+    from windowed_classify.engines.local import SerialExecutor
+    from windowed_classify.errors import Interrupted
+    from windowed_classify.passes.window import PredictJob
+
+    class StopAfter(SerialExecutor):
+        def __init__(self, model: Any, n: int):
+            super().__init__(model)
+            self.n = n
+
+        def run(self, job: Any, items: Any, pin: Any = None) -> Any:
+            for i, pair in enumerate(super().run(job, items, pin)):
+                if isinstance(job, PredictJob) and i == self.n:
+                    raise KeyboardInterrupt
+                yield pair
+
+    def stop(cfg: dict[str, Any], n: int) -> None:
+        real = api.make_executor
+        monkeypatch.setattr(api, "make_executor", lambda path, w, e, model, *a: StopAfter(model, n))
+        with pytest.raises(Interrupted):
+            run(cfg, workers=1)
+        monkeypatch.setattr(api, "make_executor", real)
+
+    return stop
 
 
 @pytest.fixture

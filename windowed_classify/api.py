@@ -6,10 +6,13 @@ Every check that can fail on user input happens in ``prepare``, before any pixel
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from rasterio.windows import Window
 
 from .config import Config, load_config
 from .engines.factory import make_executor
+from .errors import OutputError
 from .inputs.windows import plan_windows
 from .memory import TreeMemoryMonitor
 from .outputs.atomic import write_json_atomic
@@ -90,8 +94,9 @@ def _run(
         make_executor(
             cfg.model.path, n_workers, engine, prep.model, cfg.processing.scheduler
         ) as executor,
-        Statistics(prep, executor, recompute_stats, shown) as statistics,
+        spill_folder(cfg.output.path.parent) as spill,
     ):
+        statistics = Statistics(prep, executor, recompute_stats, shown, spill)
         t1 = time.perf_counter()
         prints = fingerprint(cfg, prep.layers)
         journal = resumable(prep, prints) if resume else None
@@ -99,7 +104,7 @@ def _run(
         if journal is None:
             if not resume:
                 warn_if_leftover(prep)
-            stats = statistics.begin(windows)  # None: counted during pass 2 (fused)
+            stats = statistics.begin(windows)  # None: counted during pass 2
             journal = new_journal(prep, prints, stats, windows)
             source = statistics.mode
         elif journal.stats is None:  # interrupted while pass 2 counted them: count apart
@@ -108,18 +113,8 @@ def _run(
         else:
             source = "journal"
         t2 = time.perf_counter()
-
-        def finish_statistics() -> None:  # fused: exact medians before the outputs are named
-            journal.stats = statistics.end()
-
-        summary, outputs = predict_windows(
-            prep,
-            journal,
-            executor,
-            shown,
-            resumed,
-            observe=statistics.observe,
-            before_commit=finish_statistics if journal.stats is None else None,
+        summary, outputs, retries = predict_windows(
+            prep, journal, executor, statistics, shown, resumed
         )
         t3 = time.perf_counter()
         cache_state = "journal" if source == "journal" else statistics.state
@@ -143,7 +138,10 @@ def _run(
         },
         extra={
             "stats_cache": cache_state,
-            "pass1": source,  # fused (counted in pass 2), separate, cache or journal
+            # fused or deferred (counted in pass 2), separate, cache or journal
+            "pass1": source,
+            "fill_share": round(statistics.fill_share, 6),  # the guide's: pixels to fill
+            "remote_retries": retries,
             "windows": len(journal.windows),
             "workers": n_workers,
             "engine": engine if n_workers > 1 else "serial",
@@ -163,6 +161,20 @@ def _run(
     if warning:
         log.warning(warning)
     return report
+
+
+@contextlib.contextmanager
+def spill_folder(where: Path) -> Iterator[Path]:
+    """A folder beside the output for what the workers keep on disk (the keys near each
+    median, rows waiting for a fill); removed at the end, whatever happens."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=".statistics.", dir=where))
+    except OSError as exc:
+        raise OutputError(f"cannot make a spill folder in {where}: {exc}") from None
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def choose(prep: Prepared, workers: int, windows: Sequence[Window]) -> tuple[str, str]:

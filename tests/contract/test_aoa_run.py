@@ -20,7 +20,6 @@ from reference_outputs import applicability, assert_statistics
 from sklearn.ensemble import RandomForestRegressor
 from test_dask import cluster  # noqa: F401 - a module-scoped fixture: one LocalCluster
 from test_regression import NAMES, training_rows
-from test_resume import _interrupt_after
 
 import windowed_classify
 from windowed_classify.errors import ConfigError
@@ -193,7 +192,7 @@ def test_di_alone_reports_the_share_inside(setup: dict[str, Any], tmp_path: Path
 
 
 def test_resume_continues_di_and_aoa(
-    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any
 ) -> None:
     stack = simple_stack(tmp_path / "cov", height=600, width=560, names=NAMES, seed=3)
     stack.write()
@@ -204,7 +203,7 @@ def test_resume_continues_di_and_aoa(
     cfg = config(setup, tmp_path / "resumed", "fold")
     cfg["rasters"]["folder"] = str(stack.folder)
     cfg["processing"]["checkpoint_seconds"] = 0
-    _interrupt_after(monkeypatch, cfg, 4)
+    interrupt(cfg, 4)
     resumed = run(cfg, resume=True, workers=1)
     for name in ("di.tif", "aoa.tif", "p.tif"):
         np.testing.assert_array_equal(
@@ -215,7 +214,7 @@ def test_resume_continues_di_and_aoa(
 
 
 def test_a_changed_training_table_refuses_to_resume(
-    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any
 ) -> None:
     stack = simple_stack(tmp_path / "cov", height=600, width=560, names=NAMES, seed=3)
     stack.write()
@@ -225,7 +224,7 @@ def test_a_changed_training_table_refuses_to_resume(
     cfg["rasters"]["folder"] = str(stack.folder)
     cfg["aoa"]["training"] = str(table)
     cfg["processing"]["checkpoint_seconds"] = 0
-    _interrupt_after(monkeypatch, cfg, 2)
+    interrupt(cfg, 2)
     table.write_text(table.read_text() + "\n")
     with pytest.raises(Exception, match="AOA training table"):
         run(cfg, resume=True, workers=1)

@@ -59,8 +59,8 @@ def test_corrupt_tile_in_pass1(tmp_path: Path, engine: str) -> None:
     case, config = make_case(tmp_path, engine)
     corrupt_tile(case.folder / "slope.tif", row=1, col=2)
     proc = run_main(config, "--quiet", *ENGINES[engine], cwd=case.root)
-    # pass 1 reads bands of whole tile rows: the one holding tile row 1
-    message = assert_read_error(proc, case, "(col_off=0, row_off=16, width=64, height=16)")
+    # pass 1's guide reads windows of the stack: here the one window of the 64 x 64 grid
+    message = assert_read_error(proc, case, "(col_off=0, row_off=0, width=64, height=64)")
     assert re.search(r"IReadBlock failed|TIFFReadEncodedTile|LZW", message), message
 
 

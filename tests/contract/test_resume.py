@@ -18,10 +18,8 @@ import pytest
 import rasterio
 from helpers import Case, build_case, load_report, package_root, run_main
 
-import windowed_classify.api as api
 from windowed_classify import run
-from windowed_classify.engines.local import SerialExecutor
-from windowed_classify.errors import Interrupted, OutputError
+from windowed_classify.errors import OutputError
 from windowed_classify.inputs.grid import Grid
 from windowed_classify.outputs.writer import partial_path
 from windowed_classify.passes.journal import TileTracker, journal_path
@@ -43,28 +41,6 @@ def _config(case: Case, out: Path, **processing: Any) -> dict[str, Any]:
     return cfg
 
 
-class _StopAfter(SerialExecutor):
-    """Raises KeyboardInterrupt (as Ctrl-C would) after ``n`` windows of pass 2."""
-
-    def __init__(self, model: Any, n: int):
-        super().__init__(model)
-        self.n = n
-
-    def imap(self, job, windows, observe=None):  # type: ignore[no-untyped-def]
-        for i, item in enumerate(super().imap(job, windows, observe)):
-            if i == self.n:
-                raise KeyboardInterrupt
-            yield item
-
-
-def _interrupt_after(monkeypatch: pytest.MonkeyPatch, cfg: dict[str, Any], n: int) -> None:
-    real = api.make_executor
-    monkeypatch.setattr(api, "make_executor", lambda path, w, e, model, *a: _StopAfter(model, n))
-    with pytest.raises(Interrupted):
-        run(cfg, workers=1)
-    monkeypatch.setattr(api, "make_executor", real)
-
-
 def _done_tiles(journal: Path) -> int:
     data = json.loads(journal.read_text())
     return int(np.unpackbits(np.frombuffer(base64.b64decode(data["done_tiles"]), np.uint8)).sum())
@@ -75,7 +51,7 @@ def _done_tiles(journal: Path) -> int:
     [(("tiled", 64), 3), (("tiled", 64), 0), (("striped", 7), 5), (("striped", 1), 3)],
 )
 def test_interrupted_then_resumed_equals_uninterrupted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: Any, stop_after: int
+    tmp_path: Path, interrupt: Any, layout: Any, stop_after: int
 ) -> None:
     """Striped inputs give windows that straddle output tiles: the resumed run must write
     only the incomplete tiles' parts of them."""
@@ -84,7 +60,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     run(whole, workers=1)
 
     cfg = _config(case, tmp_path / "out")
-    _interrupt_after(monkeypatch, cfg, stop_after)
+    interrupt(cfg, stop_after)
     out = tmp_path / "out"
     temp = partial_path(out / "classes.tif")
     assert temp.exists() and journal_path(temp).exists()
@@ -100,11 +76,11 @@ def test_interrupted_then_resumed_equals_uninterrupted(
 
 
 def test_resume_refuses_when_a_covariate_changed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any
 ) -> None:
     case = build_case(tmp_path, height=300, width=300)
     cfg = _config(case, tmp_path / "out")
-    _interrupt_after(monkeypatch, cfg, 2)
+    interrupt(cfg, 2)
     touched = case.folder / case.stack.layers[1].relpath
     st = touched.stat()
     os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
@@ -121,11 +97,11 @@ def test_resume_refuses_when_a_covariate_changed(
 
 
 def test_resume_refuses_when_the_config_or_model_changed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any
 ) -> None:
     case = build_case(tmp_path, height=300, width=300)
     cfg = _config(case, tmp_path / "out")
-    _interrupt_after(monkeypatch, cfg, 2)
+    interrupt(cfg, 2)
     other = json.loads(json.dumps(cfg))
     other["nodata"]["threshold"] = 1
     with pytest.raises(OutputError, match=r"nodata\.threshold"):

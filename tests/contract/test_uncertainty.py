@@ -30,7 +30,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from test_regression import NAMES, training_rows
-from test_resume import _interrupt_after
 
 import windowed_classify
 from windowed_classify.errors import ModelError
@@ -203,7 +202,7 @@ def test_one_class_entropy_is_zero_and_margin_one(tmp_path: Path) -> None:
 
 
 def test_resume_and_cog_keep_the_new_outputs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any
 ) -> None:
     """Interrupted after 3 windows, resumed: every output (and its statistics) is that of an
     uninterrupted run; as COGs with overviews."""
@@ -229,7 +228,7 @@ def test_resume_and_cog_keep_the_new_outputs(
     whole = run(config(tmp_path / "whole"), workers=1)
     assert whole["windows"] > 4
     cfg = config(tmp_path / "resumed")
-    _interrupt_after(monkeypatch, cfg, 3)
+    interrupt(cfg, 3)
     assert not (tmp_path / "resumed" / "s.tif").exists()
     resumed = run(cfg, workers=1, resume=True)
     assert resumed["resumed"] is True

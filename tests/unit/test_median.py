@@ -1,4 +1,6 @@
-"""`stats.exact_median` equals pandas' `Series.median()` (float64, cast to float32), exactly."""
+"""Exact medians equal pandas' `Series.median()` (float64, cast to float32), exactly: counted
+against a guide's band in pieces (passes/band.py, what every run does), and by two reads of
+key bits (passes/histogram.py, for a band that missed)."""
 
 from __future__ import annotations
 
@@ -6,31 +8,59 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from checks import assert_run_matches, same_f32
 from helpers import make_config, save_model, train_model, write_raster
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from medians import F32_MAX, F32_TINY, NEXT1, median_stack, pandas_median
 from reference import reference_from_config
 
 import windowed_classify
-from windowed_classify.passes.stats import exact_median
+from windowed_classify.float_keys import BINS, high_bins, to_keys
+from windowed_classify.passes.band import (
+    LayerCounts,
+    band_of,
+    locate,
+    low_bins,
+    median_of,
+    middle_ranks,
+    value_at,
+)
+from windowed_classify.passes.histogram import exact_median
 
-F32_MAX = float(np.finfo(np.float32).max)
-F32_TINY = float(np.finfo(np.float32).smallest_subnormal)
 F32_NORMAL = float(np.finfo(np.float32).tiny)
 
 
-def pandas_median(x: np.ndarray) -> np.float32:
-    return np.float32(pd.Series(np.asarray(x, np.float32).astype(np.float64)).median())
+def band_median(x: np.ndarray, chunk: int) -> np.float32:
+    """The run's counting over pieces of ``chunk`` values: a guide of every third piece gives
+    the band; each piece is counted against it and its keys inside kept; the median's bin is
+    selected among the kept keys (or, when the band missed, two reads of key bits)."""
+    pieces = [x[i : i + chunk] for i in range(0, x.size, chunk)]
+    guide = np.concatenate(pieces[::3])
+    band = band_of(np.bincount(high_bins(to_keys(guide)), minlength=BINS))
+    total, kept = LayerCounts(), []
+    for piece in pieces:
+        counts = LayerCounts()
+        kept.append(counts.add_values(piece, 0, band))
+        total.merge(counts, band)
+    found = locate(total, band, middle_ranks(total.valid))
+    if found is None:
+        return exact_median(x)
+    keys = np.concatenate(kept)
+    lows = low_bins(keys, sorted({b for b, _ in found}))
+    return np.float32(median_of([value_at(b, lows[b], r) for b, r in found], total.valid))
 
 
 def assert_same_median(x: np.ndarray, chunk: int) -> None:
     x = np.asarray(x, dtype=np.float32)
     expected = pandas_median(x)
-    got = exact_median(x.copy(), chunk=chunk)
+    for got in (band_median(x.copy(), chunk), exact_median(x.copy())):
+        check_median(x, got, expected, chunk)
+
+
+def check_median(x: np.ndarray, got: np.float32, expected: np.float32, chunk: int) -> None:
     got32 = np.float32(got)
     assert not np.isnan(got32), f"NaN median for {x[:10]!r}..."
     zeros = x[x == 0]
@@ -156,7 +186,6 @@ def test_exact_median_edge_values_small_chunks(x: np.ndarray, chunk: int) -> Non
     assert_same_median(x, chunk)
 
 
-NEXT1 = float(np.nextafter(np.float32(1), np.float32(2)))
 NEXT2 = float(np.nextafter(np.float32(NEXT1), np.float32(2)))
 
 
@@ -204,10 +233,10 @@ def test_exact_median_does_not_depend_on_chunking() -> None:
     x[::7] = x[3]  # many ties
     expected = pandas_median(x)
     for chunk in (1000, 4097, 65536, 200_000):
-        assert np.float32(exact_median(x, chunk=chunk)).view(np.uint32) == expected.view(np.uint32)
+        assert np.float32(band_median(x, chunk)).view(np.uint32) == expected.view(np.uint32)
     x2 = np.sort(x)
     for chunk in (999, 50_000):
-        assert np.float32(exact_median(x2, chunk=chunk)) == pandas_median(x2)
+        assert np.float32(band_median(x2, chunk)) == pandas_median(x2)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 100])
@@ -224,50 +253,11 @@ def test_exact_median_when_sampled_chunks_mislead(chunk: int, pieces: int, k: in
 # --------------------------------------------------------------------------- through a run
 
 
-def _median_stack(folder: Path, h: int, w: int) -> None:
-    n = h * w
-    rng = np.random.default_rng(42)
-    # ascending ramp: the middle values sit in the middle rows only
-    ramp = np.arange(n, dtype=np.float32).reshape(h, w) * np.float32(0.25)
-    write_raster(folder / "ramp.tif", ramp, layout=("tiled", 16))
-    # top half huge negatives, bottom half distinct small values; one nodata per row
-    split = np.where(
-        np.arange(n).reshape(h, w) < n // 2,
-        np.float32(-1e30),
-        rng.random((h, w)).astype(np.float32),
-    )
-    split[:, 0] = -9999.0
-    write_raster(folder / "split.tif", split, nodata=-9999.0, layout=("striped", 5))
-    # subnormals and signed zeros
-    tiny = rng.choice(np.array([-0.0, 0.0, F32_TINY, -F32_TINY, 2 * F32_TINY], np.float32), (h, w))
-    write_raster(folder / "tiny.tif", tiny, layout=("tiled", 32))
-    # huge magnitudes, even count, middle pair (F32_MAX, F32_MAX): float32 sums overflow
-    huge = rng.choice(
-        np.array([F32_MAX, -F32_MAX, 3e38, 1.0], np.float32), (h, w), p=[0.6, 0.1, 0.2, 0.1]
-    )
-    huge[0, :2] = np.nan  # keep the valid count even when n is even
-    write_raster(folder / "huge.tif", huge, layout=("striped", 1))
-    # two values one ulp apart, equally often: the median is a float32 tie
-    ulp = np.where(np.arange(n).reshape(h, w) % 2 == 0, np.float32(1.0), np.float32(NEXT1))
-    write_raster(folder / "ulp.tif", ulp, layout=("tiled", 16))
-    # half zeros, half large values, and one lone value that is the upper middle one: a
-    # sample of windows that misses its row cannot guess the median (second read needed)
-    for j, row in enumerate((1, h // 3 + 1, h // 2 + 1, 2 * h // 3 + 1)):
-        flat = np.concatenate(
-            [np.zeros(n // 2, np.float32), (1e6 + rng.random(n - n // 2) * 1e6).astype(np.float32)]
-        )
-        flat = rng.permutation(flat)
-        large_at = np.flatnonzero(flat > 0)
-        flat[large_at[0]] = flat[row * w + 3]
-        flat[row * w + 3] = np.float32(0.5)
-        write_raster(folder / f"lone{j}.tif", flat.reshape(h, w), layout=("striped", 1))
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_run_report_medians_equal_reference(tmp_path: Path, workers: int) -> None:
     h, w = 200, 58
     folder = tmp_path / "covariates"
-    _median_stack(folder, h, w)
+    median_stack(folder, h, w)
     names = ["ramp", "split", "tiny", "huge", "ulp", "lone0", "lone1", "lone2", "lone3"]
     pools = {name: np.array([0.0, 1.0, 2.0, 1e30, -1e30], np.float32) for name in names}
     model = train_model(names, pools, ["a", "b", "c"], seed=3)
@@ -317,13 +307,12 @@ def test_run_median_when_sampled_windows_miss_it(tmp_path: Path) -> None:
     assert_run_matches(report, ref, out)
 
 
-def test_the_fused_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
+def test_the_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
     """Pass 2 counts by comparing floats with the band's edges (float_band), not keys: the
     values it spills must be every key of one contiguous run, and those it counts below must
     be every key under that run, at the awkward edges too (zeros of both signs, infinities,
     bins of NaN bit patterns)."""
-    from windowed_classify.float_keys import to_keys
-    from windowed_classify.passes.fused import float_band
+    from windowed_classify.passes.band import Band
 
     rng = np.random.default_rng(7)
     specials = np.array(
@@ -344,7 +333,7 @@ def test_the_fused_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
         for last in edges:
             if last < first:
                 continue
-            low, high = float_band(first, last)
+            low, high = Band(first, last).edges
             under = values < low
             inside = (values <= high) & ~under
             spilled = np.unique(keys[inside])
@@ -357,21 +346,21 @@ def test_the_fused_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
             assert np.count_nonzero(inside ^ in_bins) <= np.count_nonzero(values == 0)
 
 
-def test_the_fused_guide_samples_blocks_on_a_grid_not_a_diagonal() -> None:
+def test_the_guide_samples_windows_on_a_grid_not_a_diagonal() -> None:
     """Evenly spaced indices of a row-major tile list walk a diagonal across the layer; the
     guide takes as many blocks on a grid of block rows and columns instead."""
-    from windowed_classify.passes.fused import grid_sample
-    from windowed_classify.passes.stats import sample_order
+    from windowed_classify.passes.guide import grid_sample
 
     for rows, cols in [(16, 16), (18, 18), (2, 40), (40, 3), (1, 30), (3, 3)]:
         blocks = [(c * 256, r * 256, 256, 256) for r in range(rows) for c in range(cols)]
-        spread = sample_order(len(blocks), 64, 1 << 20, 256 * 256)
-        picks = grid_sample(blocks, spread)
+        spread = list(range(min(16, len(blocks))))  # as many as the guide takes
+        picks = grid_sample(blocks, len(spread))
         assert 0 < len(picks) <= len(spread) and len(set(picks)) == len(picks)
         at = [divmod(i, cols) for i in picks]
         if rows * cols <= len(spread):
             assert picks == list(range(rows * cols))
         elif rows >= 4 and cols >= 4:  # a grid: every picked row with every picked column
             assert len({r for r, _ in at}) * len({c for _, c in at}) == len(picks) >= 9
-    diagonal = [divmod(i, 16) for i in sample_order(256, 64, 1 << 20, 256 * 256)]
+    spaced = np.linspace(0, 255, 16).round().astype(int)  # evenly spaced in the list
+    diagonal = [divmod(int(i), 16) for i in spaced]
     assert len({r for r, _ in diagonal}) == len(diagonal)  # one block per row: a line

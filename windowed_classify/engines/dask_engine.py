@@ -1,18 +1,20 @@
 """The Dask engine: pass 1 and pass 2 on a Dask cluster, with exactly the local result.
 
-``processing.engine: dask`` runs the same pipeline (api.py) through ``DaskExecutor``:
+``processing.engine: dask`` runs the same passes (api.py) through ``DaskExecutor``:
 
 - the cluster: ``processing.scheduler`` is the address of a running scheduler, or ``local``
   to start a ``distributed.LocalCluster`` of ``processing.workers`` single-threaded processes;
 - the model reaches each worker once: a worker plugin carries the model file's bytes (read
   by the client, so the workers need not see it) and each worker loads it at start-up, a
-  restarted or late-joining worker too; tasks carry only the small ``PredictJob``;
-- pass 1: tasks count groups of windows (passes/stats.py), the client merges: exact medians;
-- pass 2: each task reads its window from the inputs, predicts it and returns only the
-  predictor's small result; the client is the one writer, results arrive in any order, at
-  most ``2 x worker threads`` windows are in flight so the client's memory stays flat;
-- a worker that dies has its tasks recomputed elsewhere (Dask's own bookkeeping): tasks are
-  pure functions of their window, so the output is identical.
+  restarted or late-joining worker too; a job travels once to each worker (a broadcast), its
+  items are small;
+- each worker keeps what it reads for the statistics' finish and the deferred fills on its
+  own disk (its local directory); the items that read those files are pinned to it, and a
+  worker that is gone before they ran is reported (``WorkerLost``) so that the passes redo
+  its part elsewhere;
+- results arrive in any order; this process merges the counts and is the one writer; at most
+  ``2 x worker threads`` items are in flight, so its memory stays flat;
+- a worker that dies mid-item has the item recomputed elsewhere (Dask's own bookkeeping).
 
 The workers read the inputs themselves: every path or URL must mean the same file on them.
 """
@@ -20,28 +22,27 @@ The workers read the inputs themselves: every path or URL must mean the same fil
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
+import shutil
 import threading
 import time
-import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rasterio.windows import Window
-
 from ..errors import ConfigError, EngineError
-from ..inputs.windows import window_key
 from ..models.load import load_model
-from ..passes.executor import Executor, bounded, taker
-from ..passes.stats import Counts, Task, count_task
-from ..passes.window import PredictJob, Predictors
+from ..passes.executor import Executor, Job, Pin, WorkerLost, bounded
+from ..passes.window import PredictJob
+from ..passes.worker import WorkerState
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "install it with: pip install 'windowed_classify[dask]'"
 CONNECT_TIMEOUT = "20s"  # to reach an existing scheduler
+WAIT_SECONDS = 2.0  # between looks at whether a pinned item's worker is still there
 
 
 def _import_distributed() -> Any:
@@ -62,14 +63,16 @@ try:  # an optional dependency: DaskExecutor says how to install it when it is m
 except ImportError:  # pragma: no cover - exercised only without the extra
     WorkerPlugin = object  # type: ignore[misc,assignment]
 
-_MODELS: dict[str, Any] = {}  # model key -> model, one per worker process
+_STATE: WorkerState | None = None  # this worker process's
 _LOCK = threading.Lock()
-_THREADS = threading.local()  # per worker thread: (model, Predictors) with open rasters
-_OPEN: weakref.WeakSet[Predictors] = weakref.WeakSet()  # to close them between runs
 
 
-def _model_key(model_path: Path) -> str:
-    return str(model_path)
+def _worker_state(worker: Any) -> WorkerState:
+    global _STATE
+    with _LOCK:
+        if _STATE is None:
+            _STATE = WorkerState(str(worker.address), Path(worker.local_directory))
+        return _STATE
 
 
 class ModelPlugin(WorkerPlugin):
@@ -80,7 +83,7 @@ class ModelPlugin(WorkerPlugin):
     """
 
     def __init__(self, model_path: Path, payload: bytes, env: dict[str, str]):
-        self.key = _model_key(model_path)
+        self.key = str(model_path)
         self.filename = model_path.name
         self.payload = payload
         self.env = env
@@ -94,15 +97,12 @@ class ModelPlugin(WorkerPlugin):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / self.filename  # the same name: load_model goes by the suffix
         path.write_bytes(self.payload)
-        model = load_model(path)
-        with _LOCK:
-            _MODELS[self.key] = model
+        _worker_state(worker).provide(self.key, load_model(path))
 
     def teardown(self, worker: Any) -> None:
-        with _LOCK:
-            _MODELS.pop(self.key, None)
-            for predictors in _OPEN:
-                predictors.close()
+        state = _STATE
+        if state is not None:
+            state.close()
 
 
 def local_cluster(distributed: Any, workers: int) -> Any:
@@ -143,50 +143,32 @@ def relax_malloc() -> None:
         log.debug("dask engine: cannot relax malloc: %s", exc)
 
 
-def _predictor(job: PredictJob) -> Any:
-    """This thread's predictor for ``job``: the process's model, the thread's own rasters."""
-    key = _model_key(job.model_path)
-    with _LOCK:
-        model = _MODELS.get(key)
-        if model is None:  # the plugin is gone (unregistered mid-run): read the path
-            model = _MODELS[key] = load_model(job.model_path)
-    slot = getattr(_THREADS, "slot", None)
-    if slot is None or slot[0] is not model:
-        if slot is not None:
-            slot[1].close()
-        slot = _THREADS.slot = (model, Predictors(model))
-        with _LOCK:
-            _OPEN.add(slot[1])
-    return slot[1].get(job)
-
-
-def _worker_address() -> str:
+def run_on_worker(job: Job, item: Any) -> tuple[Any, str, float]:
+    """One item on this worker: (its result, the worker, seconds busy)."""
     from distributed import get_worker
 
-    return str(get_worker().address)
-
-
-def predict_window(job: PredictJob, key: tuple[int, int, int, int]) -> tuple[Any, str, float]:
-    """Pass 2 on a worker: one window -> (the predictor's result, worker, seconds busy)."""
+    worker = get_worker()
     start = time.perf_counter()
-    result = _predictor(job)(Window(*key))
-    return result, _worker_address(), time.perf_counter() - start
+    result = job(item, _worker_state(worker))
+    return result, str(worker.address), time.perf_counter() - start
 
 
-def count_on_worker(task: Task) -> tuple[Counts, str, float]:
-    """Pass 1 on a worker: count one group of windows of one layer."""
-    start = time.perf_counter()
-    counts = count_task(task)
-    return counts, _worker_address(), time.perf_counter() - start
+def forget_on_worker(token: str, dask_worker: Any = None) -> None:
+    """Close a finished job's files on this worker and remove its spills from its disk
+    (``client.run`` gives the worker as ``dask_worker``)."""
+    state = _worker_state(dask_worker)
+    state.forget(token)
+    if state.scratch is not None:
+        shutil.rmtree(state.scratch / token, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- on the client
 
 
 class DaskExecutor(Executor):
-    """Runs both passes on a Dask cluster; this process merges statistics and writes."""
+    """Runs the passes' jobs on a Dask cluster; this process merges counts and writes."""
 
-    banded_stats = False  # the standalone plan: small counts cross the network
+    pins = True
 
     def __init__(self, model_path: Path, workers: int, scheduler: str = "local"):
         self.distributed = distributed = _import_distributed()
@@ -216,6 +198,7 @@ class DaskExecutor(Executor):
         except BaseException:
             self.close()
             raise
+        self.workers = max(1, sum(self._nthreads().values()))
         log.info("dask engine: %s, %d worker(s)", self.address, len(self._nthreads()))
 
     def _nthreads(self) -> dict[str, int]:
@@ -224,66 +207,68 @@ class DaskExecutor(Executor):
     def _inflight(self) -> int:
         return max(4, 2 * sum(self._nthreads().values()))
 
-    @property
-    def stats_layers(self) -> int:  # type: ignore[override]
-        """Enough layers in pass 1 that their stages' tasks keep every worker busy."""
-        return max(2, self._inflight())
+    def alive(self) -> set[str]:
+        return set(self._nthreads())
 
-    def _account(self, worker: str, kind: str, pixels: int, seconds: float) -> None:
+    def _account(self, worker: str, job: Job, item: Any, seconds: float) -> None:
         row = self.per_worker.setdefault(
             worker,
             {"windows": 0, "pixels": 0, "seconds": 0.0, "pass1_tasks": 0, "pass1_seconds": 0.0},
         )
-        if kind == "pass2":
+        if isinstance(job, PredictJob):
             row["windows"] += 1
-            row["pixels"] += pixels
+            row["pixels"] += item[1][2] * item[1][3]  # (index, (col, row, width, height))
             row["seconds"] += seconds
-        else:
+        else:  # pass 1's counting and selection, the deferred fills
             row["pass1_tasks"] += 1
             row["pass1_seconds"] += seconds
 
-    # ------------------------------------------------------------------------- passes
-
-    def _first_done(self, pending: Collection[Any]) -> Iterable[Any]:
-        return self.distributed.wait(list(pending), return_when="FIRST_COMPLETED").done
-
-    def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
-        """Pass 1: tasks count groups of windows on the workers; only counts come back."""
-
-        def submit(task: Task) -> Any:
-            return self.client.submit(count_on_worker, task, pure=False)
-
-        for task, future in bounded(submit, take, self._inflight(), self._first_done):
-            counts, worker, seconds = _result(future, self.distributed)
-            future.release()
-            self._account(worker, "pass1", counts.pixels, seconds)
-            yield task, counts
-
-    def imap(
-        self, job: PredictJob, windows: Iterable[Window], observe: Any = None
-    ) -> Iterator[tuple[Window, Any]]:
-        """Pass 2: each task reads, predicts and returns one window's small result."""
-        if observe is not None:
-            raise ValueError("the Dask engine cannot observe windows in this process")
-        prefix = f"predict-{job.token[:8]}"
-        # the job (an AOA model carries its training rows) travels once to each worker
+    def run(self, job: Job, items: Iterable[Any], pin: Pin | None = None) -> Iterator[Any]:
         shared = self.client.scatter(job, broadcast=True, hash=False)
+        pinned: dict[Any, str] = {}  # future -> the worker it must run on
+        kind = type(job).__name__.lower().removesuffix("job")  # task keys: predict-..., fill-...
+        numbers = itertools.count()
 
-        def submit(window: Window) -> Any:
-            key = window_key(window)
-            return self.client.submit(
-                predict_window, shared, key, key=f"{prefix}-{key[1]}-{key[0]}", pure=False
-            )
+        def submit(item: Any) -> Any:
+            where = pin(item) if pin is not None else None
+            options = {"workers": [where], "allow_other_workers": False} if where else {}
+            key = f"{kind}-{job.token[:8]}-{next(numbers)}"
+            future = self.client.submit(run_on_worker, shared, item, pure=False, key=key, **options)
+            if where:
+                pinned[future] = where
+            return future
 
-        limit = self._inflight()
+        def first_done(pending: Collection[Any]) -> Iterable[Any]:
+            while True:
+                try:
+                    done = self.distributed.wait(
+                        list(pending), timeout=WAIT_SECONDS, return_when="FIRST_COMPLETED"
+                    ).done
+                except TimeoutError:
+                    done = set()
+                if done:
+                    return done
+                waiting = {pinned[f] for f in pending if f in pinned}
+                gone = waiting - self.alive()
+                if gone:  # an item only that worker can run: the passes redo its part
+                    raise WorkerLost(sorted(gone)[0])
+
         try:
-            for window, future in bounded(submit, taker(windows), limit, self._first_done):
+            for item, future in bounded(submit, items, self._inflight(), first_done):
                 result, worker, seconds = _result(future, self.distributed)
+                pinned.pop(future, None)
                 future.release()
-                self._account(worker, "pass2", int(window.width * window.height), seconds)
-                yield window, result
+                self._account(worker, job, item, seconds)
+                yield item, result
         finally:
             shared.release()
+
+    def forget(self, token: str, folder: Path | None) -> None:
+        super().forget(token, folder)
+        try:
+            self.client.run(forget_on_worker, token)
+        except Exception as exc:  # a worker gone: its disk is its own business
+            log.debug("dask engine: cannot clean %s on the workers: %s", token, exc)
 
     # ------------------------------------------------------------------------- report, close
 

@@ -151,7 +151,7 @@ class Target:
                     )
             else:
                 self.temp.unlink(missing_ok=True)
-                self.ds = rasterio.open(self.temp, "w", **prof)
+                self.ds = rasterio.open(self.temp, "w+", **prof)  # read back: deferred rows
         except RasterioError as exc:
             verb = "reopen the partial output" if resume else "create the output"
             raise OutputError(f"cannot {verb} {self.temp if resume else final}: {exc}") from None
@@ -167,6 +167,17 @@ class Target:
             raise OutputError(
                 f"cannot write the output {self.final}: {gdal_reason(exc)}; is the disk full?"
             ) from None
+
+    def read(self, window: Window) -> np.ndarray:
+        """What is written in ``window`` (every band; 2-D for a single band)."""
+        try:
+            data = self.ds.read(window=window)
+        except RasterioError as exc:
+            raise OutputError(
+                f"cannot read back the output {self.final} in window {window_text(window)}: "
+                f"{gdal_reason(exc)}"
+            ) from None
+        return data[0] if data.shape[0] == 1 else data
 
     def write(self, data: np.ndarray, window: Window) -> None:
         try:
@@ -284,16 +295,37 @@ class OutputSet:
         return target
 
     def write(self, window: Window, result: WindowResult, parts: Iterable[Window] = ()) -> None:
-        """Write a window's result, or only ``parts`` of it (sub-windows, grid offsets)."""
+        """Write a window's result, or only ``parts`` of it (sub-windows, grid offsets). Its
+        pending pixels (deferred rows) are written masked and counted later (``patch``)."""
         pieces = list(parts) or [window]
         for part in pieces:
             rows = slice(part.row_off - window.row_off, part.row_off - window.row_off + part.height)
             cols = slice(part.col_off - window.col_off, part.col_off - window.col_off + part.width)
+            counted = None if result.pending is None else ~result.pending[rows, cols]
             for key, target in self.targets.items():
                 piece = result.values[key][..., rows, cols]
                 if key in self.tallies:
-                    self.tallies[key].add(piece)
+                    self.tallies[key].add(piece if counted is None else piece[..., counted])
                 target.write(piece, part)
+
+    def patch(self, window: Window, pixels: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """Write (and count) the outputs of some pixels of a written window: ``pixels`` index
+        the window's pixels in row-major order, ``values[key]`` is (rows,) or (bands, rows)."""
+        for key, target in self.targets.items():
+            data = target.read(window)
+            flat = data.reshape(*data.shape[:-2], -1)
+            flat[..., pixels] = values[key]
+            if key in self.tallies:
+                self.tallies[key].add(np.asarray(values[key]))
+            target.write(data, window)
+
+    def patch_where(self, window: Window, result: WindowResult, where: np.ndarray) -> None:
+        """Write (and count) ``result``'s pixels where ``where`` (a mask of the window)."""
+        pixels = np.flatnonzero(where)
+        values = {
+            key: a.reshape(*a.shape[:-2], -1)[..., pixels] for key, a in result.values.items()
+        }
+        self.patch(window, pixels, values)
 
     def checkpoint(self) -> None:
         for target in self.targets.values():

@@ -1,31 +1,45 @@
-"""The executor interface the passes run on: pass 1 (counting tasks) and pass 2 (windows,
-results in any order). The passes own it; the engines (serial, threads, processes, Dask)
-implement it.
+"""The executor interface the passes run on, which the engines (serial, threads, processes,
+Dask) implement.
 
-The pipeline only sees ``Executor.imap(job, windows)`` and ``Executor.compute_stats``; an
-engine (serial, threads, processes, Dask) plugs in here without touching it. An executor is
-built from the model's path before pass 1, so worker processes start and load the model (once
-each) while the statistics are computed. The job (layers, medians, legend: a few KB) travels
-with each task; the model never does. In-flight work is bounded so memory stays flat.
+A pass hands an executor a job (a small picklable object: a window's prediction, a block
+group's counting, a spill's selection) and its items; each worker calls ``job(item,
+worker)`` with its own ``WorkerState`` (the model loaded once per process, open rasters per
+thread, its spill files) and the results come back in any order. An item may be pinned to
+the worker that holds its files (a Dask worker's own disk). In-flight items are bounded so
+memory stays flat; the model never travels with an item.
 """
 
 from __future__ import annotations
 
+import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
-from rasterio.windows import Window
+from .worker import WorkerState
 
-from ..inputs.grid import Grid
-from ..inputs.layers import Layer
-from ..outputs.results import WindowResult
-from .stats import Counts, LayerStats, Task, compute_stats
-from .window import PredictJob
-
-Result = tuple[Window, WindowResult]
 T = TypeVar("T")
+
+
+class Job(Protocol):
+    """A piece of work run item by item on the workers."""
+
+    token: str  # what the job's resources are kept under on a worker
+
+    def __call__(self, item: Any, worker: WorkerState) -> Any: ...
+
+
+Pin = Callable[[Any], "str | None"]  # item -> the worker (id) it must run on, or None
+
+
+class WorkerLost(Exception):
+    """A worker is gone before an item pinned to it (reading its own files) could run: the
+    passes redo that worker's part elsewhere."""
+
+    def __init__(self, worker: str):
+        super().__init__(f"worker {worker} is gone")
+        self.worker = worker
 
 
 class Cancellable(Protocol):
@@ -37,21 +51,18 @@ F = TypeVar("F", bound=Cancellable)
 
 def bounded(
     submit: Callable[[T], F],
-    take: Callable[[], T | None],
+    items: Iterable[T],
     limit: int,
     wait: Callable[[Collection[F]], Iterable[F]],
 ) -> Iterator[tuple[T, F]]:
     """Keep at most ``limit`` items submitted; yield (item, future) as each completes.
-
-    ``take()`` gives the next item whenever there is room (None: nothing more for now); it may
-    give more after results came back (pass 1's next stage depends on earlier counts). Ends
-    when nothing is pending and ``take`` has nothing. ``wait(pending)`` returns the futures
-    that are done, blocking until one is. Whatever is still pending is cancelled on exit.
-    """
+    ``wait(pending)`` returns the futures that are done, blocking until one is. Whatever is
+    still pending is cancelled on exit."""
     pending: dict[F, T] = {}
+    it = iter(items)
     try:
         while True:
-            while len(pending) < limit and (item := take()) is not None:
+            while len(pending) < limit and (item := next(it, None)) is not None:
                 pending[submit(item)] = item
             if not pending:
                 return
@@ -62,48 +73,27 @@ def bounded(
             future.cancel()
 
 
-def taker(items: Iterable[T]) -> Callable[[], T | None]:
-    """``take`` over a plain iterable."""
-    it = iter(items)
-    return lambda: next(it, None)
-
-
-Observer = Callable[[Window, np.ndarray, np.ndarray], object]
-
-
 class Executor(ABC):
-    """Pass 1 (statistics) and pass 2 (classify windows; results come back in any order)."""
+    """Runs jobs on workers; results come back in any order."""
 
-    #: whether ``imap`` can hand each window's values to an ``observe`` callback in this
-    #: process (pass 1 fused into pass 2); engines whose workers are other processes cannot
-    observes = False
-
-    @abstractmethod
-    def imap(
-        self, job: PredictJob, windows: Iterable[Window], observe: Observer | None = None
-    ) -> Iterator[Result]: ...
-
-    @abstractmethod
-    def count(self, take: Callable[[], Task | None]) -> Iterator[tuple[Task, Counts]]:
-        """Run pass 1's counting tasks as ``take`` gives them; yield each with its counts."""
-
-    #: whether pass 1 on its own may count against a guide's band (passes.fused): each task
-    #: sends the keys near the median (about 30% of what it read) back to this process. Yes
-    #: for local workers; a cluster's would send them over the network
-    banded_stats = True
-
-    #: workers on this machine (what work done in this process, e.g. finishing pass 1's
-    #: medians, may spread over)
+    #: workers that run items at once (what the passes size their work by)
     workers = 1
+    #: whether items may be pinned to a worker (whose own disk holds their files)
+    pins = False
 
-    #: layers whose counts are merged at once in pass 1 (enough tasks to keep workers busy)
-    stats_layers: int = 2
+    @abstractmethod
+    def run(self, job: Job, items: Iterable[Any], pin: Pin | None = None) -> Iterator[Any]:
+        """Yield (item, result) for every item, as each completes."""
 
-    def compute_stats(
-        self, layers: Sequence[Layer], grid: Grid, progress: Callable[[int], object]
-    ) -> dict[str, LayerStats]:
-        """Exact per-layer statistics: one algorithm (passes.stats), this engine's workers."""
-        return compute_stats(layers, grid, self.count, self.stats_layers, progress)
+    def alive(self) -> set[str] | None:
+        """The ids of the workers alive now; None when workers cannot go away (local)."""
+        return None
+
+    def forget(self, token: str, folder: Path | None) -> None:
+        """Close and remove what a finished job kept on the workers (its spills under
+        ``folder``, or on the workers' own disks)."""
+        if folder is not None:
+            shutil.rmtree(folder / token, ignore_errors=True)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

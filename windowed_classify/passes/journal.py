@@ -196,13 +196,16 @@ class Journal:
 
 
 class TileTracker:
-    """Counts, per output tile, the windows still to write over it."""
+    """Counts, per output tile, the windows still to write over it, and the windows written
+    over it whose deferred rows are still to come (``held``): a tile is complete when both
+    are none."""
 
     def __init__(self, grid: Grid, windows: Sequence[Window], tile: int):
         self.tile = tile
         self.height, self.width = grid.height, grid.width
         rows, cols = -(-grid.height // tile), -(-grid.width // tile)
         self.pending = np.zeros((rows, cols), dtype=np.int32)
+        self.held = np.zeros((rows, cols), dtype=np.int32)
         self.done = np.zeros((rows, cols), dtype=bool)
         self.windows = list(windows)
         for window in self.windows:
@@ -228,6 +231,10 @@ class TileTracker:
     def todo(self) -> list[Window]:
         """The windows that still have an incomplete tile."""
         return list(self.windows)
+
+    def todo_window(self, window: Window) -> bool:
+        """Whether ``window`` still has an incomplete tile."""
+        return not bool(self.done[self._span(window)].all())
 
     def parts(self, window: Window) -> Iterable[Window]:
         """Where to write ``window``'s result: all of it, or (resuming) only the pieces in
@@ -255,11 +262,21 @@ class TileTracker:
                 yield Window(left, top, right - left, bottom - top)
                 j = k
 
-    def written(self, window: Window) -> None:
+    def written(self, window: Window, held: bool = False) -> None:
+        """``window`` is written; ``held``: some of its pixels come later (deferred rows)."""
         r, c = self._span(window)
-        pending = self.pending[r, c]
-        pending -= ~self.done[r, c]
-        self.done[r, c] |= pending <= 0
+        open_ = ~self.done[r, c]
+        self.pending[r, c] -= open_
+        if held:
+            self.held[r, c] += open_
+        self.done[r, c] |= (self.pending[r, c] <= 0) & (self.held[r, c] <= 0)
+
+    def patched(self, window: Window) -> None:
+        """``window``'s deferred rows are written too."""
+        r, c = self._span(window)
+        open_ = ~self.done[r, c]
+        self.held[r, c] -= open_
+        self.done[r, c] |= (self.pending[r, c] <= 0) & (self.held[r, c] <= 0)
 
     @property
     def complete(self) -> int:

@@ -1,21 +1,45 @@
-"""Pass 1: every model layer's median, min, max and counts, from the statistics cache where it
-holds them, counted during pass 2 when nothing needs a median before (``fused``), else read
-first, on its own."""
+"""Pass 1: every model layer's median, min, max and counts, exactly, and its nodata hints.
+
+One algorithm on every engine (passes/band.py): a guide reads a sample of the stack; each
+layer's values are counted against a band of keys around its median, those inside the band
+kept on the disk of the worker that read them; the median's bin is then selected among the
+kept keys. Where the counting happens depends on the run:
+
+- ``cache``: every layer's statistics are in the statistics cache;
+- ``fused``: nodata.threshold 0 fills no pixel, so pass 2 starts at once and every window it
+  reads is counted too (one read of the stack);
+- ``deferred``: nodata.threshold above 0 and few pixels need a fill (the guide says): pass 2
+  predicts every row that needs none at once, keeps the others on the workers' disks, and
+  predicts them once the medians are known (one read of the stack);
+- ``separate``: many pixels need a fill, or the run resumes: pass 1 counts the layers' blocks
+  on its own first, then pass 2 runs with the medians (two reads of the stack).
+
+A layer whose median the guide's band missed is counted again by passes/histogram.py. On
+Dask, an item whose kept keys were on a worker that is gone is counted again elsewhere.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.windows import Window
 
+from ..errors import InputError
+from ..inputs.hints import Summary
+from ..inputs.windows import WindowKey, window_key
 from ..progress import Progress
-from .executor import Executor, Observer
-from .fused import FusedStats
-from .stats import HOLD_PIXELS, LayerStats
+from .band import Band, LayerCounts, band_of, locate, median_of, middle_ranks, value_at
+from .counting import Counted, CountJob, CountSpec, RecountJob, SelectJob
+from .executor import Executor, WorkerLost
+from .guide import GuideJob, guide_windows
+from .histogram import histogram_stats
+from .stats import LayerStats, block_tasks
 from .statscache import StatsCache
 
 if TYPE_CHECKING:
@@ -23,13 +47,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_DEFERRED = 0.5  # above this share of pixels needing a fill, pass 1 reads first
+LOST_RETRIES = 3  # workers lost in the finish before the run gives up
+
 
 class Statistics:
     """The statistics of one run. ``begin`` gives them at once (cache, or a pass of its own)
-    or, when pass 2 can count them, None and an ``observe`` for pass 2; ``end`` completes
-    them after pass 2."""
+    or None when pass 2 counts them (``count``, ``accept``); ``end`` completes them."""
 
-    def __init__(self, prep: Prepared, executor: Executor, recompute: bool, progress: str):
+    def __init__(
+        self,
+        prep: Prepared,
+        executor: Executor,
+        recompute: bool,
+        progress: str,
+        spill_dir: Path,
+    ):
         self.prep, self.executor, self.progress = prep, executor, progress
         cfg = prep.config.processing
         self.cache = StatsCache(cfg.cache_dir) if cfg.stats_cache else None
@@ -40,8 +73,18 @@ class Statistics:
                 if hit is not None:
                     self.found[layer.name] = hit
         self.todo = [layer for layer in prep.layers if layer.name not in self.found]
-        self.fused: FusedStats | None = None
+        self.rows = tuple(prep.layers.index(layer) for layer in self.todo)
+        self.token = uuid.uuid4().hex
+        # where workers keep their keys: beside the output, or a Dask worker's own disk
+        self.folder: Path | None = None if executor.pins else spill_dir
         self.mode = "cache" if not self.todo else "separate"
+        self.bands: list[Band] = []
+        self.summaries: list[Summary] = []
+        self.fill_share = 0.0
+        # the counts accepted from each worker (a worker that is gone takes its own away)
+        self.by_worker: dict[str, list[LayerCounts]] = {}
+        self.owner: dict[int, str] = {}  # item -> the worker whose counts were accepted
+        self.recount: dict[int, Any] = {}  # item -> how to count it again
         self.end_seconds = 0.0  # the time ``end`` took (fused: after pass 2's windows)
 
     @property
@@ -53,67 +96,205 @@ class Statistics:
             return "used"
         return "computed" if len(self.todo) == len(self.prep.layers) else "partly used"
 
+    # ------------------------------------------------------------------ begin
+
     def begin(self, windows: Sequence[Window] | None) -> dict[str, LayerStats] | None:
-        """The statistics now, or None when they are counted during pass 2 (``windows``: its
-        windows, when it may; only with nodata.threshold 0 does no pixel need a median)."""
+        """The statistics now, or None when pass 2 counts them (``windows``: its windows, or
+        None when it cannot: a resumed run)."""
         if not self.todo:
-            return self._done()
-        grid = self.prep.grid
-        spill = self.prep.config.output.path.parent  # the keys near each median: on disk
-        guide = min(HOLD_PIXELS, grid.pixels) * len(self.todo)  # values the guide reads
-        fuse = (
-            windows is not None
-            and self.prep.config.nodata.threshold == 0
-            and self.executor.observes
-        )
-        if fuse:
-            assert windows is not None
+            return self._done({})
+        self._guide()
+        threshold = self.prep.config.nodata.threshold
+        if windows is not None and threshold == 0:
             self.mode = "fused"
-            rows = [self.prep.layers.index(layer) for layer in self.todo]
-            self.fused = FusedStats(self.todo, grid, rows, spill)
-            with Progress("pass1", guide, self.progress) as bar:
-                self.fused.guide(self.executor.count, bar.update)
             return None
-        if self.executor.banded_stats:  # counted as pass 2 would, but first: one read
-            apart = FusedStats(self.todo, grid, None, spill)
-            try:
-                with Progress("pass1", guide + grid.pixels * len(self.todo), self.progress) as bar:
-                    apart.guide(self.executor.count, bar.update)
-                    apart.count_apart(self.executor.count, bar.update)
-                    fresh = apart.finish(self.executor.count, self.executor.workers)
-            finally:
-                apart.close()
-            return self._done(fresh)
-        with Progress("pass1", grid.pixels * len(self.todo), self.progress) as bar:
-            fresh = self.executor.compute_stats(self.todo, grid, progress=bar.update)
-        return self._done(fresh)
+        if windows is not None and self.fill_share <= MAX_DEFERRED:
+            self.mode = "deferred"
+            return None
+        self.mode = "separate"
+        self._count_apart()
+        return self.end()
 
-    def close(self) -> None:
-        """Remove what counting during pass 2 left on disk (its spill files)."""
-        if self.fused is not None:
-            self.fused.close()
+    def _guide(self) -> None:
+        prep = self.prep
+        windows = guide_windows(prep.grid, [la.block_shape for la in prep.layers])
+        job = GuideJob(tuple(prep.layers), self.rows, prep.config.nodata.threshold, self.token)
+        highs = [np.zeros(1 << 16, dtype=np.int64) for _ in self.todo]
+        self.summaries = [Summary() for _ in self.todo]
+        pixels = fill = 0
+        total = sum(w[2] * w[3] for w in windows) * len(prep.layers)
+        with Progress("pass1", total, self.progress) as bar:
+            for _, got in self.executor.run(job, windows):
+                pixels += got.pixels
+                fill += got.fill
+                for j, (where, counts) in enumerate(got.highs):
+                    highs[j][where] += counts
+                    self.summaries[j].merge(got.summaries[j])
+                bar.update(got.pixels * len(prep.layers))
+        self.executor.forget(self.token, None)  # the guide's readers
+        self.bands = [band_of(h) for h in highs]
+        self.fill_share = fill / max(pixels, 1)
 
-    def __enter__(self) -> Statistics:
-        return self
+    def _count_apart(self) -> None:
+        """Every block of every layer counted against its band, on its own (one read)."""
+        tasks = [
+            (t, j, windows)
+            for t, (j, windows) in enumerate(
+                (j, w)
+                for j, layer in enumerate(self.todo)
+                for w in block_tasks(self.prep.grid, layer)
+            )
+        ]
+        job = CountJob(tuple(self.todo), self.spec)
+        with Progress("pass1", self.prep.grid.pixels * len(self.todo), self.progress) as bar:
+            for (task, j, windows), got in self.executor.run(job, tasks):
+                self.accept(task, got, layers=[j])
+                self.recount[task] = ("task", (task, j, windows))
+                bar.update(sum(w[2] * w[3] for w in windows))
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    # ------------------------------------------------------------------ counting in pass 2
 
     @property
-    def observe(self) -> Observer | None:
-        """What pass 2 hands each window's values to (None: nothing to count)."""
-        return self.fused.add if self.fused is not None else None
+    def spec(self) -> CountSpec:
+        return CountSpec(self.rows, tuple(self.bands), self.folder, self.token)
+
+    @property
+    def count(self) -> CountSpec | None:
+        """What pass 2 counts for pass 1 (None: nothing)."""
+        return self.spec if self.mode in ("fused", "deferred") else None
+
+    def accept(
+        self,
+        item: int,
+        got: Counted,
+        layers: Iterable[int] | None = None,
+        window: WindowKey | None = None,
+    ) -> None:
+        """Add one item's counts (a window of pass 2, a task): the counts of ``layers`` (all
+        counted layers by default), whose keys ``got.worker`` keeps."""
+        self.owner[item] = got.worker
+        mine = self.by_worker.setdefault(got.worker, [LayerCounts() for _ in self.todo])
+        which = list(layers) if layers is not None else list(range(len(self.todo)))
+        for j, counts in zip(which, got.counts, strict=True):
+            mine[j].merge(counts, self.bands[j])
+        if window is not None:
+            self.recount[item] = ("window", window)
+
+    # ------------------------------------------------------------------ end
 
     def end(self) -> dict[str, LayerStats]:
-        """After pass 2: the counted statistics finished (a missed median bin read again)."""
-        assert self.fused is not None
+        """The counted statistics finished: each median selected among the kept keys (a layer
+        the band missed counted again)."""
         start = time.perf_counter()
         try:
-            return self._done(self.fused.finish(self.executor.count, self.executor.workers))
+            return self._done(self._finish())
         finally:
-            self.end_seconds = time.perf_counter() - start
+            self.end_seconds += time.perf_counter() - start
+            self.executor.forget(self.token, self.folder)
 
-    def _done(self, fresh: dict[str, LayerStats] | None = None) -> dict[str, LayerStats]:
+    def _totals(self) -> list[LayerCounts]:
+        totals = [LayerCounts() for _ in self.todo]
+        for counts in self.by_worker.values():
+            for j, c in enumerate(counts):
+                totals[j].merge(_dense_as_sparse(c), self.bands[j])
+        return totals
+
+    def _finish(self) -> dict[str, LayerStats]:
+        self._recount_lost()
+        totals = self._totals()
+        where: dict[int, list[tuple[int, int]]] = {}
+        missed = []
+        for j, (layer, total) in enumerate(zip(self.todo, totals, strict=True)):
+            if total.valid == 0:
+                raise InputError(
+                    f"layer '{layer.name}' ({layer.path}) has no valid pixel: every value is nodata"
+                )
+            found = locate(total, self.bands[j], middle_ranks(total.valid))
+            if found is None:
+                missed.append(j)
+            else:
+                where[j] = found
+        lows = self._select(where)
+        out: dict[str, LayerStats] = {}
+        for j, found in where.items():
+            total = totals[j]
+            picked = [value_at(b, lows[j][b], rank) for b, rank in found]
+            out[self.todo[j].name] = LayerStats(
+                median=median_of(picked, total.valid),
+                min=float(total.min),
+                max=float(total.max),
+                valid_count=int(total.valid),
+                nodata_count=int(total.nodata),
+            )
+        if missed:  # the guide's band missed the median: these layers are read again, apart
+            again = [self.todo[j] for j in missed]
+            log.info("the median of %s needs another read", ", ".join(la.name for la in again))
+            out |= histogram_stats(again, self.prep.grid, self.executor, self.token + "/again")
+        for j, layer in enumerate(self.todo):
+            out[layer.name].hints = self.summaries[j].hints(layer.dtype) if self.summaries else []
+        return out
+
+    def _select(self, where: dict[int, list[tuple[int, int]]]) -> dict[int, dict[int, np.ndarray]]:
+        """The low-bit counts of every median's bin, from the kept keys of the workers that
+        hold them; a worker that is gone has its items counted again elsewhere first."""
+        for _ in range(LOST_RETRIES + 1):
+            self._recount_lost()
+            holders = sorted(set(self.owner.values()))
+            items = []
+            for j, found in where.items():
+                bins = tuple(sorted({b for b, _ in found}))
+                for holder in holders:
+                    accepted = np.array(self._accepted(holder, j), dtype=np.int64)
+                    if accepted.size:
+                        items.append((holder, j, bins, accepted))
+            lows = {
+                j: {b: np.zeros(1 << 16, np.int64) for b, _ in found} for j, found in where.items()
+            }
+            job = SelectJob(self.folder, self.token)
+            pin = (lambda item: item[0]) if self.executor.pins else None
+            try:
+                for (_, j, _, _), got in self.executor.run(job, items, pin):
+                    for b, counts in got.items():
+                        lows[j][b] += counts
+            except WorkerLost as lost:
+                log.warning("dask engine: worker %s is gone; counting its part again", lost.worker)
+                continue
+            return lows
+        raise InputError("pass 1: Dask workers kept going away; the statistics cannot be finished")
+
+    def _accepted(self, holder: str, j: int) -> list[int]:
+        return [
+            item
+            for item, worker in self.owner.items()
+            if worker == holder
+            and (self.recount[item][0] == "window" or self.recount[item][1][1] == j)
+        ]
+
+    def _recount_lost(self) -> None:
+        """Items whose kept keys are on workers that are gone, counted again."""
+        alive = self.executor.alive()
+        if alive is None:
+            return
+        lost = [item for item, worker in self.owner.items() if worker not in alive]
+        if not lost:
+            return
+        windows = [(i, self.recount[i][1]) for i in lost if self.recount[i][0] == "window"]
+        tasks = [self.recount[i][1] for i in lost if self.recount[i][0] == "task"]
+        for worker in {self.owner[i] for i in lost}:
+            del self.by_worker[worker]
+        for i in lost:
+            del self.owner[i]
+        if windows:
+            job = RecountJob(tuple(self.prep.layers), self.spec)
+            for (item, key), got in self.executor.run(job, windows):
+                self.accept(item, got, window=key)
+        if tasks:
+            for (task, j, _), got in self.executor.run(
+                CountJob(tuple(self.todo), self.spec), tasks
+            ):
+                self.accept(task, got, layers=[j])
+
+    def _done(self, fresh: dict[str, LayerStats]) -> dict[str, LayerStats]:
         if fresh:
             if self.cache is not None:
                 for layer in self.todo:
@@ -130,10 +311,25 @@ class Statistics:
                 s.valid_count,
                 s.nodata_count,
             )
+            for hint in s.hints or ():
+                log.warning("layer '%s': %s", layer.name, hint)
         return {layer.name: self.found[layer.name] for layer in self.prep.layers}
 
 
+def _dense_as_sparse(counts: LayerCounts) -> LayerCounts:
+    """A total's dense bins as a worker's sparse ones, to merge into another total."""
+    out = LayerCounts(counts.valid, counts.nodata, counts.below, counts.min, counts.max)
+    if isinstance(counts.bins, np.ndarray):
+        where = np.flatnonzero(counts.bins)
+        out.bins = (where, counts.bins[where])
+    return out
+
+
 def unknown_medians(n: int) -> np.ndarray:
-    """Medians for a pass 2 that fills no pixel (nodata.threshold 0, statistics still being
-    counted): NaN, so that a fill, were there one, could never pass unnoticed."""
+    """Medians for a pass 2 that fills no pixel yet: NaN, so that a fill, were there one,
+    could never pass unnoticed."""
     return np.full(n, np.nan, dtype=np.float32)
+
+
+def window_item(index: int, window: Window) -> tuple[int, WindowKey]:
+    return index, window_key(window)

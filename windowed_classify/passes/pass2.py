@@ -1,30 +1,41 @@
 """Pass 2: predict the windows still to do into the temporary outputs, checkpoint the progress
-into the resume journal as it goes, and move the outputs into place when complete."""
+into the resume journal as it goes, and move the outputs into place when complete.
+
+When pass 1 is counted from pass 2's reads (``statistics.count``), every window's counts are
+handed to it; its medians are finished after the last window, before any output takes its
+name. Rows that waited for a median fill (deferred) are then filled, predicted and written
+into their windows; on Dask, a window whose rows were on a worker that is gone is predicted
+again whole.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rasterio.windows import Window
 
 from ..errors import Interrupted, RemoteReadError
 from ..outputs.writer import OutputSet, OutputSummary
 from ..progress import Progress
-from .executor import Executor, Observer
+from .counting import Counted
+from .executor import Executor, WorkerLost
 from .journal import Journal
-from .pass1 import unknown_medians
-from .window import PredictJob
+from .pass1 import Statistics, unknown_medians, window_item
+from .stats import LayerStats
+from .window import FillJob, PredictJob
 
 if TYPE_CHECKING:
     from .prepared import Prepared
 
 
-def predict_job(prep: Prepared, medians: np.ndarray) -> PredictJob:
+def predict_job(prep: Prepared, medians: np.ndarray, statistics: Statistics | None) -> PredictJob:
     """What every worker needs for pass 2 (small and picklable)."""
     cfg = prep.config
     assert cfg.output is not None and cfg.model is not None
+    count = statistics.count if statistics is not None else None
     return PredictJob(
         layers=tuple(prep.layers),
         int_columns=tuple(
@@ -39,33 +50,38 @@ def predict_job(prep: Prepared, medians: np.ndarray) -> PredictJob:
         model_path=cfg.model.path,
         array_input=prep.schema.array_input,
         aoa=prep.aoa,
+        count=count,
+        defer=count is not None and statistics is not None and statistics.mode == "deferred",
     )
+
+
+def medians_of(prep: Prepared, stats: dict[str, LayerStats] | None) -> np.ndarray:
+    if stats is None:  # still being counted: no pixel may be filled before they are known
+        return unknown_medians(len(prep.layers))
+    return np.array([stats[la.name].median for la in prep.layers], dtype=np.float32)
 
 
 def predict_windows(
     prep: Prepared,
     journal: Journal,
     executor: Executor,
+    statistics: Statistics,
     progress: str = "bar",
     resumed: bool = False,
-    observe: Observer | None = None,
-    before_commit: Callable[[], object] | None = None,
-) -> tuple[OutputSummary, dict[str, str]]:
-    """Returns what the writer counted (class pixels, statistics) and every file written,
-    by kind. ``observe`` gets every window's values as read (pass 1 counted from pass 2's
-    reads); ``before_commit`` runs after the last window, before any output takes its name
-    (an error there leaves nothing under the outputs' names)."""
+) -> tuple[OutputSummary, dict[str, str], int]:
+    """Returns what the writer counted (class pixels, statistics), every file written by kind,
+    and the remote reads retried. An error before the outputs take their names leaves nothing
+    under them."""
     cfg = prep.config
-    stats = journal.stats
-    if stats is None:  # counted during this pass: nodata.threshold 0 fills no pixel
-        medians = unknown_medians(len(prep.layers))
-    else:
-        medians = np.array([stats[la.name].median for la in prep.layers], dtype=np.float32)
-    job = predict_job(prep, medians)
+    assert cfg.output is not None
+    job = predict_job(prep, medians_of(prep, journal.stats), statistics)
+    counting = job.count is not None
     tiles = journal.tiles
-    todo = tiles.todo()
+    todo = [window_item(i, w) for i, w in enumerate(journal.windows) if tiles.todo_window(w)]
     every = cfg.processing.checkpoint_seconds
     writer = OutputSet(prep.grid, job.specs, cfg.output, resumed)
+    deferred: list[tuple[int, Any, str, int]] = []
+    retries = 0
 
     def checkpoint() -> None:  # the rasters on disk first, then the journal that vouches
         writer.checkpoint()
@@ -78,16 +94,28 @@ def predict_windows(
     try:
         checkpoint()  # a valid raster on disk from the start: resumable at once
         last = time.monotonic()
-        with Progress("pass2", sum(int(w.width * w.height) for w in todo), progress) as bar:
-            for window, result in executor.imap(job, todo, observe):
-                writer.write(window, result, tiles.parts(window))
-                tiles.written(window)
-                bar.update(int(window.width * window.height))
+        with Progress("pass2", sum(k[2] * k[3] for _, k in todo), progress) as bar:
+            for (index, key), got in executor.run(job, todo):
+                window = Window(*key)
+                retries += got.retries
+                if counting:
+                    assert got.counts is not None
+                    statistics.accept(index, Counted(got.worker, got.counts), window=key)
+                writer.write(window, got.result, tiles.parts(window))
+                held = got.deferred is not None
+                tiles.written(window, held=held)
+                if held:
+                    deferred.append((index, key, got.worker, got.deferred))
+                bar.update(key[2] * key[3])
                 if time.monotonic() - last >= every:
                     checkpoint()
                     last = time.monotonic()
-        if before_commit is not None:  # e.g. the statistics counted here: they can still fail
-            before_commit()
+        if counting:  # the statistics counted here: exact medians, before any output is named
+            journal.stats = statistics.end()
+            checkpoint()
+        if deferred:
+            retries += fill_deferred(job, journal, executor, statistics, writer, deferred)
+            checkpoint()
     except (KeyboardInterrupt, RemoteReadError) as exc:
         try:  # keep what is complete, for --resume
             checkpoint()
@@ -101,6 +129,8 @@ def predict_windows(
     except BaseException:
         discard()
         raise
+    finally:
+        executor.forget(job.token, statistics.folder)
     try:
         writer.commit()
     finally:
@@ -109,4 +139,44 @@ def predict_windows(
     outputs = {main: str(cfg.output.path)}
     outputs |= {kind: str(path) for kind, path in writer.style.items()}
     outputs |= {spec.key: str(spec.path) for spec in job.specs[1:]}
-    return writer.summary(), outputs
+    return writer.summary(), outputs, retries
+
+
+def fill_deferred(
+    job: PredictJob,
+    journal: Journal,
+    executor: Executor,
+    statistics: Statistics,
+    writer: OutputSet,
+    deferred: list[tuple[int, Any, str, int]],
+) -> int:
+    """The rows that waited for a median fill, filled and predicted by the workers that kept
+    them, written into their windows; returns the remote reads retried."""
+    assert journal.stats is not None
+    known = replace(job, medians=medians_of_job(job, journal.stats), count=None, defer=False)
+    fill = FillJob(known, statistics.folder)
+    pin = (lambda item: item[2]) if executor.pins else None
+    left = list(deferred)
+    retries = 0
+    while left:
+        try:
+            for (index, key, _, _), got in executor.run(fill, left, pin):
+                window = Window(*key)
+                writer.patch(window, got.pixels, got.values)
+                journal.tiles.patched(window)
+                left = [d for d in left if d[0] != index]
+        except WorkerLost as lost:  # its rows are gone with it: predict those windows again
+            gone = [d for d in left if d[2] == lost.worker]
+            refill = replace(known, refill=True)
+            for (_, key), got in executor.run(refill, [(i, key) for i, key, _, _ in gone]):
+                window = Window(*key)
+                retries += got.retries
+                assert got.patch is not None
+                writer.patch_where(window, got.result, got.patch)
+                journal.tiles.patched(window)
+            left = [d for d in left if d[2] != lost.worker]
+    return retries
+
+
+def medians_of_job(job: PredictJob, stats: dict[str, LayerStats]) -> np.ndarray:
+    return np.array([stats[layer.name].median for layer in job.layers], dtype=np.float32)

@@ -8,7 +8,7 @@ picklable: workers load the model themselves, once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,11 +23,14 @@ from ..aoa import AoaModel
 from ..config import OutputConfig
 from ..errors import ModelError
 from ..inputs.layers import Layer
-from ..inputs.reader import StackReader
+from ..inputs.windows import WindowKey
 from ..models.legend import CodeMapper, Legend
-from ..models.load import load_model
 from ..outputs.kinds import RasterSpec, Rows, raster_specs
 from ..outputs.results import WindowResult
+from .band import LayerCounts
+from .counting import CountSpec, count_window
+from .spill import read_rows, rows_path
+from .worker import WorkerState
 
 
 def masked_pixels(invalid: np.ndarray, threshold: int) -> np.ndarray:
@@ -79,13 +82,15 @@ def model_frame(
 class PredictJob:
     """What a worker needs for pass 2; no model object inside (workers load it once).
 
-    Small (a few KB, more with an AOA's training rows) and picklable. ``token`` tells a
-    worker whether a window belongs to the job whose rasters it already has open.
+    Small (a few KB, more with an AOA's training rows) and picklable. Item: (window index,
+    window). With ``count``, the window's values are counted for pass 1 too; with ``defer``
+    (medians not known yet, nodata.threshold above 0), the rows that need a median fill are
+    kept on the worker's disk and predicted once the medians are known (``FillJob``).
     """
 
     layers: tuple[Layer, ...]  # the model's layers, in the model's order
     int_columns: tuple[bool, ...]
-    medians: np.ndarray  # float32, one per layer
+    medians: np.ndarray  # float32, one per layer (NaN while not known)
     threshold: int
     legend: Legend  # empty for a regression
     out: OutputConfig  # resolved for the task: which rasters, their dtype and nodata
@@ -93,6 +98,9 @@ class PredictJob:
     model_path: Path
     array_input: bool = False  # the model gets a plain array (trained without feature names)
     aoa: AoaModel | None = None  # the area of applicability, when an output needs it
+    count: CountSpec | None = None  # pass 1 counted from these reads
+    defer: bool = False
+    refill: bool = False  # say which pixels needed a fill (their deferred rows were lost)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -108,50 +116,94 @@ class PredictJob:
     def wants_proba(self) -> bool:
         return any(spec.kind.needs == "predict_proba" for spec in self.specs)
 
+    def __call__(self, item: tuple[int, WindowKey], worker: WorkerState) -> Predicted:
+        index, key = item
+        window = Window(*key)
+        reader = worker.reader(self.token, self.layers)
+        before = reader.counts.total
+        values, invalid = reader.read(window)
+        counts = None
+        if self.count is not None:
+            counts = count_window(values, invalid, self.count, index, worker)
+        masked = masked_pixels(invalid, self.threshold)
+        deferred = None
+        if self.defer:  # rows that need a fill wait for the medians, on this worker's disk
+            pending = ~masked & invalid.any(axis=0)
+            if pending.any():
+                rows = np.flatnonzero(pending)
+                kept = np.where(invalid.T[pending], np.float32(np.nan), values.T[pending])
+                spills = worker.spills(self.token, self.count.spill if self.count else None)
+                deferred = spills.rows(index, rows, kept)[0]
+                masked = masked | pending
+            else:
+                pending = None
+        else:
+            pending = None
+        model, to_codes = self.model_and_codes(worker)
+        result = predict_values(values, invalid, self, model, to_codes, masked)
+        result.pending = pending
+        shape = (int(window.height), int(window.width))
+        patch = (~masked & invalid.any(axis=0)).reshape(shape) if self.refill else None
+        return Predicted(
+            result.reshaped(*shape),
+            worker.id,
+            counts,
+            deferred,
+            reader.counts.total - before,
+            patch,
+        )
 
-class WindowPredictor:
-    """Per-worker state: open rasters, the model, the code mapper."""
-
-    def __init__(self, job: PredictJob, model: Any | None = None):
-        self.job = job
-        self.reader = StackReader(job.layers)
-        self.model = model if model is not None else load_model(job.model_path)
-        self.to_codes = CodeMapper(job.legend)
-
-    def __call__(
-        self,
-        window: Window,
-        observe: Callable[[Window, np.ndarray, np.ndarray], object] | None = None,
-    ) -> WindowResult:
-        """Read, predict, and hand the values read to ``observe`` (pass 1 fused into 2)."""
-        values, invalid = self.reader.read(window)
-        if observe is not None:
-            observe(window, values, invalid)
-        result = predict_values(values, invalid, self.job, self.model, self.to_codes)
-        return result.reshaped(int(window.height), int(window.width))
-
-    def close(self) -> None:
-        self.reader.close()
+    def model_and_codes(self, worker: WorkerState) -> tuple[Any, CodeMapper]:
+        model = worker.model(self.model_path)
+        return model, worker.memo(self.token, "codes", lambda: CodeMapper(self.legend))
 
 
-class Predictors:
-    """One WindowPredictor per job (open rasters are reused across that job's windows)."""
+@dataclass
+class Predicted:
+    """A worker's answer for one window: its outputs, and what pass 1 and the deferred fills
+    need to know of it."""
 
-    def __init__(self, model: Any):
-        self.model = model
-        self.job: PredictJob | None = None
-        self.predictor: WindowPredictor | None = None
+    result: WindowResult
+    worker: str
+    counts: list[LayerCounts] | None = None
+    deferred: int | None = None  # offset of its pending rows in the worker's rows file
+    retries: int = 0
+    patch: np.ndarray | None = None  # refill: the pixels that needed a fill (height, width)
 
-    def get(self, job: PredictJob) -> WindowPredictor:
-        if self.predictor is None or self.job is None or self.job.token != job.token:
-            self.close()
-            self.predictor, self.job = WindowPredictor(job, self.model), job
-        return self.predictor
 
-    def close(self) -> None:
-        if self.predictor is not None:
-            self.predictor.close()
-            self.predictor = None
+@dataclass
+class Filled:
+    """The outputs of a window's rows that waited for a fill: pixels in the window, and per
+    raster key (bands, rows) values."""
+
+    pixels: np.ndarray
+    values: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class FillJob:
+    """Fills the rows a window kept for later with the medians, now known, and predicts them.
+    Item: (window index, window, holder, offset of the record in the holder's rows file)."""
+
+    job: PredictJob  # the pass-2 job whose rows these are (its medians now known)
+    folder: Path | None  # where the rows are (None: the worker's own disk)
+
+    @property
+    def token(self) -> str:
+        return self.job.token
+
+    def __call__(self, item: tuple[int, WindowKey, str, int], worker: WorkerState) -> Filled:
+        index, key, holder, offset = item
+        root = self.folder if self.folder is not None else worker.scratch
+        assert root is not None
+        _, pixels, x = read_rows(
+            rows_path(root / self.job.token, holder), offset, len(self.job.layers)
+        )
+        bad = np.isnan(x)
+        if bad.any():
+            np.copyto(x, np.broadcast_to(self.job.medians[None, :], x.shape), where=bad)
+        model, to_codes = self.job.model_and_codes(worker)
+        return Filled(pixels, predict_rows(x, self.job, model, to_codes))
 
 
 def empty_result(job: PredictJob, pixels: int) -> WindowResult:
@@ -160,23 +212,37 @@ def empty_result(job: PredictJob, pixels: int) -> WindowResult:
 
 
 def predict_values(
-    values: np.ndarray, invalid: np.ndarray, job: PredictJob, model: Any, to_codes: CodeMapper
+    values: np.ndarray,
+    invalid: np.ndarray,
+    job: PredictJob,
+    model: Any,
+    to_codes: CodeMapper,
+    masked: np.ndarray | None = None,
 ) -> WindowResult:
-    """Outputs for one window's (layers, pixels) values; masked pixels never reach the model."""
-    masked = masked_pixels(invalid, job.threshold)
+    """Outputs for one window's (layers, pixels) values; masked pixels never reach the model
+    (``masked``: those of job.threshold, or more)."""
+    if masked is None:
+        masked = masked_pixels(invalid, job.threshold)
     result = empty_result(job, values.shape[1])
     keep = ~masked
     if not keep.any():
         return result  # all masked: the model is not called
     x = filled(values, invalid, job.medians, keep)
+    for key, rows in predict_rows(x, job, model, to_codes).items():
+        result.values[key][..., keep] = rows
+    return result
+
+
+def predict_rows(
+    x: np.ndarray, job: PredictJob, model: Any, to_codes: CodeMapper
+) -> dict[str, np.ndarray]:
+    """Every output of filled rows (rows x layers): per raster key, (rows,) or (bands, rows)."""
     frame = model_frame(x, job.features, job.int_columns, job.array_input)
     rows = Rows(x, frame, model, job.out, job.legend, to_codes, job.aoa, job.wants_proba)
     # scikit-learn sums X to check it is finite: valid values near float32's maximum overflow
     # that sum, which only warns (the notebook's predict does the same)
     with np.errstate(over="ignore", invalid="ignore"), model_errors(job):
-        for spec in job.specs:
-            result.values[spec.key][..., keep] = spec.kind.compute(rows)
-    return result
+        return {spec.key: spec.kind.compute(rows) for spec in job.specs}
 
 
 @contextmanager
