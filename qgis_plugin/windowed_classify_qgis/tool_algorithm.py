@@ -29,7 +29,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QIcon
 
-from . import client
+from . import client, runner
 from .provider import ICON, configured_python
 
 YAML_FILTER = "YAML config (*.yaml *.yml)"
@@ -53,7 +53,7 @@ def raster_source(layer: QgsMapLayer) -> str:
         raise client.ClientError(
             f"layer {layer.name()!r} is not a GDAL raster ({layer.providerType()})"
         )
-    return layer.source().split("|")[0]
+    return client.absolute(layer.source().split("|")[0])
 
 
 class ToolAlgorithm(QgsProcessingAlgorithm):
@@ -243,18 +243,18 @@ class ToolAlgorithm(QgsProcessingAlgorithm):
         *arguments: Any,
         show_stdout: bool = True,
         **options: Any,
-    ) -> client.RunResult:
+    ) -> runner.RunResult:
         """Runs ``python -m windowed_classify COMMAND ...`` with its progress and log shown
         (and what it prints on stdout, unless that is a document for the plugin)."""
         argv = client.tool_command(self.python, command, *arguments, **options)
         feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in argv))
-        text = client.ProgressText()
+        text = runner.ProgressText()
 
         def log(kind: str, line: str) -> None:
             if show_stdout or kind != "stdout":
                 self._log(feedback, kind, line)
 
-        return client.run_tool(
+        return runner.run_tool(
             argv,
             env=client.tool_environment(os.environ),
             is_canceled=feedback.isCanceled,
@@ -285,7 +285,7 @@ class ToolAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def _progress(
-        feedback: QgsProcessingFeedback, percent: float, event: dict, text: client.ProgressText
+        feedback: QgsProcessingFeedback, percent: float, event: dict, text: runner.ProgressText
     ) -> None:
         feedback.setProgress(percent)
         status = text(event)
@@ -305,13 +305,13 @@ class ToolAlgorithm(QgsProcessingAlgorithm):
 
     def fail_unless_done(
         self,
-        result: client.RunResult,
+        result: runner.RunResult,
         command: str,
         config: str | None = None,
         resume: bool = False,
     ) -> None:
         """Raises the algorithm's error when the tool did not succeed."""
-        if result.returncode == 0 and not result.canceled:
+        if result.returncode == 0:  # also when Cancel came as it finished
             return
         if result.interrupted:
             if command == "run" and config is not None:

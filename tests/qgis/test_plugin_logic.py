@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import csv
-import importlib.util
+import importlib
 import json
 import math
 import stat
@@ -28,15 +28,10 @@ PLUGIN = ROOT / "qgis_plugin" / "windowed_classify_qgis"
 FAKE = HERE / "fake_tool.py"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-client = _load("windowed_classify_qgis_client", PLUGIN / "client.py")
+# The plugin's package imports nothing from QGIS (only classFactory does)
+sys.path.insert(0, str(PLUGIN.parent))
+client = importlib.import_module("windowed_classify_qgis.client")
+runner = importlib.import_module("windowed_classify_qgis.runner")
 
 
 def _tool(*args, **options) -> list[str]:
@@ -47,12 +42,16 @@ def _tool(*args, **options) -> list[str]:
 # ------------------------------------------------------------------------------ isolation
 
 
-def test_client_needs_only_the_standard_library_and_pyyaml():
-    tree = ast.parse((PLUGIN / "client.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", ["client.py", "runner.py"])
+def test_the_client_needs_only_the_standard_library_and_pyyaml(module):
+    tree = ast.parse((PLUGIN / module).read_text(encoding="utf-8"))
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-    outside = {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - {"__future__"}
-    assert outside == {"yaml"}  # QGIS's Processing imports PyYAML itself
+    relative = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
+    outside = {n.split(".")[0] for n in names if n not in relative}
+    outside -= set(sys.stdlib_module_names) | {"__future__"}
+    assert outside <= {"yaml"}  # QGIS's Processing imports PyYAML itself
+    assert relative <= {"client"}
 
 
 def test_package_init_imports_qgis_only_in_class_factory():
@@ -374,14 +373,14 @@ def test_the_tool_accepts_the_clients_command_lines(tmp_path):
 
 def test_parse_event():
     line = '{"event": "progress", "stage": "pass2", "done": 5, "total": 10, "unit": "px"}'
-    assert client.parse_event(line)["done"] == 5
-    assert client.parse_event('  {"event": "finished", "outputs": {}}\n')["event"] == "finished"
+    assert runner.parse_event(line)["done"] == 5
+    assert runner.parse_event('  {"event": "finished", "outputs": {}}\n')["event"] == "finished"
     for other in ("INFO: {x}", "{not json", "[1, 2]", '{"no": "event"}', '{"event": 3}', ""):
-        assert client.parse_event(other) is None
+        assert runner.parse_event(other) is None
 
 
 def test_overall_progress_weights_the_passes():
-    p = client.OverallProgress()
+    p = runner.OverallProgress()
     assert p.update({"event": "progress", "stage": "pass1", "done": 50, "total": 100}) == 15
     assert p.update({"event": "progress", "stage": "pass1", "done": 100, "total": 100}) == 30
     assert p.update({"event": "progress", "stage": "pass2", "done": 0, "total": 10}) == 30
@@ -389,10 +388,10 @@ def test_overall_progress_weights_the_passes():
     assert p.update({"event": "progress", "stage": "pass1", "done": 0, "total": 10}) == 65
     assert p.update({"event": "finished"}) == 100
 
-    only2 = client.OverallProgress()  # statistics cached, resumed, or fused into pass 2
+    only2 = runner.OverallProgress()  # statistics cached, resumed, or fused into pass 2
     assert only2.update({"event": "progress", "stage": "pass2", "done": 1, "total": 4}) == 25
     assert only2.update({"event": "progress", "stage": "pass2", "done": 9, "total": 4}) == 100
-    odd = client.OverallProgress()
+    odd = runner.OverallProgress()
     assert odd.update({"event": "progress", "stage": "pass2", "done": "x", "total": 4}) == 0
     assert odd.update({"event": "progress", "stage": "pass3", "done": 1, "total": 1}) == 0
     assert odd.update({"event": "progress", "stage": "pass2", "done": 0, "total": 0}) == 100
@@ -400,9 +399,9 @@ def test_overall_progress_weights_the_passes():
 
 def test_progress_text_and_its_throttle():
     event = {"event": "progress", "stage": "pass2", "done": 45, "total": 100, "rate": 1.23e6}
-    assert client.progress_text(event) == "pass 2 of 2: classify: 45 %, 1.2 Mpx/s"
+    assert runner.progress_text(event) == "pass 2 of 2: classify: 45 %, 1.2 Mpx/s"
     now = [0.0]
-    text = client.ProgressText(every=2.0, clock=lambda: now[0])
+    text = runner.ProgressText(every=2.0, clock=lambda: now[0])
     assert text({**event, "stage": "pass1"}).startswith("pass 1 of 2")
     assert text(event).startswith("pass 2 of 2")  # a new stage: at once
     now[0] = 1.0
@@ -411,15 +410,15 @@ def test_progress_text_and_its_throttle():
     assert text(event) is not None
     assert text({"event": "finished"}) is None
     done = {"event": "progress", "stage": "pass1", "total": 800000, "elapsed": 0.5, "rate": 1.6e6}
-    assert client.stage_summary(done) == "pass 1 of 2: statistics: 800,000 px in 0.5 s (1.6 Mpx/s)"
+    assert runner.stage_summary(done) == "pass 1 of 2: statistics: 800,000 px in 0.5 s (1.6 Mpx/s)"
 
 
 def test_line_kinds():
-    assert client.line_kind("error: bad") == "error"
-    assert client.line_kind("interrupted: stopped") == "interrupted"
-    assert client.line_kind("WARNING: x") == "warning"
-    assert client.line_kind("INFO: x") == "info"
-    assert client.line_kind("Traceback (most recent call last):") == "other"
+    assert runner.line_kind("error: bad") == "error"
+    assert runner.line_kind("interrupted: stopped") == "interrupted"
+    assert runner.line_kind("WARNING: x") == "warning"
+    assert runner.line_kind("INFO: x") == "info"
+    assert runner.line_kind("Traceback (most recent call last):") == "other"
 
 
 # ------------------------------------------------------------------------------ errors
@@ -465,8 +464,8 @@ def test_explanations_name_the_dialogs_options():
 # ------------------------------------------------------------------------------ check --json
 
 
-def _check(config: Path) -> client.RunResult:
-    return client.run_tool(_tool("check", config, json=True, progress=False))
+def _check(config: Path) -> runner.RunResult:
+    return runner.run_tool(_tool("check", config, json=True, progress=False))
 
 
 def test_check_json_of_the_real_tool_is_summarised(case, tmp_path):
@@ -570,7 +569,7 @@ def test_run_forwards_progress_logs_and_the_finished_event(tmp_path):
     out = str(tmp_path / "p.tif")
     percents: list[float] = []
     logs: list[tuple[str, str]] = []
-    result = client.run_tool(
+    result = runner.run_tool(
         _fake("ok", out),
         env=client.tool_environment({"PATH": "/usr/bin:/bin"}),
         on_progress=lambda pct, event: percents.append(pct),
@@ -593,14 +592,14 @@ def test_run_forwards_progress_logs_and_the_finished_event(tmp_path):
 
 def test_run_without_pass1_spans_pass2_over_the_whole_bar(tmp_path):
     percents: list[float] = []
-    client.run_tool(
+    runner.run_tool(
         _fake("pass2only", str(tmp_path / "p.tif")), on_progress=lambda p, e: percents.append(p)
     )
     assert percents == [0, 40, 100, 100]
 
 
 def test_run_reports_the_one_line_error():
-    result = client.run_tool(_fake("error"))
+    result = runner.run_tool(_fake("error"))
     assert result.returncode != 0 and result.outputs == {} and result.report is None
     assert client.failure_message("run", result.stderr) == (
         "config key 'nodata.threshold': expected an integer >= 0, got -1"
@@ -611,7 +610,7 @@ def test_run_reports_the_one_line_error():
 def test_cancel_sends_sigterm_and_the_tool_keeps_its_journal(tmp_path):
     journal = tmp_path / ".p.partial.journal.json"
     seen: list[dict] = []
-    result = client.run_tool(
+    result = runner.run_tool(
         _fake("slow", str(journal)),
         is_canceled=lambda: any(e.get("stage") == "pass2" for e in seen),
         on_progress=lambda p, e: seen.append(e),
@@ -627,7 +626,7 @@ def test_cancel_sends_sigterm_and_the_tool_keeps_its_journal(tmp_path):
 def test_a_tool_deaf_to_sigterm_is_killed_after_the_grace_period():
     started = time.monotonic()
     seen: list[dict] = []
-    result = client.run_tool(
+    result = runner.run_tool(
         _fake("deaf"),
         is_canceled=lambda: bool(seen),
         on_progress=lambda p, e: seen.append(e),
@@ -640,7 +639,7 @@ def test_a_tool_deaf_to_sigterm_is_killed_after_the_grace_period():
 
 def test_a_missing_interpreter_is_one_clear_error(tmp_path):
     with pytest.raises(client.ClientError, match="cannot start"):
-        client.run_tool([str(tmp_path / "nope" / "python"), "-m", "x"])
+        runner.run_tool([str(tmp_path / "nope" / "python"), "-m", "x"])
     with pytest.raises(client.ClientError, match="cannot start"):
         client.read_version(tmp_path / "nope" / "python")
 
@@ -653,7 +652,7 @@ def test_design_then_assess_through_the_client(tmp_path):
     data = np.repeat(np.array([1, 2, 3], dtype="uint8"), 400).reshape(30, 40)
     class_map = write_raster(tmp_path / "map.tif", data, nodata=0)
     points = tmp_path / "points.csv"
-    drawn = client.run_tool(
+    drawn = runner.run_tool(
         _tool("design", class_map, output=points, n=30, minimum=5, seed=4, overwrite=True)
     )
     assert drawn.returncode == 0, drawn.stderr
@@ -670,7 +669,7 @@ def test_design_then_assess_through_the_client(tmp_path):
         writer.writerows(rows)
 
     report = tmp_path / "acc.json"
-    assessed = client.run_tool(
+    assessed = runner.run_tool(
         _tool("assess", class_map, points, reference="reference", output=report)
     )
     assert assessed.returncode == 0, assessed.stderr
