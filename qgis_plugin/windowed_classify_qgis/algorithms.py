@@ -1,17 +1,15 @@
-"""The provider's algorithms. Each one writes (or takes) a windowed_classify config, runs the
-tool in its own Python environment through ``client`` and reports what it says; nothing of
-the tool is imported into QGIS."""
+"""Classify, Check, Sample and Test the interpreter. Each writes (or takes) a windowed_classify
+config, asks the tool in its own Python environment through ``client`` and reports what it
+says; nothing of the tool is imported into QGIS."""
 
 from __future__ import annotations
 
-import functools
 import os
-import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
     QgsFeatureSink,
@@ -19,7 +17,6 @@ from qgis.core import (
     QgsFields,
     QgsGeometry,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -28,36 +25,20 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterString,
     QgsProcessingUtils,
     QgsRasterLayer,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
-from qgis.PyQt.QtGui import QIcon
 
 from . import client
-from .provider import ICON, configured_python
-
-GROUP_ID = ""  # top level of the provider: only four algorithms
-YAML_FILTER = "YAML config (*.yaml *.yml)"
-MODEL_FILTER = "Models (*.pkl *.joblib *.pickle *.onnx);;All files (*)"
-
-# (interpreter, command) -> does that tool's command know --progress? (not asked again)
-_progress_supported: dict[tuple[str, str], bool] = {}
-
-
-def _advanced(param: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
-    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return param
+from .provider import configured_python
+from .tool_algorithm import ToolAlgorithm, advanced
 
 
 class _ApplyStyle(QgsProcessingLayerPostProcessorInterface):
@@ -80,281 +61,7 @@ class _ApplyStyle(QgsProcessingLayerPostProcessorInterface):
 _STYLERS: dict[str, _ApplyStyle] = {}
 
 
-class _ToolAlgorithm(QgsProcessingAlgorithm):
-    """What the algorithms share: the stack parameters, the interpreter and the tool run."""
-
-    def icon(self) -> QIcon:
-        return QIcon(str(ICON))
-
-    def group(self) -> str:
-        return ""
-
-    def groupId(self) -> str:
-        return GROUP_ID
-
-    def createInstance(self) -> QgsProcessingAlgorithm:
-        return type(self)()
-
-    def processAlgorithm(
-        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> dict[str, Any]:
-        """The tool's user errors (ClientError) become the algorithm's error, word for word."""
-        try:
-            return self._process(parameters, context, feedback)
-        except client.ClientError as exc:
-            raise QgsProcessingException(str(exc)) from None
-
-    def _process(
-        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> dict[str, Any]:
-        raise NotImplementedError
-
-    # -------------------------------------------------------------- parameters
-
-    def add_stack_parameters(self) -> None:
-        self.addParameter(
-            QgsProcessingParameterFile(
-                "CONFIG",
-                "Existing config (YAML): when given, the stack and model parameters are unused",
-                behavior=QgsProcessingParameterFile.File,
-                optional=True,
-                fileFilter=YAML_FILTER,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterFile(
-                "FOLDER",
-                "Folder of covariate rasters (searched recursively)",
-                behavior=QgsProcessingParameterFile.Folder,
-                optional=True,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                "LAYERS",
-                "Or covariate raster layers (a layer's name is its feature name)",
-                layerType=QgsProcessing.TypeRaster,
-                optional=True,
-            )
-        )
-        self.addParameter(
-            _advanced(
-                QgsProcessingParameterString(
-                    "EXTENSIONS", "File extensions of the layers in the folder", ".tif, .tiff"
-                )
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterFile(
-                "MODEL",
-                "Model file (model.pkl from Azure AutoML or scikit-learn, or .onnx)",
-                optional=True,
-                fileFilter=MODEL_FILTER,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterFile(
-                "SCORING_FILE",
-                "Azure AutoML scoring file (scoring_file_v_1_0_0.py; gives the features)",
-                optional=True,
-                fileFilter="Python (*.py)",
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterString(
-                "NODATA_VALUES",
-                "Nodata values (besides NaN; separated by commas)",
-                "-3.3999999521443642e+38",
-                optional=True,
-            )
-        )
-        self.addParameter(
-            _advanced(
-                QgsProcessingParameterBoolean(
-                    "USE_FILE_NODATA", "A file's own nodata value is nodata too", True
-                )
-            )
-        )
-
-    def add_threshold(self) -> None:
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                "THRESHOLD",
-                "Mask a pixel when more than this many layers are nodata there (0: any)",
-                QgsProcessingParameterNumber.Integer,
-                0,
-                minValue=0,
-            )
-        )
-
-    def add_resources(self) -> None:
-        self.addParameter(
-            _advanced(
-                QgsProcessingParameterNumber(
-                    "MEMORY_MB",
-                    "Working-memory budget (MB)",
-                    QgsProcessingParameterNumber.Integer,
-                    256,
-                    minValue=1,
-                )
-            )
-        )
-        self.addParameter(
-            _advanced(
-                QgsProcessingParameterNumber(
-                    "WORKERS",
-                    "Workers (0: all cores)",
-                    QgsProcessingParameterNumber.Integer,
-                    0,
-                    minValue=0,
-                )
-            )
-        )
-
-    def add_overwrite(self) -> None:
-        self.addParameter(
-            QgsProcessingParameterBoolean("OVERWRITE", "Replace existing outputs", True)
-        )
-
-    # -------------------------------------------------------------- reading them
-
-    def config_file(self, parameters: dict, context: QgsProcessingContext) -> str | None:
-        path = self.parameterAsFile(parameters, "CONFIG", context)
-        return path or None
-
-    def stack(self, parameters: dict, context: QgsProcessingContext) -> dict[str, Any]:
-        """rasters + model keys for client.build_config, from the form."""
-        folder = self.parameterAsFile(parameters, "FOLDER", context) or None
-        layers = self.parameterAsLayerList(parameters, "LAYERS", context) or []
-        files = None
-        if layers:
-            for layer in layers:
-                if layer.providerType() != "gdal":
-                    raise client.ClientError(
-                        f"layer {layer.name()!r} is not a GDAL raster ({layer.providerType()})"
-                    )
-            files = client.layer_files(
-                (layer.name(), layer.source().split("|")[0]) for layer in layers
-            )
-        values: dict[str, Any] = {
-            "folder": folder,
-            "files": files,
-            "model": self.parameterAsFile(parameters, "MODEL", context),
-            "scoring_file": self.parameterAsFile(parameters, "SCORING_FILE", context) or None,
-        }
-        if folder:
-            values["extensions"] = client.parse_extensions(
-                self.parameterAsString(parameters, "EXTENSIONS", context)
-            )
-        values["nodata_values"] = client.parse_numbers(
-            self.parameterAsString(parameters, "NODATA_VALUES", context)
-        )
-        values["use_file_nodata"] = self.parameterAsBool(parameters, "USE_FILE_NODATA", context)
-        return values
-
-    # -------------------------------------------------------------- running the tool
-
-    def interpreter(self, feedback: QgsProcessingFeedback) -> Path:
-        python, source = client.resolve_interpreter(configured_python(), os.environ)
-        feedback.pushInfo(f"windowed_classify interpreter: {python} (from the {source})")
-        return python
-
-    def run_tool(
-        self,
-        python: Path,
-        command: str,
-        config: str,
-        feedback: QgsProcessingFeedback,
-        **options: Any,
-    ) -> client.RunResult:
-        """Runs the tool with ``--progress json`` when it knows it (an older tool rejects the
-        flag at once: then again without it, taking progress from its bars)."""
-        env = client.tool_environment(os.environ)
-        progress = command != "check" and _progress_supported.get((str(python), command), True)
-        while True:
-            argv = client.build_command(python, command, config, progress=progress, **options)
-            feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in argv))
-            text = client.ProgressText()
-            log = client.UsageFilter(lambda kind, line: self._log(feedback, kind, line))
-            result = client.run_tool(
-                argv,
-                env=env,
-                is_canceled=feedback.isCanceled,
-                on_progress=functools.partial(self._progress, feedback, text=text),
-                on_log=log,
-            )
-            if progress and client.progress_unsupported(result.returncode, result.stderr):
-                _progress_supported[(str(python), command)] = False
-                feedback.pushInfo(
-                    "this windowed_classify has no --progress json: progress comes from its bars"
-                )
-                progress = False
-                continue
-            log.flush()
-            if progress:
-                _progress_supported[(str(python), command)] = True
-            return result
-
-    @staticmethod
-    def _progress(
-        feedback: QgsProcessingFeedback, percent: float, event: dict, text: client.ProgressText
-    ) -> None:
-        feedback.setProgress(percent)
-        status = text(event)
-        if status:
-            feedback.setProgressText(status)
-
-    @staticmethod
-    def _log(feedback: QgsProcessingFeedback, kind: str, line: str) -> None:
-        if kind == "warning":
-            feedback.pushWarning(line)
-        elif kind == "interrupted":
-            feedback.reportError(line)
-        elif kind == "info":
-            feedback.pushInfo(line)
-        elif line.strip():
-            feedback.pushConsoleInfo(line)
-
-    def fail_or_cancel(
-        self,
-        result: client.RunResult,
-        command: str,
-        python: Path,
-        config: str,
-        feedback: QgsProcessingFeedback,
-        resume: bool = False,
-        journal: Path | None = None,
-    ) -> None:
-        """Raises the algorithm's error when the tool did not succeed."""
-        if result.returncode == 0:
-            return
-        if result.canceled or result.returncode == client.EXIT_INTERRUPTED:
-            # The tool says so after SIGTERM; killed (or ended at once on Windows), its
-            # journal from the last checkpoint is what makes the run resumable.
-            resumable = any("--resume" in line for line in result.stderr) or bool(
-                journal and journal.exists()
-            )
-            if resumable and command == "run":
-                hint = client.resume_hint(python, config)
-                feedback.pushWarning(f"Canceled. {hint}")
-                raise QgsProcessingException(f"Canceled: the run was interrupted. {hint}")
-            raise QgsProcessingException(
-                "Canceled: " + client.failure_message(command, result.returncode, result.stderr)
-            )
-        message = client.failure_message(
-            command, result.returncode, result.stderr, result.stdout, python
-        )
-        raise QgsProcessingException(client.explain(message, resume))
-
-    @staticmethod
-    def work_folder() -> Path:
-        """A fresh folder under Processing's temporary folder (deleted when QGIS exits)."""
-        return Path(
-            tempfile.mkdtemp(prefix="windowed_classify_", dir=QgsProcessingUtils.tempFolder())
-        )
-
-
-class ClassifyAlgorithm(_ToolAlgorithm):
+class ClassifyAlgorithm(ToolAlgorithm):
     def name(self) -> str:
         return "classify"
 
@@ -373,11 +80,12 @@ class ClassifyAlgorithm(_ToolAlgorithm):
             "raster layers of the project (feature name = the layer's name), the model, and "
             "the output GeoTIFF; or simply an existing config YAML. A pixel is masked when more "
             "than 'threshold' of the model's layers are nodata there; other nodata values are "
-            "filled with the layer's median.\n\n"
+            "filled with the layer's median. A field left empty takes the tool's default.\n\n"
             "The config is written beside the output (prediction.tif -> "
-            "prediction.config.yaml) so the run can be repeated from a terminal. Cancel stops "
-            "the tool cleanly: run again with 'Continue an interrupted run' to go on from its "
-            "last checkpoint.\n\n"
+            "prediction.config.yaml) so the run can be repeated from a terminal, and checked "
+            "by the tool first: every reason the run would not start is the algorithm's "
+            "error, before any work. Cancel stops the tool cleanly: run again with 'Continue "
+            "an interrupted run' to go on from its last checkpoint.\n\n"
             "The tool's interpreter: Settings > Options > Processing > Providers > Windowed "
             "classify, or the environment variable WINDOWED_CLASSIFY_PYTHON."
         )
@@ -390,35 +98,26 @@ class ClassifyAlgorithm(_ToolAlgorithm):
                 "OUTPUT", "Classified raster (with a config: the config's)", optional=True
             )
         )
-        self.addParameter(
-            _advanced(
-                QgsProcessingParameterRasterDestination(
-                    "PROBABILITIES",
-                    "Class probabilities (one band per class)",
-                    optional=True,
-                    createByDefault=False,
+        for name, text in (
+            ("PROBABILITIES", "Class probabilities (one band per class)"),
+            ("CONFIDENCE", "Confidence (the highest class probability)"),
+        ):
+            self.addParameter(
+                advanced(
+                    QgsProcessingParameterRasterDestination(
+                        name, text, optional=True, createByDefault=False
+                    )
                 )
             )
-        )
         self.addParameter(
-            _advanced(
-                QgsProcessingParameterRasterDestination(
-                    "CONFIDENCE",
-                    "Confidence (the highest class probability)",
-                    optional=True,
-                    createByDefault=False,
-                )
-            )
-        )
-        self.addParameter(
-            _advanced(
+            advanced(
                 QgsProcessingParameterBoolean(
                     "COG", "Write Cloud Optimized GeoTIFFs (internal overviews)", False
                 )
             )
         )
         self.addParameter(
-            _advanced(
+            advanced(
                 QgsProcessingParameterFileDestination(
                     "PREVIEW",
                     "Quick-look PNG with a legend (needs matplotlib in the tool's environment)",
@@ -437,70 +136,66 @@ class ClassifyAlgorithm(_ToolAlgorithm):
         )
         self.addOutput(QgsProcessingOutputFile("CONFIG_FILE", "Config written for the run"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Run report (JSON)"))
-        self.addOutput(QgsProcessingOutputFile("STYLE", "QGIS style of the classes (.qml)"))
+        self.addOutput(QgsProcessingOutputFile("STYLE", "QGIS style of the output (.qml)"))
 
     def _process(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
-        python = self.interpreter(feedback)
         resume = self.parameterAsBool(parameters, "RESUME", context)
         overwrite = self.parameterAsBool(parameters, "OVERWRITE", context)
         given = self.config_file(parameters, context)
         form_output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         if given:
             config_file = given
-            expected = client.output_of_config(given)
             if form_output:  # the config names its outputs; nothing will be at the form's
                 self._forget_layer(context, form_output)
             feedback.pushInfo(f"running the config {given}; the form's other values are unused")
-            options: dict[str, Any] = {"overwrite": overwrite}
         else:
-            values = self.stack(parameters, context)
-            expected = form_output
+            if not form_output:
+                raise client.ClientError(
+                    "give the classified raster (its config is written beside it) or a config"
+                )
             config = client.build_config(
-                **values,
+                **self.stack(parameters, context),
+                threshold=self.number(parameters, "THRESHOLD", context),
                 output=form_output,
-                threshold=self.parameterAsInt(parameters, "THRESHOLD", context),
                 overwrite=overwrite,
-                probabilities=self.parameterAsOutputLayer(parameters, "PROBABILITIES", context)
-                or None,
-                confidence=self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) or None,
+                probabilities=self.parameterAsOutputLayer(parameters, "PROBABILITIES", context),
+                confidence=self.parameterAsOutputLayer(parameters, "CONFIDENCE", context),
                 cog=self.parameterAsBool(parameters, "COG", context),
-                preview=self.parameterAsFileOutput(parameters, "PREVIEW", context) or None,
-                memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
-                workers=self.parameterAsInt(parameters, "WORKERS", context),
+                preview=self.parameterAsFileOutput(parameters, "PREVIEW", context),
+                **self.resources(parameters, context),
             )
             config_file = str(
-                client.write_config(client.config_path_for(form_output), config, python)
+                client.write_config(client.config_path_for(form_output), config, self.python)
             )
             feedback.pushInfo(f"config written beside the output: {config_file}")
-            options = {}
-        # --resume only when there is something to resume: else the tool warns on every run.
-        options["resume"] = resume and (
-            expected is None or client.journal_path_for(expected).exists()
+            # The run's own preparation, collecting every problem, before hours of work: a
+            # sample of each layer and the model are read once more, in seconds.
+            doc = self.check(config_file, feedback)
+            if not doc.get("ok"):
+                raise QgsProcessingException(client.explain(client.check_problems(doc)))
+        result = self.run_tool(
+            "run", feedback, config_file, resume=resume, overwrite=bool(given and overwrite)
         )
-        result = self.run_tool(python, "run", config_file, feedback, **options)
-        journal = client.journal_path_for(expected) if expected else None
-        self.fail_or_cancel(result, "run", python, config_file, feedback, resume, journal)
+        self.fail_unless_done(result, "run", config_file, resume)
 
-        output = result.output_path() or expected
-        if not output:
-            raise QgsProcessingException("the tool did not say where it wrote the classes")
-        style = client.style_path_for(output)
-        if style.is_file():
+        outputs = result.outputs
+        if not outputs:
+            raise QgsProcessingException("the tool did not say what it wrote")
+        output = next(iter(outputs.values()))  # the main raster comes first
+        style = outputs.get("qml")
+        if style:
             feedback.pushInfo(f"style: {style}")
-        else:
-            feedback.pushWarning(f"the tool wrote no style file {style}")
-        self._load_with_style(context, output, str(style), from_form=not given)
-        report = result.report_path() or str(client.report_path_for(output))
-        outputs = {"OUTPUT": output, "CONFIG_FILE": config_file, "REPORT": report}
-        outputs["STYLE"] = str(style) if style.is_file() else None
-        for key in ("PROBABILITIES", "CONFIDENCE"):
-            if not given:
-                path = self.parameterAsOutputLayer(parameters, key, context)
-                if path:
-                    outputs[key] = path
-        return outputs
+        self._load_with_style(context, output, style, from_form=not given)
+        return {
+            "OUTPUT": output,
+            "CONFIG_FILE": config_file,
+            "REPORT": result.report,
+            "STYLE": style,
+            "PROBABILITIES": outputs.get("probabilities"),
+            "CONFIDENCE": outputs.get("confidence"),
+        }
 
     @staticmethod
     def _forget_layer(context: QgsProcessingContext, path: str) -> None:
@@ -511,10 +206,10 @@ class ClassifyAlgorithm(_ToolAlgorithm):
 
     @staticmethod
     def _load_with_style(
-        context: QgsProcessingContext, output: str, style: str, from_form: bool
+        context: QgsProcessingContext, output: str, style: str | None, from_form: bool
     ) -> None:
-        """Have Processing load the classes when the run ends and apply the tool's .qml to
-        them (QGIS would pick up a same-named .qml by itself; this does not rely on it)."""
+        """Have Processing load the output when the run ends and apply the tool's .qml to it
+        (QGIS would pick up a same-named .qml by itself; this does not rely on it)."""
         if not context.willLoadLayerOnCompletion(output):
             if from_form:
                 return  # the user unticked "Open output file after running"
@@ -526,12 +221,13 @@ class ClassifyAlgorithm(_ToolAlgorithm):
         if QgsProcessingUtils.tempFolder() not in output:
             details.name = Path(output).stem  # its file name rather than "Classified raster"
             details.forceName = True
-        styler = _ApplyStyle(style)
-        _STYLERS[output] = styler
-        details.setPostProcessor(styler)
+        if style:
+            styler = _ApplyStyle(style)
+            _STYLERS[output] = styler
+            details.setPostProcessor(styler)
 
 
-class CheckAlgorithm(_ToolAlgorithm):
+class CheckAlgorithm(ToolAlgorithm):
     def name(self) -> str:
         return "check"
 
@@ -540,10 +236,12 @@ class CheckAlgorithm(_ToolAlgorithm):
 
     def shortHelpString(self) -> str:
         return (
-            "Reports what a run would do, without running the model: the grid, every layer "
-            "and whether the run can use it, the model's features against the layers, the "
-            "classes, the value ranges, warnings and estimates; then 'OK: the run would start' "
-            "or every reason it would not, which makes the algorithm fail.\n\n"
+            "Asks the tool what a run would do, without running the model (check --json): the "
+            "grid and why, every layer and whether the run can use it, the model's task, "
+            "features and classes, the outputs and an estimate of the work; its warnings "
+            "(layers the model does not use, values that look like undeclared nodata, ...); "
+            "then 'OK: the run would start' or every reason it would not, which makes the "
+            "algorithm fail.\n\n"
             "Takes the same inputs as 'Classify raster stack' (or an existing config YAML). "
             "Nothing is written beside the output: the config goes to a temporary folder."
         )
@@ -562,39 +260,33 @@ class CheckAlgorithm(_ToolAlgorithm):
         self.add_resources()
         self.add_overwrite()
         self.addOutput(QgsProcessingOutputBoolean("READY", "The run would start"))
-        self.addOutput(QgsProcessingOutputString("REPORT", "The check's report"))
+        self.addOutput(QgsProcessingOutputString("REPORT", "Summary of the check"))
         self.addOutput(QgsProcessingOutputFile("CONFIG_FILE", "Config checked"))
 
     def _process(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
-        python = self.interpreter(feedback)
+        overwrite = self.parameterAsBool(parameters, "OVERWRITE", context)
         config_file = self.config_file(parameters, context)
         if config_file is None:
             config = client.build_config(
                 **self.stack(parameters, context),
+                threshold=self.number(parameters, "THRESHOLD", context),
                 output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
-                threshold=self.parameterAsInt(parameters, "THRESHOLD", context),
-                overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
-                memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
-                workers=self.parameterAsInt(parameters, "WORKERS", context),
+                overwrite=overwrite,
+                **self.resources(parameters, context),
             )
-            config_file = str(
-                client.write_config(self.work_folder() / "check.config.yaml", config, python)
-            )
-        result = self.run_tool(python, "check", config_file, feedback)
-        report = "\n".join(result.stdout)
-        if result.returncode == client.EXIT_NOT_READY:
-            overwrite = self.parameterAsBool(parameters, "OVERWRITE", context)
-            message = client.failure_message(
-                "check", result.returncode, result.stderr, result.stdout
-            )
+            work = self.work_folder() / "check.config.yaml"
+            config_file = str(client.write_config(work, config, self.python))
+        doc = self.check(config_file, feedback)
+        if not doc.get("ok"):
+            message = client.check_problems(doc)
             raise QgsProcessingException(message if overwrite else client.explain(message))
-        self.fail_or_cancel(result, "check", python, config_file, feedback)
+        report = "\n".join(client.check_summary(doc))
         return {"READY": True, "REPORT": report, "CONFIG_FILE": config_file}
 
 
-class SampleAlgorithm(_ToolAlgorithm):
+class SampleAlgorithm(ToolAlgorithm):
     def name(self) -> str:
         return "sample"
 
@@ -606,11 +298,11 @@ class SampleAlgorithm(_ToolAlgorithm):
             "Adds to each point the value of every covariate layer under it (the model's "
             "features in the model's order, then the other layers), exactly as a run reads "
             "them: the float32 value, empty (NULL) where it is nodata or outside the grid. For "
-            "training tables.\n\n"
-            "The points are reprojected to the rasters' CRS (of the first layer, or "
-            "rasters.reference) for the tool; the output keeps the points' geometry and "
-            "attributes. The tool's CSV (attributes, x and y in the rasters' CRS, the values) "
-            "can be kept too."
+            "training tables. The model is optional.\n\n"
+            "The points are reprojected to the CRS of the rasters' grid (which the tool's "
+            "check names) and handed to the tool as a CSV; the output keeps the points' own "
+            "geometry and attributes. The tool's CSV (attributes, x and y in the rasters' CRS, "
+            "the values) can be kept too."
         )
 
     def initAlgorithm(self, config: Any = None) -> None:
@@ -636,51 +328,44 @@ class SampleAlgorithm(_ToolAlgorithm):
     def _process(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
-        python = self.interpreter(feedback)
         source = self.parameterAsSource(parameters, "POINTS", context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, "POINTS"))
         work = self.work_folder()
         config_file = self.config_file(parameters, context)
-        if config_file is None:
-            values = self.stack(parameters, context)
-            # sample needs output.path in the config, but an existing one does not matter
-            config = client.build_config(**values, output=str(work / "unused.tif"))
-            config_file = str(client.write_config(work / "sample.config.yaml", config, python))
-            grid_raster = (
-                client.first_raster(values["folder"], values["extensions"])
-                if values["folder"]
-                else next(iter(values["files"].values()))
-            )
+        if config_file is None:  # a sampling config: rasters and nodata (and model, if given)
+            config = client.build_config(**self.stack(parameters, context))
+            config_file = str(client.write_config(work / "sample.config.yaml", config, self.python))
+        doc = self.check(config_file, feedback, show=False)
+        grid = doc.get("grid")
+        if not grid:
+            raise QgsProcessingException("no grid to sample: " + client.check_problems(doc))
+        crs = QgsCoordinateReferenceSystem.fromWkt(grid["crs_wkt"] or "")
+        if crs.isValid():
+            feedback.pushInfo(f"points reprojected to the rasters' CRS {grid.get('crs')}")
+            transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
         else:
-            grid_raster = client.rasters_of(client.read_yaml(config_file), config_file)
-        if grid_raster is None:
-            raise QgsProcessingException("no raster found to take the grid's CRS from")
-        crs = QgsRasterLayer(str(grid_raster), "grid", "gdal").crs()
-        if not crs.isValid():
-            raise QgsProcessingException(f"{grid_raster} has no valid CRS to sample in")
-        feedback.pushInfo(f"points reprojected to the rasters' CRS {crs.authid()} ({grid_raster})")
+            feedback.pushWarning("the rasters have no CRS: the points' coordinates are used as is")
+            transform = None
 
         points_csv = work / "points.csv"
         fields = source.fields()
-        names = [f.name() for f in fields]
         features: dict[int, QgsFeature] = {}
         skipped_geometry = 0
 
         def rows() -> Any:
             nonlocal skipped_geometry
-            transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
             for row, feature in enumerate(source.getFeatures()):
                 features[row] = QgsFeature(feature)
                 point = _single_point(feature.geometry())
                 if point is None:
                     skipped_geometry += 1
                     continue
-                xy = transform.transform(point)
+                xy = transform.transform(point) if transform is not None else point
                 attributes = [None if _is_null(v) else v for v in feature.attributes()]
                 yield row, xy.x(), xy.y(), attributes
 
-        skipped = client.write_points_csv(points_csv, names, rows())
+        skipped = client.write_points_csv(points_csv, [f.name() for f in fields], rows())
         if skipped:
             feedback.pushWarning(
                 "attribute(s) " + ", ".join(skipped) + " are not passed to the tool (the names "
@@ -694,15 +379,14 @@ class SampleAlgorithm(_ToolAlgorithm):
             work / "covariates.csv"
         )
         result = self.run_tool(
-            python,
             "sample",
-            config_file,
             feedback,
-            points=str(points_csv),
+            config_file,
+            points_csv,
             output=out_csv,
             overwrite=True,  # the output file was chosen (and confirmed) in the dialog
         )
-        self.fail_or_cancel(result, "sample", python, config_file, feedback)
+        self.fail_unless_done(result, "sample")
 
         with open(points_csv, encoding="utf-8") as f:
             points_columns = f.readline().rstrip("\r\n").split(",")
@@ -738,7 +422,7 @@ def _single_point(geometry: QgsGeometry) -> Any:
     return geometry.asPoint()
 
 
-class TestInterpreterAlgorithm(_ToolAlgorithm):
+class TestInterpreterAlgorithm(ToolAlgorithm):
     def name(self) -> str:
         return "testinterpreter"
 
@@ -749,7 +433,8 @@ class TestInterpreterAlgorithm(_ToolAlgorithm):
         return (
             "Prints the version of windowed_classify in the configured interpreter (Settings "
             "> Options > Processing > Providers > Windowed classify, or the environment "
-            "variable WINDOWED_CLASSIFY_PYTHON), or in the one given here."
+            "variable WINDOWED_CLASSIFY_PYTHON), or in the one given here, and fails when it "
+            f"is older than the plugin needs ({client.MIN_TOOL_VERSION})."
         )
 
     def initAlgorithm(self, config: Any = None) -> None:
@@ -761,13 +446,19 @@ class TestInterpreterAlgorithm(_ToolAlgorithm):
         self.addOutput(QgsProcessingOutputString("VERSION", "windowed_classify version"))
         self.addOutput(QgsProcessingOutputString("PYTHON", "Interpreter"))
 
-    def _process(
+    def processAlgorithm(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
-        given = self.parameterAsFile(parameters, "PYTHON", context)
-        python = client.python_in(given) if given else self.interpreter(feedback)
-        version = client.read_version(
-            client.version_command(python), client.tool_environment(os.environ)
-        )
-        feedback.pushInfo(f"{python}: {version}")
+        try:
+            given = self.parameterAsFile(parameters, "PYTHON", context)
+            if given:
+                python = client.python_in(given)
+            else:
+                python, source = client.resolve_interpreter(configured_python(), os.environ)
+                feedback.pushInfo(f"the interpreter comes from the {source}")
+            version = client.read_version(python, client.tool_environment(os.environ))
+            feedback.pushInfo(f"{python}: {version}")
+            client.require_version(version, python)
+        except client.ClientError as exc:
+            raise QgsProcessingException(str(exc)) from None
         return {"VERSION": version, "PYTHON": str(python)}

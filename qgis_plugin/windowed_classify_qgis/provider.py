@@ -21,7 +21,7 @@ _checked: dict[tuple[str, float], str] = {}  # (python, mtime) -> version: valid
 
 def _validate_python(value: str) -> None:
     """The setting's check, run when the Processing options are saved: the interpreter must
-    start the tool; its version goes to the message log (the 'test')."""
+    start a tool recent enough; its version goes to the message log (the 'test')."""
     if not value or not str(value).strip():
         return
     try:
@@ -32,7 +32,7 @@ def _validate_python(value: str) -> None:
     if key not in _checked:
         env = client.tool_environment(os.environ)
         try:
-            _checked[key] = client.read_version(client.version_command(python), env)
+            _checked[key] = client.tool_version(python, env)
         except client.ClientError as exc:
             raise ValueError(str(exc)) from None
         QgsMessageLog.logMessage(f"{python}: {_checked[key]}", PROVIDER_NAME, Qgis.Info)
@@ -94,6 +94,7 @@ class WindowedClassifyProvider(QgsProcessingProvider):
             ProcessingConfig.removeSetting(PYTHON_SETTING)
 
     def loadAlgorithms(self) -> None:
+        from .accuracy import AssessAlgorithm, DesignAlgorithm
         from .algorithms import (
             CheckAlgorithm,
             ClassifyAlgorithm,
@@ -101,7 +102,14 @@ class WindowedClassifyProvider(QgsProcessingProvider):
             TestInterpreterAlgorithm,
         )
 
-        for alg in (ClassifyAlgorithm, CheckAlgorithm, SampleAlgorithm, TestInterpreterAlgorithm):
+        for alg in (
+            ClassifyAlgorithm,
+            CheckAlgorithm,
+            SampleAlgorithm,
+            DesignAlgorithm,
+            AssessAlgorithm,
+            TestInterpreterAlgorithm,
+        ):
             self.addAlgorithm(alg())
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:

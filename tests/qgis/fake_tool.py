@@ -1,6 +1,6 @@
-"""A stand-in for ``python -m windowed_classify run CONFIG --progress json``, speaking the
-progress protocol (one JSON object per stderr line) so the plugin's driver is tested without
-the real tool and without QGIS. ``fake_tool.py MODE [ARGS...]``:
+"""A stand-in for ``python -m windowed_classify``, so the plugin's driver is tested without the
+real tool and without QGIS. ``fake_tool.py MODE [ARGS...]`` speaks the progress protocol
+(one JSON object per stderr line):
 
 - ``ok OUT``: pass 1 and pass 2 progress, log lines, ``finished`` with OUT, exit 0
 - ``pass2only OUT``: only pass 2 (statistics cached), exit 0
@@ -8,13 +8,16 @@ the real tool and without QGIS. ``fake_tool.py MODE [ARGS...]``:
 - ``slow JOURNAL``: pass 1, then pass 2 until SIGTERM, which (like the tool) writes the journal
   and exits 130 saying how to resume
 - ``deaf``: ignores SIGTERM (the driver must kill it after its grace period)
-- ``old``: an older tool that rejects --progress as argparse does, exit 2
-- ``bars``: tqdm-style bars instead of JSON, exit 0
+
+Called as an interpreter would be (``fake_tool.py -m windowed_classify --version``, through
+a wrapper script standing for ``venv/bin/python``), it prints the version line of a tool
+whose version is $FAKE_TOOL_VERSION.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -35,21 +38,13 @@ def progress(stage: str, done: int, total: int) -> None:
 
 def main(argv: list[str]) -> int:
     mode = argv[0]
-    if mode == "old":
-        log("usage: python -m windowed_classify [-h] [--version]")
-        log("                                   {run,demo,check,sample} ...")
-        log("python -m windowed_classify: error: unrecognized arguments: --progress json")
-        return 2
+    if argv[:3] == ["-m", "windowed_classify", "--version"]:
+        print(f"python -m windowed_classify {os.environ['FAKE_TOOL_VERSION']}", flush=True)
+        return 0
     if mode == "error":
         log("INFO: reading the config")
         log("error: config key 'nodata.threshold': expected an integer >= 0, got -1")
         return 2
-    if mode == "bars":
-        for pct in (0, 50, 100):
-            bar = "#" * (pct // 10)
-            log(f"pass 2: classify: {pct:3d}%|{bar:<10}| {pct}k/100k [00:00<00:00, 1.0Mpx/s]")
-        print("classified: /data/out.tif", flush=True)
-        return 0
     if mode == "deaf":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         progress("pass2", 0, 100)
@@ -65,7 +60,8 @@ def main(argv: list[str]) -> int:
         for done in (0, 40, 100):
             progress("pass2", done, 100)
         print(f"classified: {out}", flush=True)
-        emit(event="finished", outputs={"classes": out}, report=out + ".report.json")
+        outputs = {"classes": out, "qml": out + ".qml"}
+        emit(event="finished", outputs=outputs, report=out + ".report.json")
         return 0
     if mode == "slow":
         journal = Path(argv[1])

@@ -11,13 +11,17 @@ What it checks, with qgis_process.bin (offscreen; the plugin enabled in a throw-
 the provider's algorithms are listed, also from the plugin zip extracted into a profile; 'Test
 the interpreter' prints the tool's version, with the interpreter from WINDOWED_CLASSIFY_PYTHON
 or from the Processing setting; 'Classify raster stack' (from a folder, from layers, from the
-config it wrote) gives the CLI's output pixel for pixel with the .qml style beside it; 'Check'
+config it wrote) gives the CLI's output pixel for pixel with the .qml style beside it; a
+folder where one feature is only a .vrt gives the CLI's output of the same folder; 'Check'
 passes, and fails naming an existing output; a bad config and a missing model fail with the
-tool's message; 'Sample covariates at points' gives the CLI's values. In a PyQGIS process (the
-'inprocess' command of this script): a run cancelled at its first pass-2 progress leaves the
-journal, the log says how to resume, and the resumed run gives the CLI's output; the setting
-refuses an interpreter without the tool; loaded into a project, the classes carry the tool's
-paletted style with the class names.
+tool's message; 'Sample covariates at points' gives the CLI's values; 'Design sample' draws
+the CLI's points for the same seed; labelled in PyQGIS (the 'label' command of this script),
+they give 'Assess accuracy and area' the CLI's estimates. In a PyQGIS process (the
+'inprocess' command): a run cancelled at its first pass-2 progress leaves the journal, the log
+says how to resume, and the resumed run gives the CLI's output; the setting refuses an
+interpreter without the tool; loaded into a project, the classes carry the tool's paletted
+style with the class names, the designed points are loaded, and so is the assessment's table
+with numeric fields.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import csv
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,7 +46,7 @@ ROOT = HERE.parent.parent
 PLUGIN_ROOT = ROOT / "qgis_plugin"
 PLUGIN = "windowed_classify_qgis"
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
-ALGORITHMS = ("classify", "check", "sample", "testinterpreter")
+ALGORITHMS = ("classify", "check", "sample", "design", "assess", "testinterpreter")
 CLASSES = ["cropland", "forest", "grassland", "wetland"]
 
 
@@ -130,11 +135,19 @@ class Suite:
                 str(HERE / "stack_tools.py"), "make", str(self.work / name), "--size", size
             )
             check(done.returncode == 0, f"stack_tools make failed: {done.stderr}")
-        for name in ("small", "big"):
+        done = self.venv(
+            str(HERE / "stack_tools.py"),
+            "vrt",
+            str(self.work / "small"),
+            str(self.work / "vrt"),
+            "clay",
+        )
+        check(done.returncode == 0, f"stack_tools vrt failed: {done.stderr}")
+        for name, model in (("small", "small"), ("big", "big"), ("vrt", "small")):
             (self.work / f"{name}_cli.yaml").write_text(
                 f"rasters: {{folder: {name}/covariates}}\n"
                 "nodata: {values: [-9999]}\n"
-                f"model: {{path: {name}/model.pkl}}\n"
+                f"model: {{path: {model}/model.pkl}}\n"
                 f"output: {{path: cli/{name}.tif}}\n"
                 "processing: {workers: 1, memory_mb: 32}\n",
                 encoding="utf-8",
@@ -226,6 +239,29 @@ class Suite:
         log = "\n".join(result.get("log", {}).get("info", []))
         check("from the Processing setting" in log, f"not from the setting:\n{log}")
 
+    def old_tool_refused(self) -> None:
+        """A tool older than the plugin's floor is refused before anything runs."""
+        python = self.work / "old_venv" / "bin" / "python"
+        python.parent.mkdir(parents=True, exist_ok=True)
+        fake = HERE / "fake_tool.py"
+        python.write_text(f'#!/bin/sh\nexec {sys.executable} "{fake}" "$@"\n', encoding="utf-8")
+        python.chmod(0o755)
+        saved = dict(self.env)
+        self.env.update(WINDOWED_CLASSIFY_PYTHON=str(python), FAKE_TOOL_VERSION="0.1.0")
+        try:
+            code, _, err = self.run_alg(
+                "classify", **self.stack_params(), OUTPUT=str(self.work / "old" / "p.tif")
+            )
+        finally:
+            self.env = saved
+        check(code != 0, "a tool older than the floor was used")
+        sys.path.insert(0, str(PLUGIN_ROOT))
+        from windowed_classify_qgis.client import MIN_TOOL_VERSION
+
+        floor = f"needs windowed_classify {MIN_TOOL_VERSION} or later"
+        check(floor in err, f"not the floor's message: {err}")
+        check(not (self.work / "old").exists(), "something was written for an old tool")
+
     def classify_folder(self) -> None:
         out = self.work / "q" / "prediction.tif"
         started = time.monotonic()
@@ -274,6 +310,20 @@ class Suite:
         out = self.work / "q" / "prediction.tif"
         check(result["results"]["OUTPUT"] == str(out), f"OUTPUT is {result['results']}")
         self.same_pixels(out, self.work / "cli" / "small.tif")
+
+    def classify_vrt(self) -> None:
+        """A folder where one feature is only a .vrt (over a GeoTIFF elsewhere): the plugin
+        writes no extensions, so the tool's own (with .vrt) apply, as for the CLI."""
+        out = self.work / "q_vrt" / "prediction.tif"
+        params = {**self.stack_params(), "FOLDER": str(self.work / "vrt" / "covariates")}
+        code, result, err = self.run_alg("classify", **params, OUTPUT=str(out))
+        check(code == 0, f"classify of the folder with a .vrt failed ({code}): {err}")
+        self.same_pixels(out, self.work / "cli" / "vrt.tif")
+        self.same_pixels(out, self.work / "cli" / "small.tif")  # the VRT is clay.tif's data
+        text = out.with_name("prediction.config.yaml").read_text(encoding="utf-8")
+        check("extensions" not in text, f"the plugin wrote extensions:\n{text}")
+        log = "\n".join(result.get("log", {}).get("info", []))
+        check("clay: ok (" in log and "clay.vrt)" in log, f"check did not list clay.vrt:\n{log}")
 
     def check_ok(self) -> None:
         out = self.work / "q_check" / "prediction.tif"
@@ -338,6 +388,97 @@ class Suite:
             check(got == want, f"point {plot}: {got} != the CLI's {want}")
         check(all(cli["004"][n] == "" for n in layers), "the point outside the grid has values")
 
+    def design(self) -> None:
+        """The plugin's sample is the CLI's for the same seed; the design file is beside it."""
+        out = self.work / "q_design" / "points.gpkg"
+        code, result, err = self.run_alg(
+            "design",
+            MAP=str(self.work / "cli" / "small.tif"),
+            N="40",
+            MINIMUM="5",
+            SEED="7",
+            OUTPUT=str(out),
+        )
+        check(code == 0, f"design failed ({code}): {err}")
+        results = result["results"]
+        check(results["POINTS"] == f"{out}|layername=points", f"POINTS is {results}")
+        design = Path(results["DESIGN"])
+        check(design == out.with_name("points.design.json") and design.is_file(), f"{results}")
+        cli = self.work / "cli" / "points.gpkg"
+        done = self.venv(
+            "-m",
+            "windowed_classify",
+            "design",
+            str(self.work / "cli" / "small.tif"),
+            "--n",
+            "40",
+            "--minimum",
+            "5",
+            "--seed",
+            "7",
+            "-o",
+            str(cli),
+        )
+        check(done.returncode == 0, f"the CLI's design failed: {done.stderr}")
+        ours, theirs = _gpkg_rows(out), _gpkg_rows(cli)
+        check(len(ours) == 40 and ours == theirs, f"{len(ours)} points, the CLI's differ")
+        check({row[3] for row in ours} == {""}, "the reference column is not empty")
+
+    def assess(self) -> None:
+        """Labelled in QGIS, the points give the CLI's estimates; the table is a layer."""
+        folder = self.work / "q_assess"
+        folder.mkdir(exist_ok=True)
+        for name in ("points.gpkg", "points.design.json"):
+            shutil.copy(self.work / "q_design" / name, folder / name)
+        points = folder / "points.gpkg"
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "label",
+                "--points",
+                str(points),
+                "--venv-python",
+                str(self.venv_python),
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        check(done.returncode == 0, f"labelling the points in PyQGIS failed: {done.stderr}")
+        report = folder / "accuracy.json"
+        code, result, err = self.run_alg(
+            "assess",
+            MAP=str(self.work / "cli" / "small.tif"),
+            POINTS=str(points),
+            REFERENCE="reference",
+            OUTPUT=str(report),
+        )
+        check(code == 0, f"assess failed ({code}): {err}")
+        results = result["results"]
+        table = report.with_suffix(".csv")
+        check(results["TABLE"] == f"{table}|option:AUTODETECT_TYPE=YES", f"TABLE is {results}")
+        check(table.is_file() and report.with_suffix(".md").is_file(), f"{results}")
+        check("overall" in results["SUMMARY"], f"no summary: {results['SUMMARY']!r}")
+        cli = self.work / "cli" / "accuracy.json"
+        done = self.venv(
+            "-m",
+            "windowed_classify",
+            "assess",
+            str(self.work / "cli" / "small.tif"),
+            str(points),
+            "--reference",
+            "reference",
+            "-o",
+            str(cli),
+        )
+        check(done.returncode == 0, f"the CLI's assess failed: {done.stderr}")
+        ours, theirs = json.loads(report.read_text()), json.loads(cli.read_text())
+        for key in ("overall_accuracy", "users_accuracy", "producers_accuracy", "area"):
+            check(ours[key] == theirs[key], f"{key}: {ours[key]} != the CLI's {theirs[key]}")
+        check(ours["overall_accuracy"]["estimate"] < 1, "the labels were not changed in QGIS")
+
     # ------------------------------------------------------------------ PyQGIS
 
     def inprocess(self) -> None:
@@ -361,12 +502,43 @@ class Suite:
         check(done.returncode == 0, f"the PyQGIS checks failed: {done.stderr[-3000:]}")
 
 
+def _gpkg_rows(path: Path) -> list[tuple]:
+    """The points of a design GeoPackage, without the geometry blob (sqlite3: stdlib)."""
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT point_id, stratum, map_class, reference, x, y FROM points ORDER BY point_id"
+        ).fetchall()
+
+
 def _rows(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         return {row["plot"]: row for row in csv.DictReader(f)}
 
 
 # ---------------------------------------------------------------------- in-process (PyQGIS)
+
+
+def label(points: Path) -> int:
+    """Fills in the 'reference' field of design points as a user does in QGIS (editing the
+    layer): the map's class, but another one for every fifth point."""
+    from qgis.core import QgsApplication, QgsVectorLayer, edit
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    layer = QgsVectorLayer(f"{points}|layername=points", "points", "ogr")
+    if not layer.isValid():
+        print(f"cannot open {points}", file=sys.stderr)
+        return 1
+    index = layer.fields().indexOf("reference")
+    with edit(layer):
+        for feature in layer.getFeatures():
+            mapped = feature["map_class"]
+            other = CLASSES[(CLASSES.index(mapped) + 1) % len(CLASSES)]
+            value = other if feature["point_id"] % 5 == 0 else mapped
+            layer.changeAttributeValue(feature.id(), index, value)
+    del layer
+    app.exitQgis()
+    return 0
 
 
 def inprocess(work: Path, venv_python: Path) -> int:
@@ -380,6 +552,7 @@ def inprocess(work: Path, venv_python: Path) -> int:
         QgsProject,
         QgsRasterLayer,
     )
+    from qgis.PyQt.QtCore import QVariant
 
     app = QgsApplication([], False)
     app.initQgis()
@@ -556,6 +729,51 @@ def inprocess(work: Path, venv_python: Path) -> int:
                 problem = f"legend shows {legend}"
     record("loaded_with_style", problem)
 
+    # 5. design: the points are loaded, ready to label; assess: its table is loaded
+    drawn = work / "q_design_loaded" / "sample.gpkg"
+    problem = None
+    try:
+        processing.runAndLoadResults(
+            "windowed_classify:design",
+            {"MAP": str(work / "cli" / "small.tif"), "N": 40, "MINIMUM": 5, "OUTPUT": str(drawn)},
+            feedback=Log(),
+        )
+    except QgsProcessingException as exc:
+        problem = f"design failed: {exc}"
+    if problem is None:
+        layers = QgsProject.instance().mapLayersByName("sample")
+        fields = layers[0].fields().names() if layers else []
+        if len(layers) != 1 or layers[0].featureCount() != 40 or "reference" not in fields:
+            problem = f"loaded {[(x.name(), x.featureCount(), fields) for x in layers]}"
+        elif layers[0].source() != f"{drawn}|layername=points":
+            problem = f"the points layer is {layers[0].source()}"
+    record("design_loads_points", problem)
+
+    report = work / "q_assess_loaded" / "accuracy.json"
+    problem = None
+    try:
+        processing.runAndLoadResults(
+            "windowed_classify:assess",
+            {
+                "MAP": str(work / "cli" / "small.tif"),
+                "POINTS": str(work / "q_assess" / "points.gpkg"),
+                "REFERENCE": "reference",
+                "OUTPUT": str(report),
+            },
+            feedback=Log(),
+        )
+    except QgsProcessingException as exc:
+        problem = f"assess failed: {exc}"
+    if problem is None:
+        tables = QgsProject.instance().mapLayersByName("accuracy")
+        if len(tables) != 1 or tables[0].featureCount() != len(CLASSES) + 1:
+            problem = f"tables {[(x.name(), x.featureCount()) for x in tables]}"
+        else:
+            field = tables[0].fields().field("users_accuracy")
+            if field.type() != QVariant.Double:
+                problem = f"users_accuracy is {field.typeName()}, not a number"
+    record("assess_loads_table", problem)
+
     QgsApplication.processingRegistry().removeProvider(provider)
     app.exitQgis()
     return 0 if all(p is None for _, p in results) else 1
@@ -566,14 +784,17 @@ def inprocess(work: Path, venv_python: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="all", choices=("all", "inprocess"))
+    parser.add_argument("command", nargs="?", default="all", choices=("all", "inprocess", "label"))
     parser.add_argument("--venv-python", type=Path, required=True, help="the tool's python")
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--points", type=Path, help="label: the design GeoPackage to label")
     args = parser.parse_args(argv)
     venv_python = args.venv_python.absolute()
     if args.command == "inprocess":
         return inprocess(args.work, venv_python)
+    if args.command == "label":
+        return label(args.points)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="wc_qgis_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -589,6 +810,7 @@ def main(argv: list[str] | None = None) -> int:
         suite.step("zip_install", suite.zip_install)
         suite.step("test_interpreter", suite.test_interpreter)
         suite.step("setting_interpreter", suite.setting_interpreter)
+        suite.step("old_tool_refused", suite.old_tool_refused)
         suite.step("classify_folder", suite.classify_folder)
         suite.step("classify_layers", suite.classify_layers)
         suite.step("classify_config", suite.classify_config)
@@ -596,7 +818,10 @@ def main(argv: list[str] | None = None) -> int:
         suite.step("check_not_ready", suite.check_not_ready)
         suite.step("bad_config", suite.bad_config)
         suite.step("missing_model", suite.missing_model)
+        suite.step("classify_vrt", suite.classify_vrt)
         suite.step("sample", suite.sample)
+        suite.step("design", suite.design)
+        suite.step("assess", suite.assess)
         suite.step("pyqgis", suite.inprocess)
     finally:
         if not args.keep and args.work is None:

@@ -1,10 +1,12 @@
 """Helpers of the QGIS test that need the tool's venv (numpy, rasterio, scikit-learn), which
-QGIS's Python does not have: run as ``VENV_PYTHON stack_tools.py make DIR [--size N]`` and
-``... compare A.tif B.tif``.
+QGIS's Python does not have: run as ``VENV_PYTHON stack_tools.py make DIR [--size N]``,
+``... vrt STACK DIR LAYER`` and ``... compare A.tif B.tif``.
 
 ``make`` writes DIR/covariates/*.tif (float32, tiled, a few nodata pixels), DIR/model.pkl (a
 small RandomForest with text labels and feature_names_in_), DIR/points.csv (x, y in the
-rasters' CRS) and DIR/points.geojson (the same points in EPSG:4326, for QGIS).
+rasters' CRS) and DIR/points.geojson (the same points in EPSG:4326, for QGIS). ``vrt``
+copies STACK/covariates to DIR/covariates with LAYER as a VRT over STACK's GeoTIFF (outside
+DIR), the only file of that feature.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import rasterio
+import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
@@ -97,6 +100,17 @@ def make(folder: Path, size: int, seed: int = 7) -> None:
     print(f"stack {w} x {h} x {len(LAYERS)} in {cov}; model {folder / 'model.pkl'}")
 
 
+def vrt(stack: Path, folder: Path, layer: str) -> None:
+    cov = folder / "covariates"
+    cov.mkdir(parents=True, exist_ok=True)
+    for tif in sorted((stack / "covariates").glob("*.tif")):
+        if tif.stem == layer:
+            rasterio.shutil.copy(str(tif.absolute()), str(cov / f"{layer}.vrt"), driver="VRT")
+        else:
+            rasterio.shutil.copyfiles(str(tif), str(cov / tif.name))
+    print(f"{cov}: " + ", ".join(sorted(p.name for p in cov.iterdir())))
+
+
 def compare(a: Path, b: Path) -> int:
     """0 when both rasters have the same grid, dtype, nodata and pixels."""
     with rasterio.open(a) as ra, rasterio.open(b) as rb:
@@ -128,12 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("make")
     m.add_argument("folder", type=Path)
     m.add_argument("--size", type=int, default=400)
+    v = sub.add_parser("vrt")
+    v.add_argument("stack", type=Path)
+    v.add_argument("folder", type=Path)
+    v.add_argument("layer")
     c = sub.add_parser("compare")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
     args = parser.parse_args(argv)
     if args.command == "make":
         make(args.folder, args.size)
+        return 0
+    if args.command == "vrt":
+        vrt(args.stack, args.folder, args.layer)
         return 0
     return compare(args.a, args.b)
 

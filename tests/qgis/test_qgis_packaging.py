@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "build_qgis_plugin.py"
 
@@ -22,13 +24,16 @@ def _builder():
 
 
 def test_zip_holds_the_plugin_folder_with_metadata_at_its_top(tmp_path):
+    import windowed_classify
+
     builder = _builder()
     plugin = tmp_path / "src" / "windowed_classify_qgis"
     shutil.copytree(builder.PLUGIN, plugin)
     (plugin / "__pycache__").mkdir(exist_ok=True)
     (plugin / "__pycache__" / "stray.cpython-311.pyc").write_bytes(b"\0")  # never packed
     target = builder.build(tmp_path / "a", plugin)
-    assert target.name == "windowed_classify_qgis-0.1.0.zip"
+    version = windowed_classify.__version__  # the plugin's version is the tool's
+    assert target.name == f"windowed_classify_qgis-{version}.zip"
     with zipfile.ZipFile(target) as z:
         names = z.namelist()
         metadata = z.read("windowed_classify_qgis/metadata.txt").decode("utf-8")
@@ -40,12 +45,31 @@ def test_zip_holds_the_plugin_folder_with_metadata_at_its_top(tmp_path):
     meta = configparser.ConfigParser(interpolation=None)
     meta.read_string(metadata)
     general = meta["general"]
+    assert general["version"] == version
     assert general["hasProcessingProvider"] == "yes"
     assert general["qgisMinimumVersion"] == "3.22"
     assert general["icon"] and f"windowed_classify_qgis/{general['icon']}" in names
     # reproducible: the same bytes on a second build
     again = builder.build(tmp_path / "b", plugin)
     assert again.read_bytes() == target.read_bytes()
+
+
+def test_the_version_is_stamped_not_written_by_hand(tmp_path):
+    builder = _builder()
+    source = configparser.ConfigParser(interpolation=None)
+    source.read(builder.PLUGIN / "metadata.txt", encoding="utf-8")
+    assert source["general"]["version"] == "dev"  # the checkout's; the zip's is the tool's
+    target = builder.build(tmp_path, builder.PLUGIN, version="9.8.7")
+    with zipfile.ZipFile(target) as z:
+        stamped = z.read("windowed_classify_qgis/metadata.txt").decode("utf-8")
+    assert target.name == "windowed_classify_qgis-9.8.7.zip"
+    assert "\nversion=9.8.7\n" in stamped and "version=dev" not in stamped
+    plugin = tmp_path / "p" / "windowed_classify_qgis"
+    shutil.copytree(builder.PLUGIN, plugin)
+    meta = plugin / "metadata.txt"
+    meta.write_text(meta.read_text(encoding="utf-8").replace("version=dev\n", ""), "utf-8")
+    with pytest.raises(SystemExit, match="needs one 'version=' line, has 0"):
+        builder.build(tmp_path / "q", plugin)
 
 
 def test_command_line_prints_the_zip(tmp_path, capsys):
