@@ -210,7 +210,8 @@ def resumable(prep: Prepared, prints: dict[str, Any]) -> Journal | None:
     """The journal of an interrupted run of this config (``--resume``), if there is one."""
     path = journal_path(partial_path(prep.config.output.path))
     if not path.exists():
-        log.warning("nothing to resume (no journal %s): starting from the beginning", path)
+        # not a warning: a front-end may always ask to resume (QGIS does, when ticked)
+        log.info("nothing to resume (no journal %s): starting from the beginning", path)
         return None
     journal = Journal.load(path, prep.grid, prints)
     log.info(

@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path, help="the YAML config")
     check.add_argument("--workers", type=int, help="workers the run would use (for the estimate)")
     check.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="check as a run with --overwrite would run (an existing output is no problem)",
+    )
+    check.add_argument(
         "--json",
         action="store_true",
         help="print the findings as one JSON document (schema: docs/check.md) instead of text",
@@ -296,7 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "check":
             from .commands.check import check
 
-            result = check(args.config, workers=args.workers)
+            result = check(
+                args.config, workers=args.workers, overwrite=True if args.overwrite else None
+            )
             if args.json:
                 import json
 
@@ -389,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .progress import emit
 
                 report_path = str(sibling_report(report["output"]))
-                emit({"event": "finished", "outputs": report["outputs"], "report": report_path})
+                main = str(report["output"])  # the classes, or a regression's values
+                event = {"event": "finished", "main": main, "outputs": report["outputs"]}
+                emit(event | {"report": report_path})
             if not args.quiet:
                 print(summary(report))
     except UserError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from helpers import build_case, run_main, save_model, train_model, write_raster
+from helpers import Case, build_case, run_main, save_model, train_model, write_raster
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from reference import nodata_mask
@@ -208,3 +208,12 @@ def test_a_misfit_layer_is_a_problem_unless_aligned(tmp_path: Path) -> None:
     slope = {la.name: la for la in aligned.layers}["slope"]
     assert slope.warped == "nearest" and (slope.min, slope.max) == (1.0, 1.0)
     assert "ok, warped (nearest)" in aligned.render()
+
+
+def test_check_overwrite_checks_as_a_run_with_overwrite(case: Case) -> None:
+    case.output.write_bytes(b"an earlier run")
+    config = case.write_config()
+    assert run_main("check", config).returncode == 2  # the run would refuse it...
+    proc = run_main("check", config, "--overwrite")  # ...not with --overwrite
+    assert proc.returncode == 0, proc.stdout
+    assert run_main(config, "--overwrite", "--quiet").returncode == 0

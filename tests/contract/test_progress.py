@@ -29,7 +29,7 @@ def test_json_progress_reports_both_passes_then_the_outputs(case: Case) -> None:
     assert stages.index("pass2") > max(i for i, s in enumerate(stages) if s == "pass1")
     finished = got[-1]
     assert finished["event"] == "finished"
-    assert Path(finished["outputs"]["classes"]) == case.output
+    assert Path(finished["main"]) == Path(finished["outputs"]["classes"]) == case.output
     assert Path(finished["outputs"]["confidence"]).exists()
     assert Path(finished["report"]) == case.output.with_name("prediction.report.json")
     assert "it/s" not in proc.stderr and "px/s" not in proc.stderr  # no tqdm bars

@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +44,13 @@ def check(
     *,
     workers: int | None = None,
     sample_pixels: int = SAMPLE_PIXELS,
+    overwrite: bool | None = None,
 ) -> CheckResult:
-    """Everything knowable before a run; config errors raise ConfigError like ``run``."""
+    """Everything knowable before a run; config errors raise ConfigError like ``run``.
+    ``overwrite``: as ``run(..., overwrite=)`` (None: the config's own output.overwrite)."""
     cfg = load_config(config)
+    if overwrite is not None and cfg.output is not None:
+        cfg = replace(cfg, output=replace(cfg.output, overwrite=overwrite))
     plan = gather(cfg, Problems(collect=True))
     result = CheckResult(plan)
     result.layers = _layer_infos(plan)
