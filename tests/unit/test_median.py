@@ -307,12 +307,10 @@ def test_run_median_when_sampled_windows_miss_it(tmp_path: Path) -> None:
     assert_run_matches(report, ref, out)
 
 
-def test_the_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
-    """Pass 2 counts by comparing floats with the band's edges (float_band), not keys: the
-    values it spills must be every key of one contiguous run, and those it counts below must
-    be every key under that run, at the awkward edges too (zeros of both signs, infinities,
-    bins of NaN bit patterns)."""
-    from windowed_classify.passes.band import Band
+def test_the_band_keeps_exactly_the_keys_of_its_bins() -> None:
+    """Counting against a band keeps every key whose high bin is in it and counts below every
+    key under it, at the awkward edges too (zeros of both signs, infinities, subnormals)."""
+    from windowed_classify.passes.band import Band, split
 
     rng = np.random.default_rng(7)
     specials = np.array(
@@ -326,24 +324,17 @@ def test_the_band_as_floats_selects_one_contiguous_run_of_keys() -> None:
         ]
     )
     keys = to_keys(values)
-    # a guide's bins hold valid values: from -inf's (0x007F) to +inf's (0xFF80)
     edges = [0x007F, 0x0080, 0x7FFF, 0x8000, 0x8001, 0xBF80, 0xFF7F, 0xFF80]
     edges += [int(k >> 16) for k in rng.choice(keys, 20)]
     for first in edges:
         for last in edges:
             if last < first:
                 continue
-            low, high = Band(first, last).edges
-            under = values < low
-            inside = (values <= high) & ~under
-            spilled = np.unique(keys[inside])
-            if spilled.size:  # one contiguous run of keys: everything between is spilled
-                between = (keys >= spilled[0]) & (keys <= spilled[-1])
-                assert np.array_equal(between, inside), (first, last)
-                assert np.array_equal(under, keys < spilled[0]), (first, last)
-            in_bins = ((keys >> 16) >= first) & ((keys >> 16) <= last)
-            # the run is the bins' keys, give or take the other zero at a zero edge
-            assert np.count_nonzero(inside ^ in_bins) <= np.count_nonzero(values == 0)
+            below, kept = split(values, Band(first, last))
+            bins = keys >> 16
+            assert below == np.count_nonzero(bins < first), (first, last)
+            expected = keys[(bins >= first) & (bins <= last)]
+            assert np.array_equal(np.sort(kept), np.sort(expected)), (first, last)
 
 
 def test_the_guide_samples_windows_on_a_grid_not_a_diagonal() -> None:
