@@ -77,3 +77,13 @@ def interrupt(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any], int]
 def case(tmp_path: Path) -> Case:
     """Three float32 layers (elev, slope, ndvi), a DecisionTree on string labels."""
     return build_case(tmp_path)
+
+
+@pytest.fixture
+def small_guide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pass 2's guide is two windows, not about a million pixels: a small test stack then has
+    windows counted against the guide's band too, as a large stack does."""
+    from windowed_classify.passes import pass1
+
+    monkeypatch.setattr(pass1, "SAMPLE_PIXELS", 1)
+    monkeypatch.setattr(pass1, "MIN_GUIDE", 2)

@@ -117,6 +117,8 @@ def _run(
             prep, journal, executor, statistics, shown, resumed
         )
         t3 = time.perf_counter()
+        if source != "journal":  # pass 2 may have counted apart after its guide after all
+            source = statistics.mode
         cache_state = "journal" if source == "journal" else statistics.state
     if cfg.output.preview is not None:
         from .outputs.preview import write_preview

@@ -38,6 +38,7 @@ def spills_left(folder: Path) -> list[Path]:
     return list(folder.rglob(".statistics.*"))
 
 
+@pytest.mark.usefixtures("small_guide")
 @pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("threshold", [0, 1, 2])
 def test_every_way_of_counting_gives_the_same_run(
@@ -148,6 +149,7 @@ def test_medians_of_awkward_values_are_pandas_bit_for_bit(
     assert bool(report["median_second_reads"]) == miss
 
 
+@pytest.mark.usefixtures("small_guide")
 def test_deferred_rows_give_every_output_exactly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,7 +37,7 @@ from ..progress import Progress
 from .band import Band, LayerCounts, band_of, locate, median_of, middle_ranks, value_at
 from .counting import Counted, CountJob, CountSpec, RecountJob, SelectJob
 from .executor import Executor, WorkerLost
-from .guide import GuideJob, guide_windows
+from .guide import SAMPLE_PIXELS, GuideJob, grid_sample, guide_windows
 from .histogram import histogram_stats
 from .stats import LayerStats, block_tasks
 from .statscache import StatsCache
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_DEFERRED = 0.5  # above this share of pixels needing a fill, pass 1 reads first
+MIN_GUIDE = 16  # guide windows at the least: spread over the grid, they find each median
 LOST_RETRIES = 3  # workers lost in the finish before the run gives up
 
 
@@ -86,6 +87,10 @@ class Statistics:
         self.owner: dict[int, str] = {}  # item -> the worker whose counts were accepted
         self.recount: dict[int, Any] = {}  # item -> how to count it again
         self.end_seconds = 0.0  # the time ``end`` took (fused: after pass 2's windows)
+        self.guide_seconds = 0.0
+        # the guide windows' answers, until the bands are known; their pixels to fill
+        self.guided: list[tuple[int, WindowKey, str, list[LayerCounts]]] = []
+        self.fill = self.guide_pixels = 0
 
     @property
     def state(self) -> str:
@@ -100,22 +105,79 @@ class Statistics:
 
     def begin(self, windows: Sequence[Window] | None) -> dict[str, LayerStats] | None:
         """The statistics now, or None when pass 2 counts them (``windows``: its windows, or
-        None when it cannot: a resumed run)."""
+        None when it cannot: a resumed run). Counted in pass 2, the guide is pass 2's first
+        windows (``guide_items``), so no value is read twice."""
         if not self.todo:
             return self._done({})
-        self._guide()
-        threshold = self.prep.config.nodata.threshold
-        if windows is not None and threshold == 0:
-            self.mode = "fused"
-            return None
-        if windows is not None and self.fill_share <= MAX_DEFERRED:
-            self.mode = "deferred"
+        if windows is not None:
+            self.mode = "fused" if self.prep.config.nodata.threshold == 0 else "deferred"
             return None
         self.mode = "separate"
+        self._guide()
         self._count_apart()
         return self.end()
 
+    # ------------------------------------------------------------------ the guide in pass 2
+
+    def guide_items(self, windows: Sequence[Window]) -> list[int]:
+        """The pass-2 windows that are the guide: about ``SAMPLE_PIXELS`` of every layer, on
+        a grid of the windows' rows and columns (at least ``MIN_GUIDE`` windows)."""
+        keys = [window_key(w) for w in windows]
+        per = max(1, keys[0][2] * keys[0][3]) if keys else 1
+        k = max(MIN_GUIDE, -(-SAMPLE_PIXELS // per))
+        return list(range(len(keys))) if k >= len(keys) else grid_sample(keys, k)
+
+    @property
+    def guide_spec(self) -> CountSpec:
+        """Counts of the guide windows: against a band of every bin (all their keys kept)."""
+        every = tuple(Band(0, 0xFFFF) for _ in self.todo)
+        return CountSpec(self.rows, every, self.folder, self.token)
+
+    def take_guide(self, item: int, window: WindowKey, got: Any) -> None:
+        """One guide window's counts (every key's high bin), hints and pixels to fill."""
+        self.guided.append((item, window, got.worker, got.counts))
+        fill, summaries = got.guided
+        self.fill += fill
+        self.guide_pixels += window[2] * window[3]
+        if not self.summaries:
+            self.summaries = [Summary() for _ in self.todo]
+        for j, summary in enumerate(summaries):
+            self.summaries[j].merge(summary)
+
+    def after_guide(
+        self, windows: Sequence[Window], done: set[int]
+    ) -> dict[str, LayerStats] | None:
+        """The bands, from the guide windows' histograms; the guide windows' counts against
+        them (their kept keys are every key: what the selection needs is among them). When
+        many pixels need a fill (``MAX_DEFERRED``), the other windows are counted now and the
+        statistics finished (returned): pass 2 goes on with the medians known."""
+        highs = [np.zeros(1 << 16, dtype=np.int64) for _ in self.todo]
+        for _, _, _, counts in self.guided:
+            for j, c in enumerate(counts):
+                if c.bins is not None:
+                    where, n = c.bins
+                    highs[j][where] += n
+        self.bands = [band_of(h) for h in highs]
+        self.fill_share = self.fill / max(self.guide_pixels, 1)
+        for item, window, worker, counts in self.guided:
+            banded = [_against(c, band) for c, band in zip(counts, self.bands, strict=True)]
+            self.accept(item, Counted(worker, banded), window=window)
+        self.guided = []
+        if self.mode == "deferred" and self.fill_share > MAX_DEFERRED:
+            self.mode = "separate"
+            rest = [window_item(i, w) for i, w in enumerate(windows) if i not in done]
+            job = RecountJob(tuple(self.prep.layers), self.spec)
+            total = sum(k[2] * k[3] for _, k in rest) * len(self.prep.layers)
+            if rest:
+                with Progress("pass1", total, self.progress) as bar:
+                    for (item, key), got in self.executor.run(job, rest):
+                        self.accept(item, got, window=key)
+                        bar.update(key[2] * key[3] * len(self.prep.layers))
+            return self.end()
+        return None
+
     def _guide(self) -> None:
+        start = time.perf_counter()
         prep = self.prep
         windows = guide_windows(prep.grid, [la.block_shape for la in prep.layers])
         job = GuideJob(tuple(prep.layers), self.rows, prep.config.nodata.threshold, self.token)
@@ -134,6 +196,8 @@ class Statistics:
         self.executor.forget(self.token, None)  # the guide's readers
         self.bands = [band_of(h) for h in highs]
         self.fill_share = fill / max(pixels, 1)
+        self.guide_seconds = time.perf_counter() - start
+        log.debug("guide: %d windows in %.2f s", len(windows), self.guide_seconds)
 
     def _count_apart(self) -> None:
         """Every block of every layer counted against its band, on its own (one read)."""
@@ -157,11 +221,6 @@ class Statistics:
     @property
     def spec(self) -> CountSpec:
         return CountSpec(self.rows, tuple(self.bands), self.folder, self.token)
-
-    @property
-    def count(self) -> CountSpec | None:
-        """What pass 2 counts for pass 1 (None: nothing)."""
-        return self.spec if self.mode in ("fused", "deferred") else None
 
     def accept(
         self,
@@ -214,7 +273,9 @@ class Statistics:
                 missed.append(j)
             else:
                 where[j] = found
+        start = time.perf_counter()
         lows = self._select(where)
+        log.debug("selection of %d medians: %.2f s", len(where), time.perf_counter() - start)
         out: dict[str, LayerStats] = {}
         for j, found in where.items():
             total = totals[j]
@@ -314,6 +375,20 @@ class Statistics:
             for hint in s.hints or ():
                 log.warning("layer '%s': %s", layer.name, hint)
         return {layer.name: self.found[layer.name] for layer in self.prep.layers}
+
+
+def _against(counts: LayerCounts, band: Band) -> LayerCounts:
+    """A guide window's counts (every key's high bin, relative to bin 0) as counts against
+    ``band``: the keys below it, and its bins relative to its base."""
+    out = LayerCounts(counts.valid, counts.nodata, 0, counts.min, counts.max)
+    if counts.bins is None:
+        return out
+    where, n = counts.bins
+    out.below = int(n[where < band.first].sum())
+    inside = (where >= band.first) & (where <= band.last)
+    if inside.any():
+        out.bins = ((where[inside] - band.base).astype(np.int32), n[inside])
+    return out
 
 
 def _dense_as_sparse(counts: LayerCounts) -> LayerCounts:

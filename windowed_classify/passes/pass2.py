@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     from .prepared import Prepared
 
 
-def predict_job(prep: Prepared, medians: np.ndarray, statistics: Statistics | None) -> PredictJob:
-    """What every worker needs for pass 2 (small and picklable)."""
+def predict_job(prep: Prepared, medians: np.ndarray) -> PredictJob:
+    """What every worker needs for pass 2 (small and picklable); counting and deferring are
+    added for the windows that do them."""
     cfg = prep.config
     assert cfg.output is not None and cfg.model is not None
-    count = statistics.count if statistics is not None else None
     return PredictJob(
         layers=tuple(prep.layers),
         int_columns=tuple(
@@ -50,8 +50,6 @@ def predict_job(prep: Prepared, medians: np.ndarray, statistics: Statistics | No
         model_path=cfg.model.path,
         array_input=prep.schema.array_input,
         aoa=prep.aoa,
-        count=count,
-        defer=count is not None and statistics is not None and statistics.mode == "deferred",
     )
 
 
@@ -74,8 +72,7 @@ def predict_windows(
     under them."""
     cfg = prep.config
     assert cfg.output is not None
-    job = predict_job(prep, medians_of(prep, journal.stats), statistics)
-    counting = job.count is not None
+    job = predict_job(prep, medians_of(prep, journal.stats))
     tiles = journal.tiles
     todo = [window_item(i, w) for i, w in enumerate(journal.windows) if tiles.todo_window(w)]
     every = cfg.processing.checkpoint_seconds
@@ -91,28 +88,46 @@ def predict_windows(
         writer.abort()
         journal.path.unlink(missing_ok=True)
 
+    def predict(run: PredictJob, items: list[tuple[int, Any]], bar: Progress) -> None:
+        nonlocal retries, last
+        for (index, key), got in executor.run(run, items):
+            window = Window(*key)
+            retries += got.retries
+            if run.guide:
+                statistics.take_guide(index, key, got)
+            elif run.count is not None:
+                statistics.accept(index, Counted(got.worker, got.counts), window=key)
+            writer.write(window, got.result, tiles.parts(window))
+            held = got.deferred is not None
+            tiles.written(window, held=held)
+            if held:
+                deferred.append((index, key, got.worker, got.deferred))
+            bar.update(key[2] * key[3])
+            if time.monotonic() - last >= every:
+                checkpoint()
+                last = time.monotonic()
+
+    last = time.monotonic()
     try:
         checkpoint()  # a valid raster on disk from the start: resumable at once
-        last = time.monotonic()
         with Progress("pass2", sum(k[2] * k[3] for _, k in todo), progress) as bar:
-            for (index, key), got in executor.run(job, todo):
-                window = Window(*key)
-                retries += got.retries
-                if counting:
-                    assert got.counts is not None
-                    statistics.accept(index, Counted(got.worker, got.counts), window=key)
-                writer.write(window, got.result, tiles.parts(window))
-                held = got.deferred is not None
-                tiles.written(window, held=held)
-                if held:
-                    deferred.append((index, key, got.worker, got.deferred))
-                bar.update(key[2] * key[3])
-                if time.monotonic() - last >= every:
+            if journal.stats is None:  # counted here: the guide's windows first, then the rest
+                defer = statistics.mode == "deferred"
+                first = set(statistics.guide_items(journal.windows))
+                guide = replace(job, count=statistics.guide_spec, guide=True, defer=defer)
+                predict(guide, [t for t in todo if t[0] in first], bar)
+                stats = statistics.after_guide(journal.windows, first)
+                rest = [t for t in todo if t[0] not in first]
+                if stats is not None:  # counted apart after all: the medians are known
+                    journal.stats = stats
                     checkpoint()
-                    last = time.monotonic()
-        if counting:  # the statistics counted here: exact medians, before any output is named
-            journal.stats = statistics.end()
-            checkpoint()
+                    predict(replace(job, medians=medians_of(prep, stats)), rest, bar)
+                else:
+                    predict(replace(job, count=statistics.spec, defer=defer), rest, bar)
+                    journal.stats = statistics.end()  # exact medians, before outputs are named
+                    checkpoint()
+            else:
+                predict(job, todo, bar)
         if deferred:
             retries += fill_deferred(job, journal, executor, statistics, writer, deferred)
             checkpoint()

@@ -22,6 +22,7 @@ from rasterio.windows import Window
 from ..aoa import AoaModel
 from ..config import OutputConfig
 from ..errors import ModelError
+from ..inputs.hints import Summary
 from ..inputs.layers import Layer
 from ..inputs.windows import WindowKey
 from ..models.legend import CodeMapper, Legend
@@ -48,8 +49,9 @@ def filled(
     Row-major pixels x layers is the layout scikit-learn works on: a transposed view would
     cost it a copy (about 20% of a RandomForest's predict time).
     """
-    x = values.T[keep]
-    bad = invalid.T[keep]
+    # pick the kept columns, then transpose: twice as fast as indexing the transposed array
+    x = np.ascontiguousarray(np.compress(keep, values, axis=1).T)
+    bad = np.compress(keep, invalid, axis=1).T
     if bad.any():
         np.copyto(x, np.broadcast_to(medians[None, :], x.shape), where=bad)
     return x
@@ -100,6 +102,7 @@ class PredictJob:
     aoa: AoaModel | None = None  # the area of applicability, when an output needs it
     count: CountSpec | None = None  # pass 1 counted from these reads
     defer: bool = False
+    guide: bool = False  # also summarise the counted layers' values (the guide's hints)
     refill: bool = False  # say which pixels needed a fill (their deferred rows were lost)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -126,6 +129,14 @@ class PredictJob:
         if self.count is not None:
             counts = count_window(values, invalid, self.count, index, worker)
         masked = masked_pixels(invalid, self.threshold)
+        guided = None
+        if self.guide and self.count is not None:
+            fill = int(np.count_nonzero(~masked & invalid.any(axis=0)))
+            summaries = [
+                Summary.of(values[row], self.layers[row].dtype, self.layers[row].nodata_values)
+                for row in self.count.rows
+            ]
+            guided = (fill, summaries)
         deferred = None
         if self.defer:  # rows that need a fill wait for the medians, on this worker's disk
             pending = ~masked & invalid.any(axis=0)
@@ -151,6 +162,7 @@ class PredictJob:
             deferred,
             reader.counts.total - before,
             patch,
+            guided,
         )
 
     def model_and_codes(self, worker: WorkerState) -> tuple[Any, CodeMapper]:
@@ -169,6 +181,7 @@ class Predicted:
     deferred: int | None = None  # offset of its pending rows in the worker's rows file
     retries: int = 0
     patch: np.ndarray | None = None  # refill: the pixels that needed a fill (height, width)
+    guided: tuple[int, list[Summary]] | None = None  # the guide's: pixels to fill, hints
 
 
 @dataclass
