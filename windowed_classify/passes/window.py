@@ -125,18 +125,14 @@ class PredictJob:
         reader = worker.reader(self.token, self.layers)
         before = reader.counts.total
         values, invalid = reader.read(window)
-        counts = None
+        counts = summaries = None
         if self.count is not None:
-            counts = count_window(values, invalid, self.count, index, worker)
+            dtypes = [self.layers[row].dtype for row in self.count.rows] if self.guide else None
+            counts, summaries = count_window(values, invalid, self.count, index, worker, dtypes)
         masked = masked_pixels(invalid, self.threshold)
         guided = None
-        if self.guide and self.count is not None:
-            fill = int(np.count_nonzero(~masked & invalid.any(axis=0)))
-            summaries = [
-                Summary.of(values[row], self.layers[row].dtype, self.layers[row].nodata_values)
-                for row in self.count.rows
-            ]
-            guided = (fill, summaries)
+        if self.guide and summaries is not None:
+            guided = (int(np.count_nonzero(~masked & invalid.any(axis=0))), summaries)
         deferred = None
         if self.defer:  # rows that need a fill wait for the medians, on this worker's disk
             pending = ~masked & invalid.any(axis=0)
