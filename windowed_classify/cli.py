@@ -390,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resume=args.resume,
                 progress=args.progress,
             )
-            from .report import sibling_report, summary
+            from .report import sibling_report
+            from .report import summary as run_summary
 
             if args.progress == "json":
                 from .progress import emit
@@ -400,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 event = {"event": "finished", "main": main, "outputs": report["outputs"]}
                 emit(event | {"report": report_path})
             if not args.quiet:
-                print(summary(report))
+                print(run_summary(report))
     except UserError as exc:
         if args.debug:
             raise

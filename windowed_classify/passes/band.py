@@ -12,7 +12,7 @@ order, on any worker; memory per layer is a few counters, whatever the raster's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,7 +145,7 @@ def locate(counts: LayerCounts, band: Band, ranks: Sequence[int]) -> list[tuple[
     return out
 
 
-def low_bins(keys: np.ndarray, bins: Sequence[int]) -> dict[int, np.ndarray]:
+def low_bins(keys: np.ndarray, bins: Iterable[int]) -> dict[int, np.ndarray]:
     """For each high bin of ``bins``: the low 16 bits of ``keys`` in it, counted (65,536)."""
     out = {}
     high = keys >> np.uint32(16)

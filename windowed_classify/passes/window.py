@@ -37,7 +37,7 @@ from .worker import WorkerState
 def masked_pixels(invalid: np.ndarray, threshold: int) -> np.ndarray:
     """A pixel is masked when more than ``threshold`` of its layers are nodata."""
     if threshold == 0:
-        return invalid.any(axis=0)
+        return np.any(invalid, axis=0)
     return np.count_nonzero(invalid, axis=0) > threshold
 
 
@@ -138,6 +138,7 @@ class PredictJob:
             ]
             guided = (fill, summaries)
         deferred = None
+        pending: np.ndarray | None
         if self.defer:  # rows that need a fill wait for the medians, on this worker's disk
             pending = ~masked & invalid.any(axis=0)
             if pending.any():
