@@ -494,13 +494,16 @@ def valid_pool(
     return values[~mask]
 
 
+STACK_NAMES = ("elev", "slope", "ndvi")  # simple_stack's layers, in order
+
+
 def simple_stack(
     folder: Path,
     *,
     height: int = 37,
     width: int = 45,
     seed: int = 0,
-    names: Sequence[str] = ("elev", "slope", "ndvi"),
+    names: Sequence[str] = STACK_NAMES,
     nodata_fraction: float = 0.1,
     file_nodata: float = -9999.0,
     layout: Layout = ("tiled", 16),
@@ -515,6 +518,17 @@ def simple_stack(
         data[rng.random((height, width)) < nodata_fraction / 3] = np.nan
         stack.layers.append(LayerSpec(name, data, "float32", file_nodata, layout))
     return stack
+
+
+def training_rows(stack: Stack, n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Regression training rows: values drawn from a simple_stack's valid values, and a smooth
+    target of elev, slope and ndvi with noise."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(
+        {s.name: rng.choice(valid_pool(s, [], True), n).astype(np.float64) for s in stack.layers}
+    )
+    y = 0.05 * x["elev"] + np.sin(x["slope"] / 25.0) * 3 - 0.01 * x["ndvi"] + rng.normal(0, 1, n)
+    return x, y.to_numpy()
 
 
 @dataclass

@@ -30,6 +30,7 @@ from helpers import (
 )
 from rasterio.transform import from_origin
 from reference import reference_run
+from warp_reference import oracle_folder
 
 import windowed_classify
 from windowed_classify.errors import ConfigError, InputError
@@ -382,8 +383,6 @@ def test_rasters_without_crs_share_a_grid_by_transform_and_shape(tmp_path: Path)
 
 @pytest.mark.parametrize("method", ["nearest", "bilinear"])
 def test_align_warps_crsless_layers_by_transform(tmp_path: Path, method: str) -> None:
-    from test_align import oracle_folder  # the align tests' in-memory warp
-
     folder = crsless_stack(tmp_path, coarse="twi")
     features = ["twi", "soil", "dem", "dist"]
     model = train_model(features, {n: np.arange(-5.0, 30) for n in features}, LABELS, seed=2)
