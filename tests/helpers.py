@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,6 +307,29 @@ class Unlisted:
         self.feature_names_in_ = model.feature_names_in_
 
     def predict(self, x: Any) -> Any:
+        return self.model.predict(x)
+
+
+class PausingModel:
+    """A classifier that waits to be interrupted: at its ``after``-th predict call in a
+    process it leaves the file ``marker`` and sleeps (the test stops the run meanwhile). Once
+    the marker exists it predicts at once, so a resumed run and the reference go straight
+    through. Pickled by reference to this module: a CLI subprocess needs tests/ on its path."""
+
+    def __init__(self, model: Any, marker: Path, after: int = 2, wait: float = 300.0):
+        self.model = model
+        self.marker = Path(marker)
+        self.after = after
+        self.wait = wait
+        self.calls = 0
+        self.feature_names_in_ = model.feature_names_in_
+        self.classes_ = model.classes_
+
+    def predict(self, x: Any) -> Any:
+        self.calls += 1
+        if self.calls >= self.after and not self.marker.exists():
+            self.marker.touch()
+            time.sleep(self.wait)
         return self.model.predict(x)
 
 
