@@ -263,7 +263,8 @@ def setup_logging(quiet: bool, debug: bool) -> None:
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM stops like Ctrl-C: the temporary output is removed, nothing is left behind."""
+    """SIGTERM stops like Ctrl-C: nothing under the output's name; an interrupted pass 2
+    keeps its partial output and journal for --resume."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
