@@ -263,7 +263,8 @@ def setup_logging(quiet: bool, debug: bool) -> None:
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM stops like Ctrl-C: the temporary output is removed, nothing is left behind."""
+    """SIGTERM stops like Ctrl-C: nothing under the output's name; an interrupted pass 2
+    keeps its partial output and journal for --resume."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -390,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resume=args.resume,
                 progress=args.progress,
             )
-            from .report import sibling_report, summary
+            from .report import sibling_report
+            from .report import summary as run_summary
 
             if args.progress == "json":
                 from .progress import emit
@@ -400,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 event = {"event": "finished", "main": main, "outputs": report["outputs"]}
                 emit(event | {"report": report_path})
             if not args.quiet:
-                print(summary(report))
+                print(run_summary(report))
     except UserError as exc:
         if args.debug:
             raise

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import distributed  # the test extra installs dask[distributed]
 import numpy as np
 import pytest
 import rasterio
@@ -28,17 +27,6 @@ from reference import reference_from_config
 import windowed_classify
 from windowed_classify.config import load_config
 from windowed_classify.errors import ConfigError, InputError
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as local,
-        distributed.Client(local) as client,
-    ):
-        yield client
 
 
 def run(config: dict[str, Any], recompute: bool = True) -> dict[str, Any]:

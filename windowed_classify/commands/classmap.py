@@ -274,6 +274,7 @@ def tally(classes: ClassRaster, strata: ClassRaster | None, areas: PixelAreas) -
             continue
         keys, inverse = pairs_of(sv if strata is not None else None, cv)
         counts = np.bincount(inverse, minlength=len(keys))
+        weights: np.ndarray
         if areas.rows is not None:
             r0, h, w = int(window.row_off), int(window.height), int(window.width)
             per_pixel = np.repeat(areas.rows[r0 : r0 + h], w).reshape(h, w)[valid]

@@ -58,7 +58,7 @@ class StackReader:
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         h, w = int(window.height), int(window.width)
-        values = np.empty((len(self.layers), h, w), dtype=np.float32)
+        values: np.ndarray = np.empty((len(self.layers), h, w), dtype=np.float32)
         for path, where in self._direct.items():
             chosen = [self.layers[i] for i in where]
             values[where] = _read_raw(self._datasets[path], chosen, window, counts=self.counts)

@@ -12,7 +12,7 @@ order, on any worker; memory per layer is a few counters, whatever the raster's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,22 +148,23 @@ def locate(counts: LayerCounts, band: Band, ranks: Sequence[int]) -> list[tuple[
     return out
 
 
-def low_bins(keys: np.ndarray, bins: Sequence[int]) -> dict[int, np.ndarray]:
+def low_bins(keys: np.ndarray, bins: Iterable[int]) -> dict[int, np.ndarray]:
     """For each high bin of ``bins``: the low 16 bits of ``keys`` in it, counted (65,536).
 
     Adjacent bins (the two middle ranks of an even count) are picked in one pass: keys minus
     the first bin's lowest key, unsigned, are below ``span`` exactly for the keys in them."""
+    wanted = set(bins)
     out: dict[int, np.ndarray] = {}
-    for first in sorted(set(bins)):
+    for first in sorted(wanted):
         if first in out:
             continue
-        n = 2 if first + 1 in bins else 1
+        n = 2 if first + 1 in wanted else 1
         relative = keys - np.uint32(first << 16)
         inside = np.compress(relative < np.uint32(n << 16), relative)
         counts = np.bincount(inside.astype(np.intp), minlength=n * BINS)
         for k in range(n):
             out[first + k] = counts[k * BINS : (k + 1) * BINS]
-    return {b: out[b] for b in bins}
+    return out
 
 
 def value_at(b: int, low_counts: np.ndarray, rank: int) -> np.float32:

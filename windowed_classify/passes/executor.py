@@ -25,7 +25,11 @@ T = TypeVar("T")
 class Job(Protocol):
     """A piece of work run item by item on the workers."""
 
-    token: str  # what the job's resources are kept under on a worker
+    @property
+    def token(self) -> str:
+        """What the job's resources are kept under on a worker (read-only: a frozen job's
+        field or a property)."""
+        ...
 
     def __call__(self, item: Any, worker: WorkerState) -> Any: ...
 

@@ -88,6 +88,8 @@ def predict_windows(
         writer.abort()
         journal.path.unlink(missing_ok=True)
 
+    last = time.monotonic()
+
     def predict(run: PredictJob, items: list[tuple[int, Any]], bar: Progress) -> None:
         nonlocal retries, last
         for (index, key), got in executor.run(run, items):
@@ -107,7 +109,6 @@ def predict_windows(
                 checkpoint()
                 last = time.monotonic()
 
-    last = time.monotonic()
     try:
         checkpoint()  # a valid raster on disk from the start: resumable at once
         with Progress("pass2", sum(k[2] * k[3] for _, k in todo), progress) as bar:

@@ -37,7 +37,7 @@ from .worker import WorkerState
 def masked_pixels(invalid: np.ndarray, threshold: int) -> np.ndarray:
     """A pixel is masked when more than ``threshold`` of its layers are nodata."""
     if threshold == 0:
-        return invalid.any(axis=0)
+        return np.any(invalid, axis=0)
     return np.count_nonzero(invalid, axis=0) > threshold
 
 
@@ -134,6 +134,7 @@ class PredictJob:
         if self.guide and summaries is not None:
             guided = (int(np.count_nonzero(~masked & invalid.any(axis=0))), summaries)
         deferred = None
+        pending: np.ndarray | None
         if self.defer:  # rows that need a fill wait for the medians, on this worker's disk
             pending = ~masked & invalid.any(axis=0)
             if pending.any():
