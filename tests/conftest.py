@@ -79,12 +79,9 @@ def cluster() -> Iterator[Any]:
     module that asks for it; runs reach it as an existing scheduler, by its address."""
     import distributed  # the test extra installs dask[distributed]
 
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as local,
-        distributed.Client(local) as client,
-    ):
+    from windowed_classify.engines.dask_engine import local_cluster
+
+    with local_cluster(distributed, 2) as local, distributed.Client(local) as client:
         yield client
 
 

@@ -123,7 +123,10 @@ def local_cluster(distributed: Any, workers: int) -> Any:
             n_workers=max(1, workers),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # the scheduler's HTTP server starts whatever the dashboard setting (its default
+            # port 8787 clashes with any other cluster): a free port, and no dashboard
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
         )
 
 
