@@ -409,6 +409,12 @@ def summarize(runs: list[CaseResult], wanted: list[Figure]) -> dict[str, Any]:
             if r.case == case and r.params.get("preset") == preset and r.watched_peak_rss_mb
         ]
         row["median_peak_with_cluster"] = statistics.median(extra) if extra else None
+        modes = {
+            str(r.detail.get("pass1"))
+            for r in runs
+            if r.case == case and r.params.get("preset") == preset and r.detail.get("pass1")
+        }
+        row["pass1_mode"] = "/".join(sorted(modes)) or None
     out = []
     for f in wanted:
         a = median_of(runs, f.preset, f.case, f.measure)
@@ -424,6 +430,7 @@ def summarize(runs: list[CaseResult], wanted: list[Figure]) -> dict[str, Any]:
                 "case_value": a,
                 "base_value": b,
                 "ratio": value,
+                "difference": None if a is None or b is None else round(a - b, 3),
                 "bound": f.bound,
                 "met": None if value is None else value <= f.bound,
             }
@@ -432,13 +439,14 @@ def summarize(runs: list[CaseResult], wanted: list[Figure]) -> dict[str, Any]:
 
 
 def figure_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["preset", "figure", "case", "base", "ratio", "target", "met"]
+    head = ["preset", "figure", "case", "base", "difference", "ratio", "target", "met"]
     rows = [
         [
             f["preset"],
             f["figure"],
             f"{fmt(f['case_value'])} ({f['case']})",
             f"{fmt(f['base_value'])} ({f['base']})",
+            fmt(f.get("difference")),
             fmt(f["ratio"], 3),
             f"<= {f['bound']:g}",
             {True: "yes", False: "NO", None: "-"}[f["met"]],
@@ -449,14 +457,15 @@ def figure_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def case_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["preset", "case", "stack", "t", "ok/runs", "wall s", "pass 1 s", "pass 2 s"]
-    head += ["peak MB", "+cluster MB"]
+    head = ["preset", "case", "stack", "t", "pass 1", "ok/runs", "wall s", "pass 1 s"]
+    head += ["pass 2 s", "peak MB", "+cluster MB"]
     rows = [
         [
             c["preset"],
             c["case"],
             str(c["params"].get("stack", "-")),
             fmt(c["params"].get("threshold")),
+            fmt(c.get("pass1_mode")),
             f"{c['ok']}/{c['runs']}",
             fmt(c["median_wall"]),
             fmt(c["median_pass1"]),
@@ -478,8 +487,11 @@ def render(doc: dict[str, Any]) -> str:
         f"{doc['finished']} on {harness.machine_line(doc['machine'], 'distributed')} "
         f"{a['workers']} workers; medians of {a['repeat']} alternating rounds; ratios "
         "between cases of one preset, measured in this invocation. wall: the process's "
-        "wall time, start-up included; pass 1 / pass 2: the tool's report; peak: the summed "
-        "RSS of the process tree (`+cluster`: with an existing cluster's processes).",
+        "wall time, start-up included; pass 1 / pass 2: the tool's report (`pass 1`: how it "
+        "counted the statistics: in pass 2's read (fused, deferred: pass 1 s is then the "
+        "guide's decision and the medians' finish), apart (separate), or from the cache); "
+        "peak: the summed RSS of the process tree (`+cluster`: with an existing cluster's "
+        "processes).",
         "",
         "## Figures and #20's targets",
         "",
