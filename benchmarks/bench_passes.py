@@ -21,6 +21,10 @@ preset, measured in the same invocation.
   ``dask_existing`` (a LocalCluster started beforehand in its own process by
   dask_cluster.py, outside the timed run; its peak is given with the cluster's processes
   too). Pass 1 and pass 2 are the tool's report's ``pass1_seconds`` and ``pass2_seconds``.
+  With ``--kill 30 80``, also ``killed_30`` and ``killed_80``: on that cluster, one worker
+  process SIGKILLed (its nanny restarts it) once the run's ``--progress json`` events say
+  30 % (80 %) of pass 2's pixels are done: the cost of a lost worker, and the output must
+  still be identical (a run that ended before its kill is not counted).
 - ``memory`` (``--memory-stacks``, 2000x20 and 8000x20: 4 M and 64 M pixels per layer), at
   each of ``--memory-thresholds`` (0 and 1), cache off: the peak of the tree, and its growth.
 - ``seed`` (``--seed-stack``, 4472x100, seedgen.py's stack under ``--seed-data``): first
@@ -42,6 +46,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +83,7 @@ class Figure:
     case: str
     base: str
     measure: str
-    bound: float
+    bound: float | None  # None: no target (a failure's cost)
 
 
 def figures(args: argparse.Namespace) -> list[Figure]:
@@ -107,6 +113,14 @@ def figures(args: argparse.Namespace) -> list[Figure]:
             Figure("dask", f"{case} / local, pass 1", case, "local", "pass1", 1.15),
             Figure("dask", f"{case} / local, pass 2", case, "local", "pass2", 1.15),
             Figure("dask", f"{case} / local, whole run", case, "local", "wall", 1.3),
+        ]
+    for share in args.kill:
+        name = f"killed_{share}"
+        out += [
+            Figure("dask", f"{name} / dask_existing, pass 2", name, "dask_existing", "pass2", None),
+            Figure(
+                "dask", f"{name} / dask_existing, whole run", name, "dask_existing", "wall", None
+            ),
         ]
     for t in args.memory_thresholds:
         out.append(
@@ -203,9 +217,12 @@ def tool_case(
             processing={"workers": args.workers, **processing},
         ),
     )
+    command = [args.python, "-m", "windowed_classify", str(config), "--quiet"]
+    if name.startswith("killed_"):  # its progress events say when to kill a worker
+        command += ["--progress", "json"]
     return Case(
         name=name,
-        command=[args.python, "-m", "windowed_classify", str(config), "--quiet"],
+        command=command,
         run_dir=run_dir,
         report=output.with_suffix(".report.json"),
         env=args.env,
@@ -228,13 +245,23 @@ def notebook_case(
 
 
 Plan = list[tuple[str, dict[str, Any], Callable[[], Case]]]  # name, params, build
+# what runs beside a case (it may add to the result's detail)
+During = Callable[[Case, dict[str, Any]], contextlib.AbstractContextManager[Any]]
 
 
-def run_plan(bench: harness.Bench, preset: str, plan: Plan) -> None:
+def run_plan(
+    bench: harness.Bench, preset: str, plan: Plan, during: dict[str, During] | None = None
+) -> None:
     for round_, (name, params, build) in bench.rounds(plan):
         case = build()
         case.params = {"preset": preset, **params}  # what the result records
-        bench.run(preset, name, case, round_, case.params)
+        extra: dict[str, Any] = {}
+        around = (during or {}).get(name)
+        with around(case, extra) if around else contextlib.nullcontext():
+            res = bench.run(preset, name, case, round_, case.params)
+        if extra:
+            res.detail.update(extra)
+            bench.save()
 
 
 def first_warm(args: argparse.Namespace, bench: harness.Bench, preset: str) -> None:
@@ -278,14 +305,18 @@ def first_warm(args: argparse.Namespace, bench: harness.Bench, preset: str) -> N
 @contextlib.contextmanager
 def local_cluster(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
     """A LocalCluster in its own process (dask_cluster.py): (its pid, its address)."""
-    proc = subprocess.Popen(
-        [args.python, str(HERE / "dask_cluster.py"), "--workers", str(args.workers)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=args.env,
-        start_new_session=True,
-    )
+    log = args.data / "runs" / "passes" / "dask_cluster.log"  # its workers' restarts, say
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [args.python, str(HERE / "dask_cluster.py"), "--workers", str(args.workers)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=args.env,
+            start_new_session=True,
+        )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line:
@@ -302,9 +333,81 @@ def local_cluster(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
             proc.wait()
 
 
+def _progress(stderr: Path) -> dict[str, Any] | None:
+    """The last progress event a run printed (``--progress json``) so far."""
+    try:
+        lines = stderr.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "progress":
+                    return dict(event)
+    return None
+
+
+def _workers_of(cluster_pid: int) -> list[Any]:
+    """The worker processes of dask_cluster.py's LocalCluster (its nannies' children)."""
+    import psutil
+
+    try:
+        children = psutil.Process(cluster_pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    found = []
+    for p in children:
+        with contextlib.suppress(psutil.Error):
+            line = " ".join(p.cmdline())
+            if "spawn_main" in line and "resource_tracker" not in line:
+                found.append(p)
+    return found
+
+
+def killing_a_worker(cluster_pid: int, workers: int, share: int) -> During:
+    """While a case runs on dask_cluster.py's LocalCluster: SIGKILL one of its worker
+    processes once the run's progress events (its stderr) say ``share`` % of pass 2's pixels
+    are done; afterwards, wait until the nanny has restarted it."""
+
+    @contextlib.contextmanager
+    def around(case: Case, detail: dict[str, Any]) -> Iterator[None]:
+        stop = threading.Event()
+        stderr = case.run_dir / "stderr.txt"
+
+        def watch() -> None:
+            while not stop.wait(0.05):
+                event = _progress(stderr)
+                if event is None or event["stage"] != "pass2" or event["done"] >= event["total"]:
+                    continue
+                if event["done"] * 100 >= share * event["total"]:
+                    for victim in _workers_of(cluster_pid)[:1]:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(victim.pid, signal.SIGKILL)
+                            detail["killed"] = {"pid": victim.pid, "at": event}
+                    return
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # the restarted worker up for a few seconds
+                ready = [p for p in _workers_of(cluster_pid) if time.time() - p.create_time() > 5]
+                if len(ready) >= workers:
+                    break
+                time.sleep(0.5)
+            detail.setdefault("killed", None)
+
+    return around
+
+
 def dask(args: argparse.Namespace, bench: harness.Bench, preset: str) -> None:
     """The local engine, the Dask engine with its own LocalCluster, and on one started
-    before, alternating."""
+    before, alternating; with ``--kill``, runs on that cluster with a worker killed."""
     data = datagen_stack(args, args.dask_stack)
     root = args.data / "runs" / "passes" / preset / f"{data.key}_t{args.dask_threshold}"
     harness.warm_cache(data.layer_dir.iterdir())
@@ -316,6 +419,11 @@ def dask(args: argparse.Namespace, bench: harness.Bench, preset: str) -> None:
             "dask": ({"engine": "dask", "scheduler": "local"}, ()),
             "dask_existing": ({"engine": "dask", "scheduler": address}, (pid,)),
         }
+        during: dict[str, During] = {}
+        for share in args.kill:
+            name = f"killed_{share}"
+            engines[name] = ({"engine": "dask", "scheduler": address}, (pid,))
+            during[name] = killing_a_worker(pid, args.workers, share)
         plan: Plan = [
             (
                 name,
@@ -324,7 +432,7 @@ def dask(args: argparse.Namespace, bench: harness.Bench, preset: str) -> None:
             )
             for name, (processing, watch) in engines.items()
         ]
-        run_plan(bench, preset, plan)
+        run_plan(bench, preset, plan, during)
     agree(bench, preset, {n: root / n / "prediction.tif" for n in engines}, t)
 
 
@@ -380,11 +488,16 @@ def measure(r: CaseResult, what: str) -> float | None:
     return harness.timing(r, f"{what}_seconds")
 
 
+def counted(r: CaseResult) -> bool:
+    """A run that measured its case (a ``killed_`` run whose worker was killed)."""
+    return r.status == "ok" and (not r.case.startswith("killed_") or bool(r.detail.get("killed")))
+
+
 def median_of(runs: list[CaseResult], preset: str, case: str, what: str) -> float | None:
     values = [
         v
         for r in runs
-        if r.params.get("preset") == preset and r.case == case and r.status == "ok"
+        if r.params.get("preset") == preset and r.case == case and counted(r)
         if (v := measure(r, what)) is not None
     ]
     return round(statistics.median(values), 3) if values else None
@@ -399,7 +512,7 @@ def summarize(runs: list[CaseResult], wanted: list[Figure]) -> dict[str, Any]:
             key, {"preset": key[0], "case": r.case, "params": r.params, "ok": 0, "runs": 0}
         )
         row["runs"] += 1
-        row["ok"] += r.status == "ok"
+        row["ok"] += counted(r)
     for (preset, case), row in cases.items():
         for what in ("wall", "pass1", "pass2", "total", "peak"):
             row[f"median_{what}"] = median_of(runs, preset, case, what)
@@ -432,7 +545,7 @@ def summarize(runs: list[CaseResult], wanted: list[Figure]) -> dict[str, Any]:
                 "ratio": value,
                 "difference": None if a is None or b is None else round(a - b, 3),
                 "bound": f.bound,
-                "met": None if value is None else value <= f.bound,
+                "met": None if value is None or f.bound is None else value <= f.bound,
             }
         )
     return {"cases": list(cases.values()), "figures": out}
@@ -448,7 +561,7 @@ def figure_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             f"{fmt(f['base_value'])} ({f['base']})",
             fmt(f.get("difference")),
             fmt(f["ratio"], 3),
-            f"<= {f['bound']:g}",
+            "-" if f["bound"] is None else f"<= {f['bound']:g}",
             {True: "yes", False: "NO", None: "-"}[f["met"]],
         ]
         for f in summary["figures"]
@@ -557,6 +670,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chunk-rows", type=int, default=1_000_000, help="notebook predict chunks")
     p.add_argument("--dask-stack", default=None, help="SIZExLAYERS (5000x16)")
     p.add_argument("--dask-threshold", type=int, default=1, help="nodata.threshold (1)")
+    p.add_argument(
+        "--kill",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="PERCENT",
+        help="dask preset: also run on the existing cluster with one worker process killed "
+        "(SIGKILL) at each of these shares of pass 2's pixels, e.g. --kill 30 80",
+    )
     p.add_argument("--memory-stacks", nargs=2, default=None, help="SMALL LARGE (2000x20 8000x20)")
     p.add_argument("--memory-thresholds", type=int, nargs="+", default=[0, 1], help="(0 1)")
     p.add_argument("--seed-stack", default=None, help="SIZExLAYERS (4472x100)")
