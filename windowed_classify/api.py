@@ -95,7 +95,7 @@ def _run(
         make_executor(
             prep.model_config.path, n_workers, engine, prep.model, cfg.processing.scheduler
         ) as executor,
-        spill_folder(out.path.parent) as spill,
+        spill_folder(out.path) as spill,
     ):
         statistics = Statistics(prep, executor, recompute_stats, shown, spill)
         t1 = time.perf_counter()
@@ -169,11 +169,17 @@ def _run(
 
 
 @contextlib.contextmanager
-def spill_folder(where: Path) -> Iterator[Path]:
+def spill_folder(output: Path) -> Iterator[Path]:
     """A folder beside the output for what the workers keep on disk (the keys near each
-    median, rows waiting for a fill); removed at the end, whatever happens."""
+    median, rows waiting for a fill); removed at the end, whatever happens. One that a killed
+    run of the same output left is removed first (two runs of one output cannot coexist:
+    their temporary outputs would be the same files)."""
+    where, prefix = output.parent, f".statistics.{output.name}"
+    for stale in where.glob(prefix + ".*"):
+        if stale.is_dir() and stale.name.rsplit(".", 1)[0] == prefix:
+            shutil.rmtree(stale, ignore_errors=True)
     try:
-        folder = Path(tempfile.mkdtemp(prefix=".statistics.", dir=where))
+        folder = Path(tempfile.mkdtemp(prefix=prefix + ".", dir=where))
     except OSError as exc:
         raise OutputError(f"cannot make a spill folder in {where}: {exc}") from None
     try:

@@ -22,6 +22,7 @@ from ..inputs.layers import Layer
 from ..inputs.reader import nodata_mask
 from ..inputs.windows import WindowKey
 from .band import Band, LayerCounts, low_bins
+from .executor import WorkerLost
 from .spill import keys_path, read_keys
 from .worker import WorkerState
 
@@ -154,6 +155,8 @@ class SelectJob:
         self, item: tuple[str, int, tuple[int, ...], np.ndarray], worker: WorkerState
     ) -> dict[int, np.ndarray]:
         holder, j, bins, accepted = item
+        if self.folder is None and worker.id != holder:  # a new worker at the holder's address
+            raise WorkerLost(holder)
         root = self.folder if self.folder is not None else worker.scratch
         assert root is not None
         ok = set(accepted.tolist())

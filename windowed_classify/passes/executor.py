@@ -42,8 +42,11 @@ class WorkerLost(Exception):
     passes redo that worker's part elsewhere."""
 
     def __init__(self, worker: str):
-        super().__init__(f"worker {worker} is gone")
+        super().__init__(worker)  # the only argument: the exception pickles (raised on a worker)
         self.worker = worker
+
+    def __str__(self) -> str:
+        return f"worker {self.worker} is gone"
 
 
 class Cancellable(Protocol):

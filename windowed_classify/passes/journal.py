@@ -154,6 +154,12 @@ class Journal:
         }
         write_text_atomic(self.path, json.dumps(data), durable=True)
 
+    def remove(self) -> None:
+        """The journal, and any copy a killed run left half-written beside it."""
+        self.path.unlink(missing_ok=True)
+        for temp in self.path.parent.glob(f".{self.path.name}.*.partial.json"):
+            temp.unlink(missing_ok=True)
+
     @classmethod
     def load(cls, path: Path, grid: Grid, prints: dict[str, Any]) -> Journal:
         """The journal of an interrupted run; an OutputError says why it cannot be used."""

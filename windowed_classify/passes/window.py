@@ -30,6 +30,7 @@ from ..outputs.kinds import RasterSpec, Rows, raster_specs
 from ..outputs.results import WindowResult
 from .band import LayerCounts
 from .counting import CountSpec, count_window
+from .executor import WorkerLost
 from .spill import read_rows, rows_path
 from .worker import WorkerState
 
@@ -204,6 +205,8 @@ class FillJob:
 
     def __call__(self, item: tuple[int, WindowKey, str, int], worker: WorkerState) -> Filled:
         index, key, holder, offset = item
+        if self.folder is None and worker.id != holder:  # a new worker at the holder's address
+            raise WorkerLost(holder)
         root = self.folder if self.folder is not None else worker.scratch
         assert root is not None
         _, pixels, x = read_rows(
