@@ -329,8 +329,25 @@ class PausingModel:
         self.calls += 1
         if self.calls >= self.after and not self.marker.exists():
             self.marker.touch()
-            time.sleep(self.wait)
+            # short sleeps: a signal handled by another thread still stops this one at once
+            until = time.monotonic() + self.wait
+            while time.monotonic() < until:
+                time.sleep(0.05)
         return self.model.predict(x)
+
+
+def signal_state(pid: int) -> str:
+    """A process's signal masks and its threads' states (/proc), for a test whose process did
+    not stop on a signal: blocked, ignored or pending says why."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        threads = sorted(Path(f"/proc/{pid}/task").iterdir())
+        states = [(t / "stat").read_text().split(")")[-1].split()[0] for t in threads]
+    except OSError as exc:
+        return f"no /proc state ({exc})"
+    keys = ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    masks = [line for line in status if line.split(":")[0] in keys]
+    return "; ".join([*masks, f"threads {len(threads)} states {''.join(states)}"])
 
 
 def save_model(model: Any, path: Path) -> Path:

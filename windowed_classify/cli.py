@@ -272,6 +272,9 @@ def _stop_on_sigterm() -> None:
 
     with contextlib.suppress(ValueError):  # not the main thread (embedded): leave signals be
         signal.signal(signal.SIGTERM, handler)
+        # a mask is inherited across exec: a parent that blocked them would make the run
+        # deaf to Ctrl-C and SIGTERM (an ignored SIGINT, as under nohup, stays ignored)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from helpers import (
     run_cli,
     run_main,
     save_model,
+    signal_state,
     threshold_model,
     train_model,
     write_raster,
@@ -443,12 +444,17 @@ def test_scoring_file_v2_data_sample(tmp_path: Path) -> None:
     assert_run_matches(load_report(case.output), ref, case.output)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("sig", "blocked"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-blocked-by-parent"],
+)
 def test_interrupted_run_leaves_nothing_under_the_output_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, blocked: bool
 ) -> None:
     """Stop the CLI in the middle of pass 2: no output, no report, nothing but the hidden
-    partial raster and its journal; --resume from them gives the reference's map."""
+    partial raster and its journal; --resume from them gives the reference's map. A parent
+    that blocked the signal (a mask outlives exec) does not make the run deaf to it."""
     case = build_case(tmp_path, height=300, width=300, names=("elev", "slope"))
     marker = tmp_path / "predicting"
     # the run stops at its second window of pass 2, after the first was written: no race
@@ -464,6 +470,7 @@ def test_interrupted_run_leaves_nothing_under_the_output_name(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {sig})) if blocked else None,
     )
     try:
         deadline = time.monotonic() + 120
@@ -472,7 +479,10 @@ def test_interrupted_run_leaves_nothing_under_the_output_name(
         assert marker.exists(), "the run never reached its second window"
         assert proc.poll() is None, "the run ended while it should be pausing"
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run did not stop on {sig.name}: {signal_state(proc.pid)}")
     finally:
         if proc.poll() is None:
             proc.kill()
