@@ -126,36 +126,42 @@ class _Handler(SimpleHTTPRequestHandler):
         if not path.is_file():
             self._plain(404, b"Not Found\n", body)
             return
-        data = path.read_bytes()
         stat = path.stat()
+        size = stat.st_size
         etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
         headers = {"Accept-Ranges": "bytes"}
         if self.shared.validators.value:
             headers["ETag"] = etag
             headers["Last-Modified"] = email.utils.formatdate(stat.st_mtime, usegmt=True)
         if not asked:
-            self._send(200, data, "image/tiff", headers, body)
+            self._send(200, path.read_bytes(), "image/tiff", headers, body)
             return
-        ranges = _ranges(asked, len(data))
+        ranges = _ranges(asked, size)
         if ranges is None:
-            headers["Content-Range"] = f"bytes */{len(data)}"
+            headers["Content-Range"] = f"bytes */{size}"
             self._send(416, b"", "text/plain", headers, body)
             return
         self._count("ranges")
-        if len(ranges) == 1:
-            first, last = ranges[0]
-            headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
-            self._send(206, data[first : last + 1], "image/tiff", headers, body)
-            return
-        self._count("multiranges")
-        parts = []
-        for first, last in ranges:
-            parts.append(
-                f"--{BOUNDARY}\r\nContent-Type: image/tiff\r\n"
-                f"Content-Range: bytes {first}-{last}/{len(data)}\r\n\r\n".encode()
-                + data[first : last + 1]
-                + b"\r\n"
-            )
+        with path.open("rb") as f:  # only the bytes asked for, as a store serves them
+
+            def part(first: int, last: int) -> bytes:
+                f.seek(first)
+                return f.read(last - first + 1)
+
+            if len(ranges) == 1:
+                first, last = ranges[0]
+                headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+                self._send(206, part(first, last), "image/tiff", headers, body)
+                return
+            self._count("multiranges")
+            parts = []
+            for first, last in ranges:
+                parts.append(
+                    f"--{BOUNDARY}\r\nContent-Type: image/tiff\r\n"
+                    f"Content-Range: bytes {first}-{last}/{size}\r\n\r\n".encode()
+                    + part(first, last)
+                    + b"\r\n"
+                )
         payload = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
         kind = f"multipart/byteranges; boundary={BOUNDARY}"
         self._send(206, payload, kind, headers, body)
