@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from .aoa import AoaModel, build_aoa
 from .config import Config, OutputConfig
 from .errors import ConfigError, InputError, ModelError, OutputError, UserError
+from .inputs import readahead
 from .inputs.discover import discover
 from .inputs.grid import Grid, same_grid
 from .inputs.layers import (
@@ -162,6 +163,7 @@ def prepare(cfg: Config, created: list[Path] | None = None) -> Prepared:
 def gather(cfg: Config, problems: Problems, created: list[Path] | None = None) -> Plan:
     """Every step of the preparation, in the order a run takes them (see the module doc)."""
     plan = Plan(cfg, problems.errors, problems.warnings)
+    readahead.configure(cfg.processing.read_ahead)  # this process's, and its workers'
     if cfg.model is None:
         problems.add(
             ConfigError(
