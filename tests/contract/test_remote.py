@@ -30,10 +30,12 @@ import windowed_classify
 from windowed_classify.commands.check import check
 from windowed_classify.config import COG_MEDIA_TYPE, load_config
 from windowed_classify.errors import OutputError, RemoteReadError
-from windowed_classify.inputs import remote, urls
+from windowed_classify.inputs import retrycounts, urls
 from windowed_classify.inputs.reader import StackReader
 from windowed_classify.inputs.windows import plan_windows
 from windowed_classify.outputs.writer import partial_path
+from windowed_classify.passes import pass1
+from windowed_classify.passes.band import Band
 from windowed_classify.prepare import prepare
 
 pytestmark = pytest.mark.network
@@ -132,9 +134,9 @@ def test_transient_faults_change_nothing_and_the_retries_are_counted(tmp_path: P
     assert sum(draws.random() < 0.05 for _ in range(40)) == 3  # faults early in the run
     with RangeServer(case.folder, fail_share=0.05, seed=seed, reset_on=(6, 30)) as server:
         config = over_http(case, server, "faults", workers=2, engine="threads")
-        before = remote.totals()
+        before = retrycounts.totals()
         report = run(config)
-        counted = remote.totals().total - before.total
+        counted = retrycounts.totals().total - before.total
         served = server.stats
     assert_run_matches(report, ref, Path(config["output"]["path"]))
     assert_codes_equal(codes(config), read_output(case.output)[0])
@@ -174,6 +176,42 @@ def test_every_failed_request_is_counted_once(tmp_path: Path) -> None:
         failed = server.stats["failed"]
     assert counts.open_retries >= 1 and counts.read_retries >= 1 and counts.gdal_retries >= 1
     assert counts.total == failed
+
+
+ENGINES = {
+    "serial": {"workers": 1},
+    "threads": {"workers": 2, "engine": "threads"},
+    "processes": {"workers": 2, "engine": "processes"},
+    "dask": {"workers": 2, "engine": "dask"},
+}
+
+
+@pytest.mark.skipif(
+    not GDAL_3_10,
+    reason="GDAL < 3.10 reports the failed ranges of a parallel read below rasterio's log "
+    "level: those retries cannot be counted",
+)
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_the_report_counts_the_retries_of_every_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """Every request fails once: the identity HEADs, the opens, the guide's windows, pass 1
+    counted apart, the medians the band missed read again, pass 2. The report's
+    remote_retries is the number of failed requests, whichever engine read them."""
+    if engine == "dask":
+        pytest.importorskip("distributed")
+    monkeypatch.setattr(pass1, "MAX_DEFERRED", -1.0)  # counted apart, after the guide
+    monkeypatch.setattr(pass1, "band_of", lambda high: Band(0, 1))  # every median missed
+    case = make_case(tmp_path)
+    case.config["nodata"]["threshold"] = 1
+    ref = reference_from_config(case.config)
+    with RangeServer(case.folder, fail_first=1) as server:
+        report = run(over_http(case, server, engine, **ENGINES[engine]))
+        failed = server.stats["failed"]
+    assert report["pass1"] == "separate"
+    assert sorted(report["median_second_reads"]) == ["elev", "ndvi", "slope"]
+    assert_run_matches(report, ref, Path(report["outputs"]["classes"]))
+    assert failed > 0 and report["remote_retries"] == failed
 
 
 def test_a_server_that_never_answers_is_one_line_naming_the_url_and_status(

@@ -261,7 +261,7 @@ class DaskExecutor(Executor):
                 pinned.pop(future, None)
                 future.release()
                 self._account(worker, job, item, seconds)
-                yield item, result
+                yield item, self.took(result)
         finally:
             shared.release()
 

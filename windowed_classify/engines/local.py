@@ -36,7 +36,7 @@ class SerialExecutor(Executor):
 
     def run(self, job: Job, items: Iterable[Any], pin: Pin | None = None) -> Iterator[Any]:
         for item in items:
-            yield item, job(item, self.state)
+            yield item, self.took(job(item, self.state))
 
     def forget(self, token: str, folder: Path | None) -> None:
         self.state.forget(token)
@@ -61,7 +61,7 @@ class ThreadExecutor(Executor):
     def run(self, job: Job, items: Iterable[Any], pin: Pin | None = None) -> Iterator[Any]:
         submit = lambda item: self.pool.submit(job, item, self.state)  # noqa: E731
         for item, future in bounded(submit, items, 2 * self.workers, _first_done):
-            yield item, future.result()
+            yield item, self.took(future.result())
 
     def forget(self, token: str, folder: Path | None) -> None:
         self.state.forget(token)
@@ -142,7 +142,7 @@ class ProcessExecutor(Executor):
         with job_file(job) as ref:
             submit = lambda item: self.pool.submit(_run_in_worker, ref, item)  # noqa: E731
             for item, future in bounded(submit, items, 2 * self.workers, _first_done):
-                yield item, future.result()
+                yield item, self.took(future.result())
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
