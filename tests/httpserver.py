@@ -9,7 +9,8 @@ every distinct request (method, path, range) answered 503 (``fail_first``: deter
 whatever the order of the requests), every request after the Nth answered 503 (``fail_after``),
 or every request answered 503 (``down``); ``validators=False`` leaves out ETag and
 Last-Modified (a server that does not identify its files). Settings can change while it runs
-(``set``); counts of what it served are shared with the caller (``stats``).
+(``set``); counts of what it served, and the most files it answered requests for at once, are
+shared with the caller (``stats``).
 
 It runs in a separate process: GDAL holds the GIL while it opens a URL, so a server thread in
 the process that opens would deadlock. The process ends when the ``with`` block does, or after
@@ -36,7 +37,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-COUNTERS = ("requests", "ranges", "multiranges", "heads", "failed", "resets")
+COUNTERS = ("requests", "ranges", "multiranges", "heads", "failed", "resets", "most_files")
 BOUNDARY = "windowed_classify_byteranges"
 
 
@@ -87,6 +88,7 @@ class _Handler(SimpleHTTPRequestHandler):
     lock: threading.Lock
     draw: random.Random
     tries: dict[tuple[str, str, str], int]  # requests seen, by (method, path, Range)
+    active: dict[str, int]  # requests being answered, by path
 
     def do_GET(self) -> None:
         self._answer(body=True)
@@ -101,6 +103,20 @@ class _Handler(SimpleHTTPRequestHandler):
             return counter.value
 
     def _answer(self, body: bool) -> None:
+        most = self.shared.counts["most_files"]
+        with self.lock:  # files being answered now: how many at once, at most
+            self.active[self.path] = self.active.get(self.path, 0) + 1
+            with most.get_lock():
+                most.value = max(most.value, len(self.active))
+        try:
+            self._answer_one(body)
+        finally:
+            with self.lock:
+                self.active[self.path] -= 1
+                if not self.active[self.path]:
+                    del self.active[self.path]
+
+    def _answer_one(self, body: bool) -> None:
         number = self._count("requests")
         if not body:
             self._count("heads")
@@ -196,7 +212,13 @@ def _serve(folder: str, shared: _Shared, seed: int, lifetime: float) -> None:
     handler = type(
         "Handler",
         (_Handler,),
-        {"shared": shared, "lock": threading.Lock(), "draw": random.Random(seed), "tries": {}},
+        {
+            "shared": shared,
+            "lock": threading.Lock(),
+            "draw": random.Random(seed),
+            "tries": {},
+            "active": {},
+        },
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=folder))
     server.daemon_threads = True
@@ -281,9 +303,14 @@ class RangeServer:
         if down is not None:
             self._shared.down.value = int(down)
 
+    def reset_peak(self) -> None:
+        """``most_files`` counts again from now."""
+        self._shared.counts["most_files"].value = 0
+
     @property
     def stats(self) -> dict[str, int]:
-        """Requests served so far: all, ranged, multi-range, HEAD, answered 503, reset."""
+        """Requests served so far: all, ranged, multi-range, HEAD, answered 503, reset; and the
+        most files whose requests it answered at once (``most_files``)."""
         return {name: value.value for name, value in self._shared.counts.items()}
 
     def __enter__(self) -> RangeServer:

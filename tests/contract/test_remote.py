@@ -214,6 +214,50 @@ def test_the_report_counts_the_retries_of_every_read(
     assert failed > 0 and report["remote_retries"] == failed
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_read_ahead_reads_a_windows_files_at_once_with_the_local_result(
+    tmp_path: Path, engine: str
+) -> None:
+    """Six files served with 10 ms per request, nodata threshold 1 (rows that need a fill
+    deferred): the files of a window are read at once (the server answers requests for all
+    six files at once; without read-ahead, for one file per worker), and the map, every
+    output and every median are the local run's, bit for bit, with read-ahead and without it,
+    on every engine."""
+    if engine == "dask":
+        pytest.importorskip("distributed")
+    names = ("elev", "slope", "ndvi", "twi", "clay", "sand")
+    case = make_case(tmp_path, names=names)
+    case.config["nodata"]["threshold"] = 1
+    case.config["output"]["probabilities"] = str(case.root / "p.tif")
+    case.config["processing"] |= ENGINES[engine]
+    ref = reference_from_config(case.config)
+    local = run(case.config)
+    busy = {}
+    with RangeServer(case.folder, latency=0.01) as server:
+        reports = {}
+        for read_ahead in (16, 0):
+            name = f"{engine}_{read_ahead}"
+            config = over_http(case, server, name, read_ahead=read_ahead)
+            config["output"]["probabilities"] = str(case.root / f"out_{name}" / "p.tif")
+            server.reset_peak()
+            reports[read_ahead] = run(config)
+            busy[read_ahead] = server.stats["most_files"]
+            assert_run_matches(reports[read_ahead], ref, Path(config["output"]["path"]))
+            assert_codes_equal(codes(config), read_output(case.output)[0])
+            for key in ("classes", "probabilities"):
+                mine = reports[read_ahead]["outputs"][key]
+                with rasterio.open(local["outputs"][key]) as a, rasterio.open(mine) as b:
+                    assert np.array_equal(a.read(), b.read(), equal_nan=True), key
+            assert medians_bits(reports[read_ahead]) == medians_bits(local)
+    assert reports[16]["pass1"] == local["pass1"] == "deferred"
+    assert busy[16] == len(names)
+    assert busy[0] <= ENGINES[engine]["workers"]
+
+
+def medians_bits(report: dict[str, Any]) -> dict[str, int]:
+    return {n: int(np.float32(v["median"]).view(np.uint32)) for n, v in report["layers"].items()}
+
+
 def test_a_server_that_never_answers_is_one_line_naming_the_url_and_status(
     tmp_path: Path,
 ) -> None:
