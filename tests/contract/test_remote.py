@@ -277,6 +277,67 @@ def test_a_server_that_never_answers_is_one_line_naming_the_url_and_status(
     assert not Path(config["output"]["path"]).exists()
 
 
+def test_check_times_each_host_and_foresees_the_runs_requests(tmp_path: Path) -> None:
+    """check's remote section: per host, the time of a header request, the requests the run
+    will make (the run then makes as many) and the time it will wait for them, one file after
+    another and with read-ahead; text and JSON agree."""
+    case = make_case(tmp_path, names=("elev", "slope", "ndvi", "twi"))
+    with RangeServer(case.folder, latency=0.01) as server:
+        # another name for the same server: the run's requests are not answered from what
+        # GDAL kept of check's
+        checked = over_http(case, server, "checked", host="localhost", workers=2)
+        found = check(load_config(checked))
+        config = over_http(case, server, "run", workers=2)
+        before = server.stats["requests"]
+        run(config)
+        made = server.stats["requests"] - before
+        off = check(
+            load_config({**checked, "processing": {**checked["processing"], "read_ahead": 0}})
+        )
+    doc = found.document()["remote"]
+    assert doc["read_ahead"] == 16
+    [host] = doc["hosts"]
+    assert host["host"] == server.url.replace("127.0.0.1", "localhost").removeprefix("http://")
+    assert host["files"] == 4 and host["status"] == 200 and host["latency_ms"] > 0
+    assert host["requests"] == pytest.approx(made, rel=0.1)
+    assert 0 < host["read_ahead_seconds"] < host["read_seconds"]
+    [slow] = off.document()["remote"]["hosts"]
+    assert slow["read_ahead_seconds"] == slow["read_seconds"]
+    rows = [
+        line.split() for line in found.render().splitlines() if line.startswith(f"  {host['host']}")
+    ]
+    assert len(rows) == 1 and rows[0][1] == "4" and rows[0][4] == f"{host['requests']:,}"
+
+
+def test_check_names_each_unreachable_file_with_its_servers_answer(tmp_path: Path) -> None:
+    case = make_case(tmp_path)
+    gone = RangeServer(case.folder).start()
+    dead = gone.url
+    gone.stop()  # nothing listens on its port now
+    with RangeServer(case.folder) as server:
+        config = over_http(case, server, "checked")
+        config["rasters"]["files"]["slope"] = f"/vsicurl/{server.url}/missing.tif"
+        config["rasters"]["files"]["ndvi"] = f"/vsicurl/{dead}/ndvi.tif"
+        found = check(load_config(config))
+    assert not found.ok
+    text = found.render()
+    assert f"  cannot open /vsicurl/{server.url}/missing.tif: HTTP 404 Not Found" in text
+    assert f"  cannot open /vsicurl/{dead}/ndvi.tif: no answer from the server: " in text
+    hosts = {h["host"]: h for h in found.document()["remote"]["hosts"]}
+    live, down = hosts[server.url[7:]], hosts[dead[7:]]
+    assert live["unreachable"] == [
+        {
+            "path": f"/vsicurl/{server.url}/missing.tif",
+            "status": 404,
+            "reason": "HTTP 404 Not Found",
+        }
+    ]
+    assert live["files"] == 1 and live["status"] == 200
+    assert down["latency_ms"] is None and down["status"] is None and down["error"]
+    [why] = down["unreachable"]
+    assert why["status"] is None and why["reason"].startswith("no answer from the server: ")
+
+
 def stop_midway(
     case: Case,
     name: str,
