@@ -126,3 +126,75 @@ def test_the_setting_comes_from_the_environment_else_the_configs_default(
     assert readahead.threads() == 7
     monkeypatch.setenv(readahead.READ_AHEAD_VARIABLE, "not a number")
     assert readahead.threads() == ProcessingConfig().read_ahead
+
+
+# ------------------------------------------------------------ calls started ahead of time
+
+
+def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.005)
+
+
+def test_started_calls_run_meanwhile_and_wait_gives_their_results_in_order(
+    read_ahead: Callable[[int], None],
+) -> None:
+    read_ahead(3)
+    gauge = Gauge()
+    started = readahead.start([gauge.call(i, 0.05 - 0.01 * i) for i in range(4)])
+    until(lambda: len(gauge.finished) == 4)  # they run before anyone waits for them
+    assert started.wait() == [0, 10, 20, 30]
+    assert set(gauge.threads.values()) <= {f"read-ahead_{k}" for k in range(3)}
+    assert gauge.most == 3 and gauge.now == 0
+
+
+def test_wait_raises_the_first_failure_in_order_once_nothing_runs(
+    read_ahead: Callable[[int], None],
+) -> None:
+    read_ahead(2)
+    gauge = Gauge()
+    calls = [gauge.call(0, 0.01), gauge.call(1, 0.15, fail=True), gauge.call(2, 0.01, fail=True)]
+    calls += [gauge.call(3, 0.3), gauge.call(4, 0.3), gauge.call(5, 0.3)]
+    started = readahead.start(calls)
+    with pytest.raises(ValueError, match="call 1 failed"):
+        started.wait()
+    assert gauge.now == 0  # no call still runs (a reader closes its files next)
+    assert 5 not in gauge.threads  # once one failed, those not begun are not run
+
+
+def test_cancel_drops_the_calls_not_begun_and_returns_once_none_runs(
+    read_ahead: Callable[[int], None],
+) -> None:
+    read_ahead(1)
+    gauge = Gauge()
+    started = readahead.start([gauge.call(i, 0.3, fail=i == 0) for i in range(5)])
+    until(lambda: 0 in gauge.threads)  # the first has begun
+    started.cancel()  # its failure, dropped with it, is not raised
+    assert gauge.now == 0
+    assert set(gauge.threads) == {0}
+    assert gauge.finished == [0]
+
+
+def test_started_with_read_ahead_off_runs_now_and_keeps_failures_for_wait(
+    read_ahead: Callable[[int], None],
+) -> None:
+    read_ahead(0)
+    gauge = Gauge()
+    started = readahead.start([gauge.call(0), gauge.call(1, fail=True), gauge.call(2)])
+    assert gauge.finished == [0, 1, 2]  # every one ran, in this thread, before start returned
+    assert set(gauge.threads.values()) == {threading.current_thread().name}
+    with pytest.raises(ValueError, match="call 1 failed"):
+        started.wait()
+    started.cancel()  # nothing left to drop: returns at once
+
+
+def test_starting_no_calls_needs_no_pool(
+    read_ahead: Callable[[int], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of local files starts its (no) remote reads for every window: no thread."""
+    read_ahead(4)
+    monkeypatch.setattr(readahead, "_pool", None)
+    assert readahead.start([]).wait() == []
+    assert readahead._pool is None
