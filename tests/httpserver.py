@@ -9,8 +9,8 @@ every distinct request (method, path, range) answered 503 (``fail_first``: deter
 whatever the order of the requests), every request after the Nth answered 503 (``fail_after``),
 or every request answered 503 (``down``); ``validators=False`` leaves out ETag and
 Last-Modified (a server that does not identify its files). Settings can change while it runs
-(``set``); counts of what it served, and the most files it answered requests for at once, are
-shared with the caller (``stats``).
+(``set``); counts of what it served, and the most files whose requests waited their latency
+at once, are shared with the caller (``stats``).
 
 It runs in a separate process: GDAL holds the GIL while it opens a URL, so a server thread in
 the process that opens would deadlock. The process ends when the ``with`` block does, or after
@@ -103,25 +103,31 @@ class _Handler(SimpleHTTPRequestHandler):
             return counter.value
 
     def _answer(self, body: bool) -> None:
+        number = self._count("requests")
+        if not body:
+            self._count("heads")
+        self._wait()
+        self._answer_one(body, number)
+
+    def _wait(self) -> None:
+        """The latency, during which the request counts as being answered: how many files at
+        once, at most. Not while the answer is written: the client may have it all and ask
+        for the next file before this thread gets to say it is done."""
         most = self.shared.counts["most_files"]
-        with self.lock:  # files being answered now: how many at once, at most
+        with self.lock:
             self.active[self.path] = self.active.get(self.path, 0) + 1
             with most.get_lock():
                 most.value = max(most.value, len(self.active))
         try:
-            self._answer_one(body)
+            if self.shared.latency.value > 0:
+                time.sleep(self.shared.latency.value)
         finally:
             with self.lock:
                 self.active[self.path] -= 1
                 if not self.active[self.path]:
                     del self.active[self.path]
 
-    def _answer_one(self, body: bool) -> None:
-        number = self._count("requests")
-        if not body:
-            self._count("heads")
-        if self.shared.latency.value > 0:
-            time.sleep(self.shared.latency.value)
+    def _answer_one(self, body: bool, number: int) -> None:
         if number in set(self.shared.reset_on):
             self._count("resets")
             self._reset()
@@ -310,7 +316,7 @@ class RangeServer:
     @property
     def stats(self) -> dict[str, int]:
         """Requests served so far: all, ranged, multi-range, HEAD, answered 503, reset; and the
-        most files whose requests it answered at once (``most_files``)."""
+        most files whose requests waited their latency at once (``most_files``)."""
         return {name: value.value for name, value in self._shared.counts.items()}
 
     def __enter__(self) -> RangeServer:
