@@ -75,16 +75,16 @@ TARGETS = {
 # --------------------------------------------------------------------------- set-up
 
 
-def ensure_stack(args: argparse.Namespace) -> dict[str, Any]:
+def ensure_stack(python: str, data: Path, size: int, layers: int) -> dict[str, Any]:
     """seedgen.py in a child (nice'd: generating takes minutes of a core); the harness
     stays small so that the runners' ru_maxrss is theirs."""
     cmd = [
         "nice",
         "-n",
         "10",
-        args.python,
+        python,
         str(HERE / "seedgen.py"),
-        *("--data", str(args.data), "--size", str(args.size), "--layers", str(args.layers)),
+        *("--data", str(data), "--size", str(size), "--layers", str(layers)),
     ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = harness.tool_available(runner_python, args.env)
     if missing:
         raise SystemExit(f"error: {missing}")
-    stack = ensure_stack(args)
+    stack = ensure_stack(args.python, args.data, args.size, args.layers)
     root = Path(stack["root"])
     model_path = Path(stack["model_path"])
     if args.bench == "automl":

@@ -1,4 +1,4 @@
-"""Hold a Dask LocalCluster open for bench_dask.py's ``dask_existing`` case.
+"""Hold a Dask LocalCluster open for bench_passes.py's ``dask_existing`` case.
 
   python benchmarks/dask_cluster.py --workers 2
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         print(json.dumps({"address": cluster.scheduler_address, "pid": os.getpid()}), flush=True)
-        sys.stdin.read()  # until bench_dask.py closes the pipe (or dies)
+        sys.stdin.read()  # until bench_passes.py closes the pipe (or dies)
     finally:
         cluster.close()
     return 0

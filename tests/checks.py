@@ -101,3 +101,16 @@ def assert_run_matches(
     arr = assert_output_profile(output, ref, dtype=dtype, compress=compress)
     assert_codes_equal(arr, ref.codes)
     assert_report(report, ref, output)
+
+
+def assert_same_medians(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Two reports' layer statistics, bit for bit (medians as float32 bits)."""
+    assert set(a["layers"]) == set(b["layers"])
+    for name, layer in a["layers"].items():
+        other = b["layers"][name]
+        bits = [np.float32(v["median"]).view(np.uint32) for v in (layer, other)]
+        assert bits[0] == bits[1], f"{name}: median {layer['median']} != {other['median']}"
+        for key in ("min", "max"):
+            assert same_f32(layer[key], other[key]), (name, key)
+        for key in ("valid_count", "nodata_count"):
+            assert layer[key] == other[key], (name, key)

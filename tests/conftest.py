@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,26 @@ def interrupt(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any], int]
         monkeypatch.setattr(api, "make_executor", real)
 
     return stop
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A Dask client of one LocalCluster (two single-threaded worker processes, loopback) per
+    module that asks for it; runs reach it as an existing scheduler, by its address."""
+    import distributed  # the test extra installs dask[distributed]
+
+    from windowed_classify.engines.dask_engine import local_cluster
+
+    with local_cluster(distributed, 2) as local, distributed.Client(local) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def real_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The public Landsat and Meuse stacks (tests/realdata.py), copied once per module."""
+    from realdata import real_stacks
+
+    return real_stacks(tmp_path_factory.mktemp("real"))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,20 @@ def olofsson_map(folder: Path, width: int = 5000) -> tuple[Path, np.ndarray]:
     return path, data
 
 
+def corrupt_tile(path: Path, row: int, col: int) -> None:
+    """Overwrite tile (row, col) of band 1 with bytes LZW cannot decode; size and mtime kept,
+    so the file looks unchanged (and the statistics cache still trusts it)."""
+    st = path.stat()
+    with rasterio.open(path) as ds:
+        offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
+        size = int(ds.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+
+
 def read_output(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Band 1 of a raster plus the profile facts the tests check."""
     with rasterio.open(path) as src:
@@ -306,6 +321,29 @@ class Unlisted:
         self.feature_names_in_ = model.feature_names_in_
 
     def predict(self, x: Any) -> Any:
+        return self.model.predict(x)
+
+
+class PausingModel:
+    """A classifier that waits to be interrupted: at its ``after``-th predict call in a
+    process it leaves the file ``marker`` and sleeps (the test stops the run meanwhile). Once
+    the marker exists it predicts at once, so a resumed run and the reference go straight
+    through. Pickled by reference to this module: a CLI subprocess needs tests/ on its path."""
+
+    def __init__(self, model: Any, marker: Path, after: int = 2, wait: float = 300.0):
+        self.model = model
+        self.marker = Path(marker)
+        self.after = after
+        self.wait = wait
+        self.calls = 0
+        self.feature_names_in_ = model.feature_names_in_
+        self.classes_ = model.classes_
+
+    def predict(self, x: Any) -> Any:
+        self.calls += 1
+        if self.calls >= self.after and not self.marker.exists():
+            self.marker.touch()
+            time.sleep(self.wait)
         return self.model.predict(x)
 
 
@@ -494,13 +532,16 @@ def valid_pool(
     return values[~mask]
 
 
+STACK_NAMES = ("elev", "slope", "ndvi")  # simple_stack's layers, in order
+
+
 def simple_stack(
     folder: Path,
     *,
     height: int = 37,
     width: int = 45,
     seed: int = 0,
-    names: Sequence[str] = ("elev", "slope", "ndvi"),
+    names: Sequence[str] = STACK_NAMES,
     nodata_fraction: float = 0.1,
     file_nodata: float = -9999.0,
     layout: Layout = ("tiled", 16),
@@ -515,6 +556,17 @@ def simple_stack(
         data[rng.random((height, width)) < nodata_fraction / 3] = np.nan
         stack.layers.append(LayerSpec(name, data, "float32", file_nodata, layout))
     return stack
+
+
+def training_rows(stack: Stack, n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Regression training rows: values drawn from a simple_stack's valid values, and a smooth
+    target of elev, slope and ndvi with noise."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(
+        {s.name: rng.choice(valid_pool(s, [], True), n).astype(np.float64) for s in stack.layers}
+    )
+    y = 0.05 * x["elev"] + np.sin(x["slope"] / 25.0) * 3 - 0.01 * x["ndvi"] + rng.normal(0, 1, n)
+    return x, y.to_numpy()
 
 
 @dataclass

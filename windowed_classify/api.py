@@ -82,6 +82,7 @@ def _run(
     retried = remote_totals().total  # the preparation's retries: this process's
     prep = prepare(cfg, created)
     remote = any(is_remote(layer.path) for layer in prep.layers)
+    out = prep.output_config
     max_pixels, cache_mb = budget(
         cfg, len(prep.layers), len(prep.legend.labels), n_workers, prep.task, remote
     )
@@ -97,13 +98,13 @@ def _run(
         TreeMemoryMonitor() as memory,
         rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20),  # an int here is bytes, not MB
         make_executor(
-            cfg.model.path, n_workers, engine, prep.model, cfg.processing.scheduler
+            prep.model_config.path, n_workers, engine, prep.model, cfg.processing.scheduler
         ) as executor,
-        spill_folder(cfg.output.path.parent) as spill,
+        spill_folder(out.path) as spill,
     ):
         statistics = Statistics(prep, executor, recompute_stats, shown, spill)
         t1 = time.perf_counter()
-        prints = fingerprint(cfg, prep.layers)
+        prints = fingerprint(prep)
         journal = resumable(prep, prints) if resume else None
         resumed = journal is not None
         if journal is None:
@@ -125,16 +126,18 @@ def _run(
         if source != "journal":  # pass 2 may have counted apart after its guide after all
             source = statistics.mode
         cache_state = "journal" if source == "journal" else statistics.state
-    if cfg.output.preview is not None:
+    stats = journal.stats
+    assert stats is not None  # pass 2 finished counting them when pass 1 left that to it
+    if out.preview is not None:
         from .outputs.preview import write_preview
 
         labels = dict(zip(prep.legend.output_codes, prep.legend.labels, strict=True))
-        write_preview(cfg.output.path, cfg.output.preview, labels, ramp=summary.ramp)
-        outputs["preview"] = str(cfg.output.preview)
+        write_preview(out.path, out.preview, labels, ramp=summary.ramp)
+        outputs["preview"] = str(out.preview)
 
     report = build_report(
         prep,
-        journal.stats,
+        stats,
         summary,
         timing={
             "prepare_seconds": t1 - t_start,
@@ -157,26 +160,32 @@ def _run(
             "memory_mb": cfg.processing.memory_mb,
             "gdal_cache_mb": cache_mb,
             "outputs": outputs,
-            "cog": cfg.output.cog,
+            "cog": out.cog,
             "resumed": resumed,
             **executor.describe(),  # a distributed engine: its workers and their windows
         },
         tree_peak_mb=memory.peak_mb,
     )
     write_json_atomic(cfg.report_path, report)
-    log.info("wrote %s and %s", cfg.output.path, cfg.report_path)
-    warning = masked_warning(prep, journal.stats, summary.masked)
+    log.info("wrote %s and %s", out.path, cfg.report_path)
+    warning = masked_warning(prep, stats, summary.masked)
     if warning:
         log.warning(warning)
     return report
 
 
 @contextlib.contextmanager
-def spill_folder(where: Path) -> Iterator[Path]:
+def spill_folder(output: Path) -> Iterator[Path]:
     """A folder beside the output for what the workers keep on disk (the keys near each
-    median, rows waiting for a fill); removed at the end, whatever happens."""
+    median, rows waiting for a fill); removed at the end, whatever happens. One that a killed
+    run of the same output left is removed first (two runs of one output cannot coexist:
+    their temporary outputs would be the same files)."""
+    where, prefix = output.parent, f".statistics.{output.name}"
+    for stale in where.glob(prefix + ".*"):
+        if stale.is_dir() and stale.name.rsplit(".", 1)[0] == prefix:
+            shutil.rmtree(stale, ignore_errors=True)
     try:
-        folder = Path(tempfile.mkdtemp(prefix=".statistics.", dir=where))
+        folder = Path(tempfile.mkdtemp(prefix=prefix + ".", dir=where))
     except OSError as exc:
         raise OutputError(f"cannot make a spill folder in {where}: {exc}") from None
     try:
@@ -216,7 +225,7 @@ def choose(prep: Prepared, workers: int, windows: Sequence[Window]) -> tuple[str
 
 def resumable(prep: Prepared, prints: dict[str, Any]) -> Journal | None:
     """The journal of an interrupted run of this config (``--resume``), if there is one."""
-    path = journal_path(partial_path(prep.config.output.path))
+    path = journal_path(partial_path(prep.output_config.path))
     if not path.exists():
         # not a warning: a front-end may always ask to resume (QGIS does, when ticked)
         log.info("nothing to resume (no journal %s): starting from the beginning", path)
@@ -233,7 +242,7 @@ def resumable(prep: Prepared, prints: dict[str, Any]) -> Journal | None:
 
 def warn_if_leftover(prep: Prepared) -> None:
     """A run without --resume replaces what an interrupted run left: say so."""
-    temp = partial_path(prep.config.output.path)
+    temp = partial_path(prep.output_config.path)
     if journal_path(temp).exists() or temp.exists():
         log.warning(
             "replacing the partial output of an interrupted run (%s); "
@@ -249,5 +258,5 @@ def new_journal(
     windows: Sequence[Window],
 ) -> Journal:
     """A fresh journal for pass 2: nothing written yet."""
-    path = journal_path(partial_path(prep.config.output.path))
+    path = journal_path(partial_path(prep.output_config.path))
     return Journal(path, prints, stats, windows, TileTracker(prep.grid, windows, TILE))

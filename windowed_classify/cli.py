@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .errors import Interrupted, UserError
@@ -263,7 +264,8 @@ def setup_logging(quiet: bool, debug: bool) -> None:
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM stops like Ctrl-C: the temporary output is removed, nothing is left behind."""
+    """SIGTERM stops like Ctrl-C: nothing under the output's name; an interrupted pass 2
+    keeps its partial output and journal for --resume."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -324,10 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 layer=args.layer,
                 polygons=args.polygons,
             )
-            if args.progress == "json":
-                from .progress import emit
-
-                emit({"event": "finished", "outputs": {"table": str(done.output)}})
+            _finished(args, {"table": done.output})
             if not args.quiet:
                 print(f"sampled {done.points} row(s) x {len(done.columns)} layer(s): {done.output}")
         elif args.command == "design":
@@ -345,15 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 overwrite=args.overwrite,
             )
-            if args.progress == "json":
-                from .progress import emit
-
-                emit(
-                    {
-                        "event": "finished",
-                        "outputs": {"points": str(drawn.output), "design": str(drawn.sidecar)},
-                    }
-                )
+            _finished(args, {"points": drawn.output, "design": drawn.sidecar})
             if not args.quiet:
                 print(summary(drawn))
         elif args.command == "assess":
@@ -370,12 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 design=args.design,
                 overwrite=args.overwrite,
             )
-            if args.progress == "json":
-                from .progress import emit
-
-                outputs = {"report": assessed.output, "markdown": assessed.markdown}
-                outputs["table"] = assessed.table
-                emit({"event": "finished", "outputs": {k: str(v) for k, v in outputs.items()}})
+            outputs = {"report": assessed.output, "markdown": assessed.markdown}
+            _finished(args, outputs | {"table": assessed.table})
             if not args.quiet:
                 print(assessed.summary())
         else:
@@ -390,17 +377,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resume=args.resume,
                 progress=args.progress,
             )
-            from .report import sibling_report, summary
+            from .report import sibling_report
+            from .report import summary as run_summary
 
-            if args.progress == "json":
-                from .progress import emit
-
-                report_path = str(sibling_report(report["output"]))
-                main = str(report["output"])  # the classes, or a regression's values
-                event = {"event": "finished", "main": main, "outputs": report["outputs"]}
-                emit(event | {"report": report_path})
+            _finished(
+                args,
+                report["outputs"],
+                main=report["output"],  # the classes, or a regression's values
+                report=sibling_report(report["output"]),
+            )
             if not args.quiet:
-                print(summary(report))
+                print(run_summary(report))
     except UserError as exc:
         if args.debug:
             raise
@@ -415,3 +402,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def _finished(args: argparse.Namespace, outputs: dict[str, Any], **paths: Any) -> None:
+    """The ``finished`` progress event (``--progress json``): every output's path, by kind."""
+    if args.progress == "json":
+        from .progress import emit
+
+        text = {kind: str(path) for kind, path in outputs.items()}
+        emit({"event": "finished"} | {k: str(v) for k, v in paths.items()} | {"outputs": text})

@@ -80,7 +80,7 @@ class RastersConfig:
         example="covariates",
         shown="one of folder/files/stac",
     )
-    files: tuple[tuple[str, Path | str], ...] | None = key(
+    files: tuple[tuple[str, Path | str, int | None], ...] | None = key(  # (name, path, band)
         v.to_files,
         None,
         help="feature name -> path or GDAL URL (`/vsicurl/https://...`, `/vsis3/...`), "
@@ -646,7 +646,7 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> Config
             f"unknown config section '{unknown[0]}'; allowed sections: " + ", ".join(SCHEMA)
         )
     base = base_dir.resolve()
-    parts = {}
+    parts: dict[str, Any] = {}
     for name in SCHEMA:
         if name in OPTIONAL_SECTIONS and raw.get(name) is None:
             parts[name] = None  # a run will say it needs it (Config.need)

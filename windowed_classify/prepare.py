@@ -227,9 +227,13 @@ def _model(plan: Plan, problems: Problems) -> None:
         codes = plan.config.output.codes if plan.config.output is not None else "index"
         plan.legend = problems.attempt(resolve_legend, plan.model, mc, codes)
     out = plan.config.output
-    resolved = out is not None and out.dtype is not None and out.nodata is not None
-    if plan.task != "regression" and plan.legend is not None and resolved:
-        assert out is not None and out.dtype is not None and out.nodata is not None
+    if (
+        plan.task != "regression"
+        and plan.legend is not None
+        and out is not None
+        and out.dtype is not None  # None: not resolved for the task (an error above)
+        and out.nodata is not None
+    ):
         problems.attempt(check_codes_fit, plan.legend, out.dtype, int(out.nodata))
 
 

@@ -27,20 +27,21 @@ def build_report(
     A classification reports its legend and the pixel count of every code; a regression the
     statistics of its values instead (``statistics.prediction``). Other float outputs add
     their statistics, the AOA its method and the share of pixels inside."""
-    cfg, grid = prep.config, prep.grid
+    cfg, grid, nodata = prep.config, prep.grid, prep.output_config.nodata
+    assert nodata is not None  # resolved for the task by prepare
     own, worker = rusage_peaks_mb()
     peaks = [v for v in (own, tree_peak_mb) if v is not None]
     results: dict[str, Any] = {"task": prep.task}
     if prep.task == "regression":
         results |= {
-            "output_nodata": _plain_number(cfg.output.nodata),
+            "output_nodata": _plain_number(nodata),
             "masked_pixels": summary.masked,
         }
     else:
         results |= {
             "legend": prep.legend.as_dict(),
             "legend_source": prep.legend.source,
-            "output_nodata": cfg.output.nodata,
+            "output_nodata": nodata,
             "pixel_counts": summary.pixel_counts,
             "masked_pixels": summary.masked,
         }
@@ -51,9 +52,9 @@ def build_report(
     return {
         "tool": "windowed_classify",
         "version": __version__,
-        "output": str(cfg.output.path),
+        "output": str(prep.output_config.path),
         "config": str(cfg.source) if cfg.source else None,
-        "model": str(cfg.model.path),
+        "model": str(prep.model_config.path),
         "grid": {
             "crs": grid.crs.to_string() if grid.crs else None,
             "transform": list(grid.transform)[:6],

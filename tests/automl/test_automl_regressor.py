@@ -7,7 +7,7 @@ sklearn ``Pipeline``, wrapped as ``RegressionPipeline(pipeline, stddev)`` as Aut
 ``pipeline_run_helper`` does; int64 columns among the features. ``model.task: auto`` must
 recognise it and the run equal the notebook's ``predict``, in every local engine.
 
-Skipped unless the Azure AutoML runtime is importable (see test_automl_model.py).
+Skipped unless the Azure AutoML runtime is importable (see automl_stack.require_runtime).
 """
 
 from __future__ import annotations
@@ -19,17 +19,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_automl_model import (  # the module skips without the runtime
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers, reference
+
+from automl_stack import (  # noqa: E402
     HEIGHT,
     NODATA_VALUES,
     TRAIN_ORDER,
     WIDTH,
     allow_py311,
     covariates,
+    require_runtime,
     training_frame,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers, reference
+require_runtime()
 
 import joblib  # noqa: E402
 import rasterio  # noqa: E402

@@ -14,12 +14,19 @@ import pandas as pd
 import pytest
 import rasterio
 from aoa_reference import reference_random_folds
-from helpers import DEFAULT_TRANSFORM, make_config, run_main, save_model, simple_stack, write_yaml
+from helpers import (
+    DEFAULT_TRANSFORM,
+    STACK_NAMES,
+    make_config,
+    run_main,
+    save_model,
+    simple_stack,
+    training_rows,
+    write_yaml,
+)
 from reference import notebook
 from reference_outputs import applicability, assert_statistics
 from sklearn.ensemble import RandomForestRegressor
-from test_dask import cluster  # noqa: F401 - a module-scoped fixture: one LocalCluster
-from test_regression import NAMES, training_rows
 
 import windowed_classify
 from windowed_classify.errors import ConfigError
@@ -31,7 +38,7 @@ FOLDS = ("none", "column", "random")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A stack, a forest, and a training table sampled with ``sample`` at 150 pixels."""
     root = tmp_path_factory.mktemp("aoa")
-    stack = simple_stack(root / "cov", height=300, width=280, names=NAMES, seed=3)
+    stack = simple_stack(root / "cov", height=300, width=280, names=STACK_NAMES, seed=3)
     stack.write()
     x, y = training_rows(stack)
     model = RandomForestRegressor(n_estimators=5, max_depth=5, random_state=0).fit(x, y)
@@ -52,9 +59,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     proc = run_main("sample", sample_cfg, root / "plots.csv", "-o", root / "training.csv")
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(root / "training.csv", keep_default_na=False, dtype=str)
-    usable = (table[list(NAMES)] != "").all(axis=1).to_numpy()
+    usable = (table[list(STACK_NAMES)] != "").all(axis=1).to_numpy()
     assert 80 < usable.sum() < 150  # some points fell on nodata: dropped with a warning
-    train = table.loc[usable, list(NAMES)].astype(np.float64).to_numpy()
+    train = table.loc[usable, list(STACK_NAMES)].astype(np.float64).to_numpy()
     return {
         "root": root,
         "stack": stack,
@@ -106,7 +113,7 @@ def test_di_and_aoa_equal_the_brute_force(
     spec = {"none": "none", "column": "fold", "random": {"random": 4}}[folds]
     weights = {"elev": 1.0, "slope": 0.5, "ndvi": 2.0}
     report = run(config(setup, tmp_path, spec, weights=weights, seed=11))
-    nb = notebook(setup["stack"].folder, setup["model"], features=NAMES)
+    nb = notebook(setup["stack"].folder, setup["model"], features=STACK_NAMES)
     di, aoa, ref = applicability(
         nb, setup["train"], list(weights.values()), reference_folds(setup, folds)
     )
@@ -138,7 +145,7 @@ def test_a_pixel_at_a_training_point_has_di_zero(setup: dict[str, Any], tmp_path
 
 def test_weights_act_as_the_formula_says(setup: dict[str, Any], tmp_path: Path) -> None:
     """Only the ratios matter; a weight of 0 leaves a feature out; equal is all ones."""
-    nb = notebook(setup["stack"].folder, setup["model"], features=NAMES)
+    nb = notebook(setup["stack"].folder, setup["model"], features=STACK_NAMES)
     results = {}
     for name, weights in {
         "equal": "equal",
@@ -160,7 +167,7 @@ def test_importance_weights_by_default(setup: dict[str, Any], tmp_path: Path) ->
     importances = setup["model"].feature_importances_
     assert report["aoa"]["weights_source"] == "importance"
     assert list(report["aoa"]["weights"].values()) == importances.tolist()
-    nb = notebook(setup["stack"].folder, setup["model"], features=NAMES)
+    nb = notebook(setup["stack"].folder, setup["model"], features=STACK_NAMES)
     di, aoa, _ = applicability(nb, setup["train"], importances)
     np.testing.assert_array_equal(band(tmp_path / "aoa.tif"), aoa)
 
@@ -174,7 +181,7 @@ def test_every_engine_gives_the_same_maps(
     if engine == "dask":
         cfg["processing"]["scheduler"] = request.getfixturevalue("cluster").scheduler.address
     run(cfg)
-    nb = notebook(setup["stack"].folder, setup["model"], features=NAMES)
+    nb = notebook(setup["stack"].folder, setup["model"], features=STACK_NAMES)
     importances = setup["model"].feature_importances_
     di, aoa, _ = applicability(nb, setup["train"], importances, setup["folds"])
     np.testing.assert_allclose(band(tmp_path / "di.tif"), di, rtol=2e-7)
@@ -194,7 +201,7 @@ def test_di_alone_reports_the_share_inside(setup: dict[str, Any], tmp_path: Path
 def test_resume_continues_di_and_aoa(
     setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any
 ) -> None:
-    stack = simple_stack(tmp_path / "cov", height=600, width=560, names=NAMES, seed=3)
+    stack = simple_stack(tmp_path / "cov", height=600, width=560, names=STACK_NAMES, seed=3)
     stack.write()
     whole_cfg = config(setup, tmp_path / "whole", "fold")
     whole_cfg["rasters"]["folder"] = str(stack.folder)
@@ -216,7 +223,7 @@ def test_resume_continues_di_and_aoa(
 def test_a_changed_training_table_refuses_to_resume(
     setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any
 ) -> None:
-    stack = simple_stack(tmp_path / "cov", height=600, width=560, names=NAMES, seed=3)
+    stack = simple_stack(tmp_path / "cov", height=600, width=560, names=STACK_NAMES, seed=3)
     stack.write()
     table = tmp_path / "training.csv"
     table.write_text(Path(setup["table"]).read_text())

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import build_case, make_config, run_main, save_model, simple_stack, write_yaml
+from helpers import (
+    STACK_NAMES,
+    build_case,
+    make_config,
+    run_main,
+    save_model,
+    simple_stack,
+    training_rows,
+    write_yaml,
+)
 from sklearn.ensemble import RandomForestRegressor
-from test_regression import NAMES, training_rows
 
 from windowed_classify.commands.check import check
 
 
 def test_a_regression_lists_its_outputs_and_what_it_cannot_give(tmp_path: Path) -> None:
-    stack = simple_stack(tmp_path / "cov", names=NAMES)
+    stack = simple_stack(tmp_path / "cov", names=STACK_NAMES)
     stack.write()
     x, y = training_rows(stack)
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(x, y)

@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import distributed  # the test extra installs dask[distributed]
 import numpy as np
 import pytest
 import rasterio
-from checks import assert_codes_equal, assert_run_matches, same_f32
+from checks import assert_codes_equal, assert_run_matches, assert_same_medians
 from helpers import Case, Unlisted, build_case, read_output, save_model
 from httpserver import RangeServer
 from reference import reference_from_config
@@ -28,17 +27,6 @@ from reference import reference_from_config
 import windowed_classify
 from windowed_classify.config import load_config
 from windowed_classify.errors import ConfigError, InputError
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as local,
-        distributed.Client(local) as client,
-    ):
-        yield client
 
 
 def run(config: dict[str, Any], recompute: bool = True) -> dict[str, Any]:
@@ -57,18 +45,6 @@ def with_engine(case: Case, name: str, **processing: Any) -> dict[str, Any]:
             config["output"][key] = str(case.root / f"out_{name}" / old.name)
     config["processing"] = {**config.get("processing", {}), **processing}
     return config
-
-
-def assert_same_medians(a: dict[str, Any], b: dict[str, Any]) -> None:
-    assert set(a["layers"]) == set(b["layers"])
-    for name, layer in a["layers"].items():
-        other = b["layers"][name]
-        bits = [np.float32(v["median"]).view(np.uint32) for v in (layer, other)]
-        assert bits[0] == bits[1], f"{name}: median {layer['median']} != {other['median']}"
-        for key in ("min", "max"):
-            assert same_f32(layer[key], other[key]), (name, key)
-        for key in ("valid_count", "nodata_count"):
-            assert layer[key] == other[key], (name, key)
 
 
 def assert_dask_report(report: dict[str, Any], windows: int, pixels: int) -> None:

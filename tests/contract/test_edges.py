@@ -216,6 +216,31 @@ def test_a_zero_collar_is_named_in_check(tmp_path: Path) -> None:
     assert "value 0 covers" not in quiet.stdout
 
 
+@pytest.mark.parametrize("threshold", [0, 1])
+def test_a_run_names_the_zero_collar_as_check_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, threshold: int
+) -> None:
+    """The run's hints come from its guide windows (counted in pass 2) and, on a warm run,
+    from the statistics cache: the same line as ``check``'s, both times."""
+    rng = np.random.default_rng(6)
+    bands = _collar_scene(tmp_path / "c", rng)
+    model = train_model(list(bands), {n: b.ravel() for n, b in bands.items()}, ("tree", "grass"))
+    cfg = make_config(tmp_path / "c", save_model(model, tmp_path / "m.pkl"), tmp_path / "o.tif")
+    cfg["nodata"] = {"threshold": threshold}
+    cfg["output"]["overwrite"] = True
+    cfg["processing"] = {"cache_dir": str(tmp_path / "cache")}
+    checked = run_main("check", write_yaml(tmp_path / "c.yaml", cfg)).stdout
+    expected = [line.removeprefix("WARNING: ") for line in checked.splitlines() if "covers" in line]
+    assert len(expected) == len(bands)
+    for source in ("computed", "used"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="windowed_classify"):
+            report = windowed_classify.run(cfg)
+        assert report["stats_cache"] == source
+        for line in expected:
+            assert line in caplog.text, (source, line)
+
+
 def test_a_mostly_masked_output_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     case = build_case(tmp_path)
     holes = case.stack.layers[1].data.copy()

@@ -4,7 +4,6 @@ nothing left under the output's name."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from checks import assert_run_matches
 from helpers import (
     Case,
+    PausingModel,
     build_case,
     load_report,
     package_root,
@@ -241,22 +241,22 @@ def test_int_label_does_not_match_text_class(tmp_path: Path) -> None:
 
 
 def test_class_count_does_not_fit_dtype(case: Case) -> None:
-    classes = ["forest", "water", "urban"] + [f"c{i}" for i in range(253)]  # 256 classes
+    classes = ["forest", "water", "urban"] + [f"c{i}" for i in range(254)]  # codes 0..256
     case.config["model"]["classes"] = classes
     msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
-    assert re.search(r"uint8|256|255|dtype|nodata", msg, re.I), msg
+    assert "257 classes" in msg and "do not fit output.dtype uint8 (codes 0..255)" in msg, msg
 
 
 def test_class_code_collides_with_output_nodata(case: Case) -> None:
     case.config["output"]["nodata"] = 1  # codes 0, 1, 2 for three classes
     msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
-    assert "nodata" in msg.lower(), msg
+    assert "output.nodata 1 collides with the code of class" in msg, msg
 
 
 def test_output_nodata_outside_dtype(case: Case) -> None:
     case.config["output"].update(dtype="uint8", nodata=300)
     msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
-    assert "300" in msg or "nodata" in msg.lower(), msg
+    assert "'output.nodata': 300 does not fit output.dtype uint8 (0..255)" in msg, msg
 
 
 def test_existing_output_untouched(case: Case) -> None:
@@ -275,7 +275,8 @@ def test_no_schema_available(tmp_path: Path) -> None:
     case = build_case(tmp_path, with_names=False)
     assert not hasattr(case.model, "feature_names_in_")
     msg = assert_user_error(cli(case), output=case.output, out_dir_empty=True)
-    assert "features" in msg or "scoring_file" in msg, msg
+    assert "which features the model expects" in msg, msg
+    assert "model.scoring_file" in msg and "model.features" in msg, msg
 
 
 def test_model_file_missing(case: Case) -> None:
@@ -443,27 +444,33 @@ def test_scoring_file_v2_data_sample(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
-    """Stop the CLI while it is writing: no output, no partial raster, no report."""
-    case = build_case(tmp_path, height=2000, width=2000, names=("elev", "slope"))
+def test_interrupted_run_leaves_nothing_under_the_output_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+) -> None:
+    """Stop the CLI in the middle of pass 2: no output, no report, nothing but the hidden
+    partial raster and its journal; --resume from them gives the reference's map."""
+    case = build_case(tmp_path, height=300, width=300, names=("elev", "slope"))
+    marker = tmp_path / "predicting"
+    # the run stops at its second window of pass 2, after the first was written: no race
+    save_model(PausingModel(case.model, marker), case.model_path)
     case.config["processing"] = {"workers": 1, "memory_mb": 1}
     cfg = case.write_config()
-    env = dict(os.environ, PYTHONPATH=str(package_root()))
+    # the CLI unpickles PausingModel from tests/helpers.py (run_cli adds this to its path)
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(package_root()), tests_dir]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "windowed_classify", str(cfg), "--quiet"],
         cwd=tmp_path,
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        # wait until something appears beside the output (the raster being written)
-        while proc.poll() is None and not any(case.output.parent.iterdir()):
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
-        if proc.poll() is not None:
-            pytest.skip("the run finished before it could be interrupted")
-        time.sleep(0.2)
+        assert marker.exists(), "the run never reached its second window"
+        assert proc.poll() is None, "the run ended while it should be pausing"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -472,19 +479,17 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> 
             proc.wait()
     assert proc.returncode != 0, "an interrupted run reported success"
     assert "Traceback" not in err, err
-    assert not case.output.exists()
-    leftovers = sorted(p.name for p in case.output.parent.iterdir())
-    # only the hidden, resumable partial raster and its journal stay (pass 2 had started)
     stem = case.output.stem
-    assert set(leftovers) <= {f".{stem}.partial.tif", f".{stem}.partial.journal.json"}, leftovers
-    if leftovers:
-        assert "--resume" in err, err
-        result = run_cli(cfg, "--resume", "--quiet")
-        assert result.returncode == 0, result.stderr
-        assert_run_matches(
-            load_report(case.output), reference_from_config(case.config), case.output
-        )
-        assert not [p.name for p in case.output.parent.iterdir() if p.name.startswith(".")]
+    left = sorted(p.name for p in case.output.parent.iterdir())
+    assert left == [f".{stem}.partial.journal.json", f".{stem}.partial.tif"], left
+    assert "--resume" in err, err
+
+    result = run_cli(cfg, "--resume", "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = load_report(case.output)
+    assert report["resumed"] is True
+    assert_run_matches(report, reference_from_config(case.config), case.output)
+    assert not [p.name for p in case.output.parent.iterdir() if p.name.startswith(".")]
 
 
 # --------------------------------------------------------------------------- Python API

@@ -30,6 +30,7 @@ from helpers import (
 )
 from rasterio.transform import from_origin
 from reference import reference_run
+from warp_reference import oracle_folder
 
 import windowed_classify
 from windowed_classify.errors import ConfigError, InputError
@@ -125,15 +126,14 @@ def multiband(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("engine", [*ENGINES, "dask"])
-@pytest.mark.parametrize("threshold", [0, 2])
+@pytest.mark.parametrize(
+    ("threshold", "engine"),
+    # one dask run is enough: starting a cluster costs seconds
+    [(t, e) for t in (0, 2) for e in ENGINES] + [(0, "dask")],
+)
 def test_multiband_stack_equals_the_notebook_on_split_bands(
     multiband: dict[str, Any], tmp_path: Path, engine: str, threshold: int
 ) -> None:
-    if engine == "dask":
-        pytest.importorskip("distributed")
-        if threshold:
-            pytest.skip("one dask run is enough: starting a cluster costs seconds")
     processing = ENGINES.get(engine, {"workers": 2, "engine": "dask"})
     out = tmp_path / "out" / "prediction.tif"
     cfg = make_config(
@@ -382,8 +382,6 @@ def test_rasters_without_crs_share_a_grid_by_transform_and_shape(tmp_path: Path)
 
 @pytest.mark.parametrize("method", ["nearest", "bilinear"])
 def test_align_warps_crsless_layers_by_transform(tmp_path: Path, method: str) -> None:
-    from test_align import oracle_folder  # the align tests' in-memory warp
-
     folder = crsless_stack(tmp_path, coarse="twi")
     features = ["twi", "soil", "dem", "dist"]
     model = train_model(features, {n: np.arange(-5.0, 30) for n in features}, LABELS, seed=2)

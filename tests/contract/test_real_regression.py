@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 import rasterio
 from helpers import save_model, write_yaml
+from realdata import MEUSE, sample_table
 from reference import notebook
 from reference_outputs import applicability, assert_statistics, regression, spread
 from sklearn.ensemble import RandomForestRegressor
-from test_real_data import MEUSE, sample_table
-from test_real_data import data as data  # noqa: F401 - a fixture of this module too
 
 import windowed_classify
 
@@ -24,10 +23,10 @@ NODATA = [-3.3999999521443642e38]
 gpd = pytest.importorskip("geopandas")
 
 
-def test_meuse_zinc_map_spread_and_aoa(data: dict[str, Path], tmp_path: Path) -> None:
-    config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(data["meuse"])}})
+def test_meuse_zinc_map_spread_and_aoa(real_data: dict[str, Path], tmp_path: Path) -> None:
+    config = write_yaml(tmp_path / "sample.yaml", {"rasters": {"folder": str(real_data["meuse"])}})
     table = sample_table(
-        config, data["src"] / "meuse.shp", tmp_path / "points.csv", "--prefix", "cov_"
+        config, real_data["src"] / "meuse.shp", tmp_path / "points.csv", "--prefix", "cov_"
     )
     assert len(table) == 155
     # the AOA reads the model's features by name: the layer columns without the prefix (the
@@ -43,7 +42,7 @@ def test_meuse_zinc_map_spread_and_aoa(data: dict[str, Path], tmp_path: Path) ->
 
     out = tmp_path / "map"
     cfg = {
-        "rasters": {"folder": str(data["meuse"])},
+        "rasters": {"folder": str(real_data["meuse"])},
         "nodata": {"values": NODATA},
         "model": {"path": str(save_model(model, tmp_path / "zinc.pkl"))},
         "output": {
@@ -57,7 +56,7 @@ def test_meuse_zinc_map_spread_and_aoa(data: dict[str, Path], tmp_path: Path) ->
     }
     report = windowed_classify.run(cfg)
 
-    nb = notebook(data["meuse"], model, nodata_values=NODATA)
+    nb = notebook(real_data["meuse"], model, nodata_values=NODATA)
     with rasterio.open(out / "log_zinc.tif") as ds:
         got = ds.read(1)
         assert ds.crs is None and ds.dtypes[0] == "float32"

@@ -14,18 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from helpers import make_config, save_model, simple_stack, valid_pool
+from helpers import STACK_NAMES, make_config, save_model, simple_stack, training_rows
 from lightgbm import LGBMRegressor
 from reference import notebook
 from reference_outputs import assert_statistics, regression
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
-from test_dask import cluster  # noqa: F401 - a module-scoped fixture: one LocalCluster
 
 import windowed_classify
 from windowed_classify.errors import ConfigError, ModelError
 
-NAMES = ("elev", "slope", "ndvi")
 HEIGHT, WIDTH = 300, 280
 ENGINES = {
     "serial": {"workers": 1},
@@ -33,16 +31,6 @@ ENGINES = {
     "processes": {"workers": 2, "engine": "processes"},
     "dask": {"engine": "dask"},
 }
-
-
-def training_rows(stack: Any, n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rows drawn from the layers' valid values and a smooth target with noise."""
-    rng = np.random.default_rng(seed)
-    x = pd.DataFrame(
-        {s.name: rng.choice(valid_pool(s, [], True), n).astype(np.float64) for s in stack.layers}
-    )
-    y = 0.05 * x["elev"] + np.sin(x["slope"] / 25.0) * 3 - 0.01 * x["ndvi"] + rng.normal(0, 1, n)
-    return x, y.to_numpy()
 
 
 class OnnxRegressor:
@@ -78,7 +66,7 @@ def make_model(kind: str, x: pd.DataFrame, y: np.ndarray, root: Path) -> tuple[P
         forest.fit(x.to_numpy(np.float32), y)
         onx = to_onnx(forest, x.to_numpy(np.float32)[:1], target_opset=17)
         meta = onx.metadata_props.add()
-        meta.key, meta.value = "features", json.dumps(list(NAMES))
+        meta.key, meta.value = "features", json.dumps(list(STACK_NAMES))
         path = root / "model.onnx"
         path.write_bytes(onx.SerializeToString())
         return path, OnnxRegressor(path)
@@ -90,7 +78,7 @@ def make_model(kind: str, x: pd.DataFrame, y: np.ndarray, root: Path) -> tuple[P
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("regression")
-    stack = simple_stack(root / "covariates", height=HEIGHT, width=WIDTH, names=NAMES)
+    stack = simple_stack(root / "covariates", height=HEIGHT, width=WIDTH, names=STACK_NAMES)
     stack.write()
     return stack
 
@@ -120,7 +108,7 @@ def test_regression_equals_the_notebook(
     cfg = make_config(stack.folder, model_path, out, processing=processing)
     report = run(cfg)
 
-    nb = notebook(stack.folder, model, features=NAMES)
+    nb = notebook(stack.folder, model, features=STACK_NAMES)
     expected = regression(nb, model)
     got, profile = read(out)
     assert profile["dtype"] == "float32" and profile["nodata"] == -9999
@@ -147,7 +135,7 @@ def test_float64_and_nan_nodata(stack: Any, tmp_path: Path) -> None:
     report = run(cfg)
     got, profile = read(out)
     assert profile["dtype"] == "float64" and np.isnan(profile["nodata"])
-    nb = notebook(stack.folder, model, features=NAMES)
+    nb = notebook(stack.folder, model, features=STACK_NAMES)
     np.testing.assert_array_equal(got, regression(nb, model, "float64", np.nan))
     assert report["output_nodata"] == "nan"
     assert_statistics(report["statistics"]["prediction"], got, np.nan)

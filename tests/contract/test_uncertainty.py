@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from helpers import build_case, make_config, save_model, simple_stack
+from helpers import (
+    STACK_NAMES,
+    build_case,
+    make_config,
+    save_model,
+    simple_stack,
+    training_rows,
+)
 from quantile_forest import RandomForestQuantileRegressor
 from reference import notebook
 from reference_outputs import (
@@ -29,7 +36,6 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
-from test_regression import NAMES, training_rows
 
 import windowed_classify
 from windowed_classify.errors import ModelError
@@ -39,7 +45,9 @@ LEVELS = [0.05, 0.5, 0.95]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    stack = simple_stack(tmp_path_factory.mktemp("unc") / "cov", height=200, width=180, names=NAMES)
+    stack = simple_stack(
+        tmp_path_factory.mktemp("unc") / "cov", height=200, width=180, names=STACK_NAMES
+    )
     stack.write()
     return stack
 
@@ -89,7 +97,7 @@ def test_spread_is_the_std_of_the_members(
         processing=processing,
     )
     report = run(cfg)
-    nb = notebook(stack.folder, model, features=NAMES)
+    nb = notebook(stack.folder, model, features=STACK_NAMES)
     got = bands(tmp_path / "spread.tif")[0]
     np.testing.assert_array_equal(got, spread(nb, model))
     np.testing.assert_array_equal(bands(tmp_path / "p.tif")[0], regression(nb, model))
@@ -110,7 +118,7 @@ def test_one_quantile_level_and_the_default_levels(stack: Any, tmp_path: Path) -
     x, y = training_rows(stack)
     model = MODELS["quantile_forest"]().fit(x, y)
     path = save_model(model, tmp_path / "m.pkl")
-    nb = notebook(stack.folder, model, features=NAMES)
+    nb = notebook(stack.folder, model, features=STACK_NAMES)
     for levels, given in (([0.5], {"levels": [0.5]}), (LEVELS, {})):
         out = tmp_path / f"q{len(levels)}.tif"
         cfg = make_config(
@@ -206,7 +214,7 @@ def test_resume_and_cog_keep_the_new_outputs(
 ) -> None:
     """Interrupted after 3 windows, resumed: every output (and its statistics) is that of an
     uninterrupted run; as COGs with overviews."""
-    stack = simple_stack(tmp_path / "cov", height=600, width=560, names=NAMES)  # 3 x 3 tiles
+    stack = simple_stack(tmp_path / "cov", height=600, width=560, names=STACK_NAMES)  # 3 x 3 tiles
     stack.write()
     x, y = training_rows(stack)
     model = MODELS["quantile_forest"]().fit(x, y)

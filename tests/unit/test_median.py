@@ -219,7 +219,8 @@ def test_exact_median_cases(values: list[float], chunk: int) -> None:
 
 
 def test_exact_median_returns_float32() -> None:
-    assert isinstance(exact_median(np.array([1.0, 4.0], np.float32)), np.float32)
+    got = exact_median(np.array([1.0, 4.0], np.float32))
+    assert isinstance(got, np.float32) and got == np.float32(2.5)
 
 
 def test_exact_median_empty_raises() -> None:

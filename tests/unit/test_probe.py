@@ -1,27 +1,37 @@
 """processing.engine auto: the probe tells a predict that releases the GIL from one that
-holds it (the decision, not a duration, is asserted)."""
+holds it (the decision, not a duration, is asserted).
+
+Both stand-in predicts wait rather than compute, so that the machine's load cannot decide
+for them: with pure-Python work on a busy 2-core machine, two threads took turns and still
+measured up to 2.5x as fast as one (the single-thread timing caught a preemption), which
+flipped the decision. A lock held for the whole call serialises two threads exactly as the
+GIL does a pure-Python predict; that serialisation is all the probe measures."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 
 from windowed_classify.engines.probe import choose_engine, probe_rows
 
+SECONDS_PER_ROW = 5e-5  # 4,096 rows: 0.2 s, long against a loaded scheduler's hiccups
+_GIL = threading.Lock()
+
 
 def releases(x: np.ndarray) -> np.ndarray:
-    """Waits as native code does, without the GIL (two threads wait at once)."""
-    time.sleep(0.02 + len(x) * 1e-5)
+    """Waits as native code does, without the GIL: two threads wait at once (2x)."""
+    time.sleep(len(x) * SECONDS_PER_ROW)
     return np.zeros(len(x))
 
 
 def holds(x: np.ndarray) -> np.ndarray:
-    """Pure-Python work: two threads take turns."""
-    total = 0.0
-    for i in range(len(x) * 60):
-        total += i * 0.5
-    return np.full(len(x), total)
+    """Holds one lock for the whole call, as pure Python holds the GIL: two threads take
+    turns (1x)."""
+    with _GIL:
+        time.sleep(len(x) * SECONDS_PER_ROW)
+    return np.zeros(len(x))
 
 
 def test_a_predict_that_releases_the_gil_gets_threads() -> None:

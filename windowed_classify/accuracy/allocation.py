@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 METHODS = ("olofsson", "proportional", "equal")
 DEFAULT_MINIMUM = 50
@@ -26,7 +27,7 @@ class AllocationError(ValueError):
     """The allocation asked for cannot be made (the message says why)."""
 
 
-def sample_size(weights: Sequence[float], expected_ua: Sequence[float], target_se: float) -> int:
+def sample_size(weights: npt.ArrayLike, expected_ua: npt.ArrayLike, target_se: float) -> int:
     """Olofsson et al. (2014) eq. 13: the n whose overall accuracy has standard error
     ``target_se``, for strata of area ``weights`` (any unit) and expected user's accuracies."""
     w = np.asarray(weights, dtype=np.float64)
@@ -44,8 +45,8 @@ def sample_size(weights: Sequence[float], expected_ua: Sequence[float], target_s
 
 def allocate(
     n: int,
-    weights: Sequence[float],
-    capacity: Sequence[int],
+    weights: npt.ArrayLike,
+    capacity: npt.ArrayLike,
     method: str = "olofsson",
     minimum: int = DEFAULT_MINIMUM,
 ) -> np.ndarray:
@@ -76,7 +77,7 @@ def allocate(
     raise AllocationError(f"unknown allocation {method!r}: one of {', '.join(METHODS)} or sizes")
 
 
-def explicit(sizes: Sequence[int], capacity: Sequence[int], names: Sequence[str]) -> np.ndarray:
+def explicit(sizes: Sequence[int], capacity: npt.ArrayLike, names: Sequence[str]) -> np.ndarray:
     """Sizes given per stratum, checked against the strata's pixel counts."""
     cap = np.asarray(capacity, dtype=np.int64)
     out = np.asarray(list(sizes), dtype=np.int64)

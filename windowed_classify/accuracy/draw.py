@@ -15,7 +15,7 @@ import numpy as np
 
 
 def draw_ranks(
-    rng: np.random.Generator, sizes: Sequence[int], n: Sequence[int]
+    rng: np.random.Generator, sizes: Sequence[int] | np.ndarray, n: Sequence[int] | np.ndarray
 ) -> list[np.ndarray]:
     """Per stratum, ``n[h]`` distinct ranks out of ``sizes[h]``, sorted (int64).
 

@@ -39,10 +39,10 @@ nobody mapped, the producer's accuracy of a class no reference unit has) are Non
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 Z95 = 1.96  # the normal quantile both papers use for 95% intervals
 
@@ -94,7 +94,7 @@ def _est(value: float, variance: float) -> Estimate:
 # ----------------------------------------------------------------------------- Olofsson 2014
 
 
-def olofsson(counts: np.ndarray, sizes: Sequence[float]) -> Accuracy:
+def olofsson(counts: np.ndarray, sizes: npt.ArrayLike) -> Accuracy:
     """Strata = map classes: ``counts[i, j]`` sample units mapped i and referenced j,
     ``sizes[i]`` the mapped area (or pixel count) of class i."""
     c = np.asarray(counts, dtype=np.float64)
@@ -163,7 +163,7 @@ class _Strata:
 
 
 def _strata(
-    strata: np.ndarray, sizes: np.ndarray, population: np.ndarray | None, fpc: bool
+    strata: np.ndarray, sizes: np.ndarray, population: npt.ArrayLike | None, fpc: bool
 ) -> _Strata:
     h_count = len(sizes)
     onehot = np.zeros((len(strata), h_count))
@@ -202,9 +202,9 @@ def stehman(
     strata: np.ndarray,
     mapped: np.ndarray,
     reference: np.ndarray,
-    sizes: Sequence[float],
+    sizes: npt.ArrayLike,
     n_classes: int,
-    population: Sequence[float] | None = None,
+    population: npt.ArrayLike | None = None,
     fpc: bool = True,
 ) -> Accuracy:
     """Strata of any kind: per sample unit its stratum index, map class and reference class

@@ -36,8 +36,10 @@ def document(
     for k, name in enumerate(classes):
         p = acc.area[k]
         est_ha = se_ha = None
+        ci_ha: list[float] | None = None
         if total_ha is not None and p.estimate is not None and p.se is not None:
             est_ha, se_ha = p.estimate * total_ha, p.se * total_ha
+            ci_ha = [est_ha - Z95 * se_ha, est_ha + Z95 * se_ha]
         area[name] = {
             "mapped_pixels": int(mapped_pixels[k]),
             "mapped_ha": mapped_ha[k],
@@ -45,7 +47,7 @@ def document(
             "proportion_se": p.se,
             "estimate_ha": est_ha,
             "se_ha": se_ha,
-            "ci95_ha": None if est_ha is None else [est_ha - Z95 * se_ha, est_ha + Z95 * se_ha],
+            "ci95_ha": ci_ha,
         }
     return {
         **about,

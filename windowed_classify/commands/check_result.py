@@ -203,10 +203,10 @@ def render(r: CheckResult) -> str:
     cfg, plan = r.config, r.plan
     out: list[str] = [f"config: {cfg.source or '(mapping)'}"]
     if r.grid is not None:
-        g, t = r.grid, r.grid.transform
+        g, tf = r.grid, r.grid.transform
         out.append(
             f"grid: {g.width} x {g.height} pixels ({g.pixels:,}), CRS {crs_text(g.crs)}, "
-            f"pixel {abs(t.a):g} x {abs(t.e):g}, origin ({t.c:g}, {t.f:g})"  # type: ignore[attr-defined]
+            f"pixel {abs(tf.a):g} x {abs(tf.e):g}, origin ({tf.c:g}, {tf.f:g})"
         )
         assert plan.reference is not None
         out.append(f"  ({plan.reference.what})")
@@ -425,11 +425,11 @@ def _grid(plan: Plan) -> dict[str, Any] | None:
     if ref is None:
         return None
     g = ref.grid
-    crs: Any = g.crs
+    crs = g.crs
     return {
-        "crs": crs_text(g.crs) if crs else None,
+        "crs": crs_text(crs) if crs else None,
         "crs_wkt": crs.to_wkt() if crs else None,
-        "transform": list(g.transform)[:6],  # type: ignore[arg-type]
+        "transform": list(g.transform)[:6],
         "width": g.width,
         "height": g.height,
         "pixels": g.pixels,

@@ -29,6 +29,7 @@ from ..outputs.style import style_paths
 
 GEODESIC_HINT = 'pip install "windowed_classify[geodesic]"'
 BAND_PIXELS = 1 << 21  # pixels per band of rows read at once (about 2 million)
+CACHE_BYTES = 16 << 20  # GDAL's block cache while a map streams, at the least
 _GFU_NAME, _GFU_MIN_MAX = 2, 5  # GDAL raster attribute table field usages
 
 
@@ -217,7 +218,11 @@ def stream(
     rasters' own dtypes; a pixel is valid when neither raster has nodata there. Without a
     strata raster the strata are the classes (the same array)."""
     block = classes.block if strata is None else (max(classes.block[0], strata.block[0]), 0)
-    env = rasterio.Env(GDAL_CACHEMAX=64 * 2**20)
+    # A block row is read by one band or, when a band holds fewer rows, by the next ones too:
+    # the cache holds one block row of each raster, no more (more would only grow the peak)
+    rasters = [classes] if strata is None else [classes, strata]
+    held = sum(r.block[0] * r.grid.width * np.dtype(r.dtype).itemsize for r in rasters)
+    env = rasterio.Env(GDAL_CACHEMAX=max(CACHE_BYTES, 2 * held))
     try:
         with env, rasterio.open(classes.path) as cds:
             sds = rasterio.open(strata.path) if strata is not None else None
@@ -269,6 +274,7 @@ def tally(classes: ClassRaster, strata: ClassRaster | None, areas: PixelAreas) -
             continue
         keys, inverse = pairs_of(sv if strata is not None else None, cv)
         counts = np.bincount(inverse, minlength=len(keys))
+        weights: np.ndarray
         if areas.rows is not None:
             r0, h, w = int(window.row_off), int(window.height), int(window.width)
             per_pixel = np.repeat(areas.rows[r0 : r0 + h], w).reshape(h, w)[valid]

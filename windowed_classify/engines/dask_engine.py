@@ -11,7 +11,9 @@
 - each worker keeps what it reads for the statistics' finish and the deferred fills on its
   own disk (its local directory); the items that read those files are pinned to it, and a
   worker that is gone before they ran is reported (``WorkerLost``) so that the passes redo
-  its part elsewhere;
+  its part elsewhere. A worker is known by its address and its folder (``worker_id``): one
+  restarted by its nanny at the same address has a new, empty folder, and is not taken for
+  the worker whose files are lost;
 - results arrive in any order; this process merges the counts and is the one writer; at most
   ``2 x worker threads`` items are in flight, so its memory stays flat;
 - a worker that dies mid-item has the item recomputed elsewhere (Dask's own bookkeeping).
@@ -28,6 +30,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,11 +71,24 @@ _STATE: WorkerState | None = None  # this worker process's
 _LOCK = threading.Lock()
 
 
+def worker_id(address: str, local_directory: str) -> str:
+    """A worker process's id: its address and its own folder's name. A worker that its nanny
+    restarts after a crash may come back at the same address (a fixed ``--worker-port``) but
+    always with a new, empty folder: the id tells it from the worker whose files are lost."""
+    return f"{address}#{Path(local_directory).name}"
+
+
+def address_of(worker: str) -> str:
+    """The address of a worker id (what Dask pins a task to)."""
+    return worker.split("#", 1)[0]
+
+
 def _worker_state(worker: Any) -> WorkerState:
     global _STATE
     with _LOCK:
         if _STATE is None:
-            _STATE = WorkerState(str(worker.address), Path(worker.local_directory))
+            folder = str(worker.local_directory)
+            _STATE = WorkerState(worker_id(str(worker.address), folder), Path(folder))
         return _STATE
 
 
@@ -124,7 +140,10 @@ def local_cluster(distributed: Any, workers: int) -> Any:
             n_workers=max(1, workers),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # the scheduler's HTTP server starts whatever the dashboard setting (its default
+            # port 8787 clashes with any other cluster): a free port, and no dashboard
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
         )
 
 
@@ -210,7 +229,15 @@ class DaskExecutor(Executor):
         return max(4, 2 * sum(self._nthreads().values()))
 
     def alive(self) -> set[str]:
-        return set(self._nthreads())
+        """The ids of the workers now (address and folder: see ``worker_id``)."""
+        try:
+            info = self.client.scheduler_info(n_workers=-1)
+        except TypeError:  # a distributed older than the n_workers argument: all workers
+            info = self.client.scheduler_info()
+        return {
+            worker_id(address, str(row.get("local_directory", "")))
+            for address, row in info.get("workers", {}).items()
+        }
 
     def _account(self, worker: str, job: Job, item: Any, seconds: float) -> None:
         row = self.per_worker.setdefault(
@@ -229,12 +256,17 @@ class DaskExecutor(Executor):
         shared = self.client.scatter(job, broadcast=True, hash=False)
         pinned: dict[Any, str] = {}  # future -> the worker it must run on
         kind = type(job).__name__.lower().removesuffix("job")  # task keys: predict-..., fill-...
+        # keys unique to this call: a job run again (after a lost worker) must not meet the
+        # scheduler's state of an earlier call's task of the same key (its error, say)
+        batch = uuid.uuid4().hex[:8]
         numbers = itertools.count()
 
         def submit(item: Any) -> Any:
             where = pin(item) if pin is not None else None
-            options = {"workers": [where], "allow_other_workers": False} if where else {}
-            key = f"{kind}-{job.token[:8]}-{next(numbers)}"
+            options = (
+                {"workers": [address_of(where)], "allow_other_workers": False} if where else {}
+            )
+            key = f"{kind}-{job.token[:8]}-{batch}-{next(numbers)}"
             future = self.client.submit(run_on_worker, shared, item, pure=False, key=key, **options)
             if where:
                 pinned[future] = where

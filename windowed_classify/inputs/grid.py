@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from rasterio.crs import CRS
 
 
 @dataclass(frozen=True)
 class Grid:
-    crs: object
-    transform: object
+    crs: CRS | None  # None: the layers carry no CRS (a grid of plain pixel coordinates)
+    transform: Affine
     width: int
     height: int
 
@@ -22,7 +27,7 @@ def same_grid(ref: Grid, this: Grid) -> bool:
     return (
         (ref.width, ref.height) == (this.width, this.height)
         and ref.crs == this.crs
-        and this.transform.almost_equals(ref.transform, precision=1e-9)  # type: ignore[attr-defined]
+        and this.transform.almost_equals(ref.transform, precision=1e-9)
     )
 
 
@@ -56,11 +61,11 @@ def _num(value: float) -> str:
     return f"{value:.10g}"
 
 
-def crs_text(crs: object) -> str:
+def crs_text(crs: CRS | None) -> str:
     if crs is None:
         return "none"
     try:
-        return crs.to_string()  # type: ignore[attr-defined]
+        return str(crs.to_string())
     except Exception:  # pragma: no cover - exotic CRS objects
         return str(crs)
 
@@ -69,6 +74,6 @@ def grid_text(grid: Grid) -> str:
     """One grid in words: CRS, pixel size, origin, shape."""
     t = grid.transform
     return (
-        f"CRS {crs_text(grid.crs)}, pixel {_num(abs(t.a))} x {_num(abs(t.e))}, "  # type: ignore[attr-defined]
-        f"origin ({_num(t.c)}, {_num(t.f)}), {grid.width} x {grid.height} pixels"  # type: ignore[attr-defined]
+        f"CRS {crs_text(grid.crs)}, pixel {_num(abs(t.a))} x {_num(abs(t.e))}, "
+        f"origin ({_num(t.c)}, {_num(t.f)}), {grid.width} x {grid.height} pixels"
     )

@@ -53,27 +53,36 @@ class Summary:
     def of(cls, values: np.ndarray, dtype: str, nodata_values: Sequence[float]) -> Summary:
         """The summary of ``values`` (float32 as a run reads them; NaN, inf and the layer's
         nodata values are left out here)."""
-        out = cls()
         declared = np.asarray(sorted({float(np.float32(v)) for v in nodata_values}), np.float32)
         values = values[np.isfinite(values)]
         if declared.size:
             values = values[~np.isin(values, declared)]
+        return cls.of_valid(values, dtype)
+
+    @classmethod
+    def of_valid(cls, values: np.ndarray, dtype: str) -> Summary:
+        """The summary of ``values`` that hold no NaN, inf or nodata value of the layer."""
+        out = cls()
         if not values.size:
             return out
+        # few passes over the values: a run summarises its guide's windows as it reads them
         out.n = int(values.size)
         out.lo, out.hi = float(values.min()), float(values.max())
         out.n_lo = int(np.count_nonzero(values == out.lo))
         out.n_hi = int(np.count_nonzero(values == out.hi))
-        above, below = values[values > out.lo], values[values < out.hi]
-        out.lo2 = float(above.min()) if above.size else INF
-        out.hi2 = float(below.max()) if below.size else -INF
+        if out.n_lo < out.n:
+            out.lo2 = float(np.min(values, where=values > out.lo, initial=INF))
+            out.hi2 = float(np.max(values, where=values < out.hi, initial=-INF))
         for v in SENTINELS:
-            count = int(np.count_nonzero(values == np.float32(v)))
-            if count:
-                out.sentinels[v] = count
-        out.zeros = int(np.count_nonzero(values == 0))
-        huge = values[np.abs(values) > HUGE]
-        out.huge = float(huge[0]) if huge.size else None
+            if out.lo <= v <= out.hi:
+                count = int(np.count_nonzero(values == np.float32(v)))
+                if count:
+                    out.sentinels[v] = count
+        if np.dtype(dtype).kind == "u":  # only an unsigned layer's zeros can be a hint
+            out.zeros = int(np.count_nonzero(values == 0))
+        if max(-out.lo, out.hi) > np.float32(HUGE):  # as the float32 values compare
+            huge = values[np.abs(values) > HUGE]
+            out.huge = float(huge[0])
         if dtype == "uint8":
             out.bytes_seen = np.bincount(values.astype(np.int64).clip(0, 255), minlength=256)
         return out

@@ -188,7 +188,7 @@ def band_names(
     counts = Counter(d for d in descriptions if d)
     names = {}
     for i, d in enumerate(descriptions, 1):
-        unique = bool(d) and counts[d] == 1
+        unique = d is not None and counts[d] == 1  # counts holds no empty description
         if naming == "stem":
             names[i] = f"{stem}_{d}" if unique else f"{stem}_{i}"
         else:
@@ -336,17 +336,17 @@ def layers_on(
         if not same_grid(ref.grid, band.grid):
             grid = ref.grid
             warp = Warp(
-                grid.crs.to_wkt() if grid.crs else "",  # type: ignore[attr-defined]
-                tuple(grid.transform)[:6],  # type: ignore[arg-type]
+                grid.crs.to_wkt() if grid.crs else "",
+                tuple(grid.transform)[:6],
                 grid.width,
                 grid.height,
                 rasters.resampling_for(band.name),
                 *kernel_scales(
-                    grid.crs,  # type: ignore[arg-type]
-                    grid.transform,  # type: ignore[arg-type]
+                    grid.crs,
+                    grid.transform,
                     (grid.height, grid.width),
-                    band.grid.crs,  # type: ignore[arg-type]
-                    band.grid.transform,  # type: ignore[arg-type]
+                    band.grid.crs,
+                    band.grid.transform,
                 ),
             )
             block = ref.block  # windows follow the reference grid's blocks

@@ -18,7 +18,7 @@ MAX_CELL = 256  # a read covers at most this many rows and columns of one block
 
 def pixel_of(grid: Grid, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) of the pixel holding each point; a point on an edge goes right and down."""
-    inv: Any = ~grid.transform  # type: ignore[operator]
+    inv: Any = ~grid.transform
     cols = inv.a * xs + inv.b * ys + inv.c
     rows = inv.d * xs + inv.e * ys + inv.f
     return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)

@@ -370,7 +370,7 @@ def _read_vector(
             crs_text(grid.crs),
         )
     elif grid.crs:
-        gdf = gdf.to_crs(grid.crs.to_wkt())  # type: ignore[attr-defined]
+        gdf = gdf.to_crs(grid.crs.to_wkt())
     else:
         _unknown_crs(
             f"{what} {where} has a CRS ({gdf.crs.to_string()}) but the rasters have none: its "

@@ -26,7 +26,7 @@ BAND_PIXELS = 1 << 22  # pixels burnt at once (a 4 MB mask)
 
 def polygon_window(grid: Grid, bounds: tuple[float, float, float, float]) -> Window | None:
     """The grid's pixels that a polygon with these bounds (in the grid's CRS) can touch."""
-    inv: Any = ~grid.transform  # type: ignore[operator]
+    inv: Any = ~grid.transform
     x0, y0, x1, y1 = bounds
     corners = [(x, y) for x in (x0, x1) for y in (y0, y1)]
     cols = [inv.a * x + inv.b * y + inv.c for x, y in corners]

@@ -70,10 +70,10 @@ LOCAL = CRS.from_wkt('LOCAL_CS["unknown",UNIT["metre",1]]')
 
 
 def kernel_scales(
-    ref_crs: CRS,
+    ref_crs: CRS | None,
     ref_transform: Affine,
     ref_shape: tuple[int, int],
-    src_crs: CRS,
+    src_crs: CRS | None,
     src_transform: Affine,
 ) -> tuple[float, float]:
     """(x, y) reference pixels per layer pixel: the pixel sizes' ratio (same CRS), else the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -203,7 +203,7 @@ class CodeMapper:
             codes[i] = code
         return codes[inverse.reshape(-1)]
 
-    def _unknown(self, label: Any) -> None:
+    def _unknown(self, label: Any) -> NoReturn:
         raise ModelError(
             f"the model predicted the label {_plain(label)!r}, which is not in "
             f"{self.legend.source} {list(self.legend.labels)!r}"

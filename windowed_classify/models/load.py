@@ -31,7 +31,7 @@ def _patch_azureml_for_py311() -> None:
     if sys.version_info < (3, 11):
         return
     try:
-        from azureml.automl.core.onnx_convert.onnx_convert_constants import (  # type: ignore
+        from azureml.automl.core.onnx_convert.onnx_convert_constants import (
             OnnxConvertConstants,
         )
     except Exception:  # azureml missing or laid out differently: nothing to patch

@@ -90,7 +90,7 @@ def _series_dtype(node: ast.AST) -> str | None:
 
 def _model_sources(model: Any) -> list[tuple[str, list[str], dict[str, str]]]:
     """Feature lists the model itself carries."""
-    sources = []
+    sources: list[tuple[str, list[str], dict[str, str]]] = []
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         sources.append(("the model's feature_names_in_", [str(n) for n in names], {}))
@@ -112,8 +112,8 @@ def resolve_schema(model: Any, cfg: ModelConfig) -> Schema:
     """
     sources: list[tuple[str, list[str], dict[str, str]]] = []
     if cfg.scoring_file is not None:
-        cols, dtypes = parse_scoring_file(cfg.scoring_file)
-        sources.append((f"model.scoring_file {cfg.scoring_file.name}", cols, dtypes))
+        cols, types = parse_scoring_file(cfg.scoring_file)
+        sources.append((f"model.scoring_file {cfg.scoring_file.name}", cols, types))
     sources += _model_sources(model)
     if cfg.features is not None:
         sources.append(("model.features in the config", list(cfg.features), {}))

@@ -165,7 +165,9 @@ def _histogram_fits(lo: np.floating, hi: np.floating) -> bool:
     """Whether numpy can make the 20 bins in the values' own type: distinct edges (numpy 2
     refuses others; numpy 1 fails on them later)."""
     try:
-        edges = np.histogram(np.empty(0, lo.dtype), bins=HISTOGRAM_BINS, range=(lo, hi))[1]
+        # numpy's stub asks Python floats; numpy scalars keep the edges in the values' type
+        empty = np.empty(0, lo.dtype)
+        edges = np.histogram(empty, bins=HISTOGRAM_BINS, range=(lo, hi))[1]  # type: ignore[arg-type]
     except ValueError:  # "Too many bins for data range"
         return False
     return bool(np.all(np.diff(edges) > 0))

@@ -153,15 +153,16 @@ def _colours(
     """The colour table's colour per code, else the styled outputs' palette (by code)."""
     top = max(codes, default=0)
     fallback = palette(top + 1) if min(codes, default=0) >= 0 and top < 65536 else None
-    out = {}
+    out: dict[int, tuple[int, int, int]] = {}
     for rank, code in enumerate(codes):
         if table is not None and code in table and len(table[code]) >= 3:
-            out[code] = tuple(int(c) for c in table[code][:3])
+            r, g, b = (int(c) for c in table[code][:3])
+            out[code] = (r, g, b)
         elif fallback is not None:
             out[code] = fallback[code]
         else:
             out[code] = palette(len(codes))[rank]
-    return out  # type: ignore[return-value]
+    return out
 
 
 def _paint(
@@ -198,7 +199,7 @@ def _draw(
 
     handles = [
         Patch(
-            facecolor=tuple(v / 255 for v in colours[c]),
+            facecolor=(colours[c][0] / 255, colours[c][1] / 255, colours[c][2] / 255),
             edgecolor="0.4",
             label=f"{c}  {names.get(c, '')}".rstrip(),
         )
@@ -210,7 +211,7 @@ def _draw(
     zoom = max(1.0, MIN_SIDE_PX / max(rows, cols))
     img_w, img_h = cols * zoom, rows * zoom
     n_cols = max(1, math.ceil(len(handles) / ROWS_PER_COLUMN))
-    longest = max((len(h.get_label()) for h in handles), default=4)
+    longest = max((len(str(h.get_label())) for h in handles), default=4)
     legend_w = n_cols * (50 + 7 * min(longest, 40)) + 20
     legend_h = min(len(handles), ROWS_PER_COLUMN) * 19 + 40
     margin, top = 20, 40

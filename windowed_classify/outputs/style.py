@@ -80,16 +80,8 @@ def qml_renderer(kind: str, band: int = 1, **extra: str) -> tuple[ET.Element, ET
     """A QGIS style document and its raster renderer of ``kind`` on ``band``, to fill in."""
     root = ET.Element("qgis", version="3.28", styleCategories="Symbology")
     pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(
-        pipe,
-        "rasterrenderer",
-        type=kind,
-        band=str(band),
-        opacity="1",
-        alphaBand="-1",
-        **extra,
-        nodataColor="",
-    )
+    attrib = {"type": kind, "band": str(band), "opacity": "1", "alphaBand": "-1"}
+    renderer = ET.SubElement(pipe, "rasterrenderer", attrib | extra | {"nodataColor": ""})
     ET.SubElement(renderer, "rasterTransparency")
     return root, renderer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,7 @@ class FloatTally:
 
     def finish(self, read: Callable[[int], Iterable[np.ndarray]]) -> list[dict[str, Any]]:
         """Each band's statistics; ``read(band)`` gives band ``band`` (1-based) once more."""
-        self.results = [s.finish(lambda i=i: read(i)) for i, s in enumerate(self.stats, start=1)]
+        self.results = [s.finish(partial(read, i)) for i, s in enumerate(self.stats, start=1)]
         return self.results
 
 

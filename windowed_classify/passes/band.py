@@ -12,7 +12,7 @@ order, on any worker; memory per layer is a few counters, whatever the raster's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +68,8 @@ def split(valid: np.ndarray, band: Band) -> tuple[int, np.ndarray]:
     if not valid.size or band.empty:
         return 0, np.empty(0, np.uint32)
     keys = to_keys(valid)
+    if band.first == 0 and band.last == 0xFFFF:  # a guide window's: every key is kept
+        return 0, keys
     low, high = band.keys
     below = int(np.count_nonzero(keys < low))
     inside = (keys - low) <= (high - low)  # unsigned: keys below low wrap around, above
@@ -100,10 +102,11 @@ class LayerCounts:
         below, keys = split(valid, band)
         self.below += below
         if keys.size:
-            relative = high_bins(keys).astype(np.int64) - band.base
-            counts = np.bincount(relative, minlength=band.width)
+            high = high_bins(keys)
+            first = int(high.min())  # counted from the lowest bin found, not the band's first
+            counts = np.bincount((high - np.uint32(first)).astype(np.intp))
             where = np.flatnonzero(counts)
-            self.bins = (where.astype(np.int32), counts[where])
+            self.bins = ((where + (first - band.base)).astype(np.int32), counts[where])
         return keys
 
     def merge(self, other: LayerCounts, band: Band) -> None:
@@ -145,13 +148,22 @@ def locate(counts: LayerCounts, band: Band, ranks: Sequence[int]) -> list[tuple[
     return out
 
 
-def low_bins(keys: np.ndarray, bins: Sequence[int]) -> dict[int, np.ndarray]:
-    """For each high bin of ``bins``: the low 16 bits of ``keys`` in it, counted (65,536)."""
-    out = {}
-    high = keys >> np.uint32(16)
-    for b in bins:
-        inside = np.compress(high == b, keys)
-        out[b] = np.bincount((inside & np.uint32(0xFFFF)).astype(np.int64), minlength=BINS)
+def low_bins(keys: np.ndarray, bins: Iterable[int]) -> dict[int, np.ndarray]:
+    """For each high bin of ``bins``: the low 16 bits of ``keys`` in it, counted (65,536).
+
+    Adjacent bins (the two middle ranks of an even count) are picked in one pass: keys minus
+    the first bin's lowest key, unsigned, are below ``span`` exactly for the keys in them."""
+    wanted = set(bins)
+    out: dict[int, np.ndarray] = {}
+    for first in sorted(wanted):
+        if first in out:
+            continue
+        n = 2 if first + 1 in wanted else 1
+        relative = keys - np.uint32(first << 16)
+        inside = np.compress(relative < np.uint32(n << 16), relative)
+        counts = np.bincount(inside.astype(np.intp), minlength=n * BINS)
+        for k in range(n):
+            out[first + k] = counts[k * BINS : (k + 1) * BINS]
     return out
 
 

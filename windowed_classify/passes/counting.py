@@ -17,10 +17,12 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..float_keys import BINS, high_bins, to_keys
+from ..inputs.hints import Summary
 from ..inputs.layers import Layer
 from ..inputs.reader import nodata_mask
 from ..inputs.windows import WindowKey
 from .band import Band, LayerCounts, low_bins
+from .executor import WorkerLost
 from .spill import keys_path, read_keys
 from .worker import WorkerState
 
@@ -42,18 +44,22 @@ def count_window(
     spec: CountSpec,
     item: int,
     worker: WorkerState,
-) -> list[LayerCounts]:
-    """Count one window's values of every counted layer; keep the keys inside the bands."""
+    dtypes: Sequence[str] | None = None,
+) -> tuple[list[LayerCounts], list[Summary]]:
+    """Count one window's values of every counted layer; keep the keys inside the bands.
+    With the counted layers' ``dtypes``, also summarise their values (the guide's hints)."""
     spills = worker.spills(spec.token, spec.spill)
-    out = []
+    counts, summaries = [], []
     for j, (row, band) in enumerate(zip(spec.rows, spec.bands, strict=True)):
         bad = invalid[row]
         n_bad = int(np.count_nonzero(bad))
-        valid = values[row][~bad] if n_bad else values[row]
-        counts = LayerCounts()
-        spills.keys(j, item, counts.add_values(valid, n_bad, band))
-        out.append(counts)
-    return out
+        valid = np.compress(~bad, values[row]) if n_bad else values[row]
+        counted = LayerCounts()
+        spills.keys(j, item, counted.add_values(valid, n_bad, band))
+        counts.append(counted)
+        if dtypes is not None:
+            summaries.append(Summary.of_valid(valid, dtypes[j]))
+    return counts, summaries
 
 
 @dataclass
@@ -74,7 +80,7 @@ def _layer_values(
         data = reader.read(Window(*key))[0][0]
         invalid = nodata_mask(data, layer.nodata_values)
         n_bad = int(np.count_nonzero(invalid))
-        out.append((data[~invalid] if n_bad else data, n_bad))
+        out.append((np.compress(~invalid, data) if n_bad else data, n_bad))
     return out
 
 
@@ -133,7 +139,7 @@ class RecountJob:
         reader = worker.reader(f"{self.token}/stack", self.layers)
         before = reader.counts.total
         values, invalid = reader.read(Window(*key))
-        counts = count_window(values, invalid, self.spec, index, worker)
+        counts, _ = count_window(values, invalid, self.spec, index, worker)
         return Counted(worker.id, counts, reader.counts.total - before)
 
 
@@ -149,6 +155,8 @@ class SelectJob:
         self, item: tuple[str, int, tuple[int, ...], np.ndarray], worker: WorkerState
     ) -> dict[int, np.ndarray]:
         holder, j, bins, accepted = item
+        if self.folder is None and worker.id != holder:  # a new worker at the holder's address
+            raise WorkerLost(holder)
         root = self.folder if self.folder is not None else worker.scratch
         assert root is not None
         ok = set(accepted.tolist())

@@ -25,7 +25,11 @@ T = TypeVar("T")
 class Job(Protocol):
     """A piece of work run item by item on the workers."""
 
-    token: str  # what the job's resources are kept under on a worker
+    @property
+    def token(self) -> str:
+        """What the job's resources are kept under on a worker (read-only: a frozen job's
+        field or a property)."""
+        ...
 
     def __call__(self, item: Any, worker: WorkerState) -> Any: ...
 
@@ -38,8 +42,11 @@ class WorkerLost(Exception):
     passes redo that worker's part elsewhere."""
 
     def __init__(self, worker: str):
-        super().__init__(f"worker {worker} is gone")
+        super().__init__(worker)  # the only argument: the exception pickles (raised on a worker)
         self.worker = worker
+
+    def __str__(self) -> str:
+        return f"worker {self.worker} is gone"
 
 
 class Cancellable(Protocol):

@@ -90,11 +90,11 @@ class GuideJob:
         for row in self.counted:
             layer = self.layers[row]
             bad = invalid[row]
-            valid = values[row][~bad] if bad.any() else values[row]
+            valid = np.compress(~bad, values[row]) if bad.any() else values[row]
             counts = np.bincount(high_bins(to_keys(valid)), minlength=BINS)
             where = np.flatnonzero(counts)
             highs.append((where.astype(np.int32), counts[where]))
-            summaries.append(Summary.of(values[row], layer.dtype, layer.nodata_values))
+            summaries.append(Summary.of_valid(valid, layer.dtype))
         return Guided(
             worker.id, values.shape[1], fill, highs, summaries, reader.counts.total - before
         )

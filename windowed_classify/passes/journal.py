@@ -21,13 +21,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.windows import Window
 
 from .._version import __version__
-from ..config import Config
 from ..errors import OutputError
 from ..inputs.grid import Grid
 from ..inputs.identity import identity_of, local_identity
@@ -35,6 +34,9 @@ from ..inputs.layers import Layer
 from ..inputs.windows import window_key
 from ..outputs.atomic import write_text_atomic
 from .stats import LayerStats
+
+if TYPE_CHECKING:
+    from .prepared import Prepared
 
 FORMAT = 1
 AOA_TABLE = "(aoa.training)"  # its key among the inputs: no layer name has brackets
@@ -64,20 +66,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def fingerprint(cfg: Config, layers: Sequence[Layer]) -> dict[str, Any]:
+def fingerprint(prep: Prepared) -> dict[str, Any]:
     """What pass 2's pixels depend on. How the run is executed (workers, memory, engine)
     and how it is finished (COG, preview, overwrite) are free to change between attempts."""
-    output = dataclasses.asdict(cfg.output)
+    cfg = prep.config
+    output = dataclasses.asdict(prep.output_config)
     for key in ("overwrite", "cog", "preview"):
         output.pop(key)
-    model = cfg.model.path
+    model = prep.model_config.path
     sections = {
         "rasters": dataclasses.asdict(cfg.rasters),
         "nodata": dataclasses.asdict(cfg.nodata),
-        "model": dataclasses.asdict(cfg.model),
+        "model": dataclasses.asdict(prep.model_config),
         "output": output,
     }
-    inputs = {layer.name: layer_identity(layer) for layer in layers}
+    inputs = {layer.name: layer_identity(layer) for layer in prep.layers}
     if cfg.aoa is not None:  # the AOA's threshold and DI depend on the training rows
         sections["aoa"] = dataclasses.asdict(cfg.aoa)
         inputs[AOA_TABLE] = local_identity(cfg.aoa.training)
@@ -150,6 +153,12 @@ class Journal:
             "done_tiles": base64.b64encode(np.packbits(self.tiles.done).tobytes()).decode(),
         }
         write_text_atomic(self.path, json.dumps(data), durable=True)
+
+    def remove(self) -> None:
+        """The journal, and any copy a killed run left half-written beside it."""
+        self.path.unlink(missing_ok=True)
+        for temp in self.path.parent.glob(f".{self.path.name}.*.partial.json"):
+            temp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path, grid: Grid, prints: dict[str, Any]) -> Journal:

@@ -342,7 +342,13 @@ class Statistics:
             return
         windows = [(i, self.recount[i][1]) for i in lost if self.recount[i][0] == "window"]
         tasks = [self.recount[i][1] for i in lost if self.recount[i][0] == "task"]
-        for worker in {self.owner[i] for i in lost}:
+        gone = sorted({self.owner[i] for i in lost})
+        log.warning(
+            "worker(s) %s gone with the keys they kept: counting %d item(s) again",
+            ", ".join(gone),
+            len(lost),
+        )
+        for worker in gone:
             del self.by_worker[worker]
         for i in lost:
             del self.owner[i]

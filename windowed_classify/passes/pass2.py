@@ -10,6 +10,7 @@ again whole.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ from .window import FillJob, PredictJob
 
 if TYPE_CHECKING:
     from .prepared import Prepared
+
+log = logging.getLogger(__name__)
 
 
 def predict_job(prep: Prepared, medians: np.ndarray) -> PredictJob:
@@ -86,7 +89,9 @@ def predict_windows(
 
     def discard() -> None:
         writer.abort()
-        journal.path.unlink(missing_ok=True)
+        journal.remove()
+
+    last = time.monotonic()
 
     def predict(run: PredictJob, items: list[tuple[int, Any]], bar: Progress) -> None:
         nonlocal retries, last
@@ -107,7 +112,6 @@ def predict_windows(
                 checkpoint()
                 last = time.monotonic()
 
-    last = time.monotonic()
     try:
         checkpoint()  # a valid raster on disk from the start: resumable at once
         with Progress("pass2", sum(k[2] * k[3] for _, k in todo), progress) as bar:
@@ -149,7 +153,7 @@ def predict_windows(
     try:
         writer.commit()
     finally:
-        journal.path.unlink(missing_ok=True)
+        journal.remove()
     main = "prediction" if prep.task == "regression" else "classes"
     outputs = {main: str(cfg.output.path)}
     outputs |= {kind: str(path) for kind, path in writer.style.items()}
@@ -182,6 +186,12 @@ def fill_deferred(
                 left = [d for d in left if d[0] != index]
         except WorkerLost as lost:  # its rows are gone with it: predict those windows again
             gone = [d for d in left if d[2] == lost.worker]
+            log.warning(
+                "worker %s is gone with the rows it kept for a fill: predicting its %d "
+                "window(s) again",
+                lost.worker,
+                len(gone),
+            )
             refill = replace(known, refill=True)
             for (_, key), got in executor.run(refill, [(i, key) for i, key, _, _ in gone]):
                 window = Window(*key)

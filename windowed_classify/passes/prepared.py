@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aoa import AoaModel
-from ..config import Config
+from ..config import Config, ModelConfig, OutputConfig
 from ..inputs.grid import Grid
 from ..inputs.layers import Layer
 from ..models.legend import Legend
@@ -27,3 +27,18 @@ class Prepared:
     model: Any
     task: str = "classification"  # or "regression"
     aoa: AoaModel | None = None  # when an output needs the area of applicability
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The config's model section: optional in a config (``sample`` and ``check`` need
+        none), always there once a run is prepared (``prepare`` refuses a config without)."""
+        if self.config.model is None:
+            raise TypeError("a prepared run's config has a model section")
+        return self.config.model
+
+    @property
+    def output_config(self) -> OutputConfig:
+        """The config's output section: always there once a run is prepared, as above."""
+        if self.config.output is None:
+            raise TypeError("a prepared run's config has an output section")
+        return self.config.output

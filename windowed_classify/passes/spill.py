@@ -66,6 +66,7 @@ class Spills:
         self._files: dict[Path, IO[bytes]] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._keys: dict[int, Path] = {}  # layer -> its keys file: paths cost, made once
 
     def _file(self, path: Path) -> tuple[IO[bytes], threading.Lock]:
         with self._lock:
@@ -98,7 +99,9 @@ class Spills:
     def keys(self, layer: int, item: int, keys: np.ndarray) -> None:
         """Keep the keys one item found inside layer ``layer``'s band."""
         if keys.size:
-            path = keys_path(self.folder, self.worker, layer)
+            path = self._keys.get(layer)
+            if path is None:
+                path = self._keys.setdefault(layer, keys_path(self.folder, self.worker, layer))
             self._append(path, item, keys.astype(np.uint32, copy=False), count=keys.size)
 
     def rows(self, item: int, pixels: np.ndarray, values: np.ndarray) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from ..outputs.kinds import RasterSpec, Rows, raster_specs
 from ..outputs.results import WindowResult
 from .band import LayerCounts
 from .counting import CountSpec, count_window
+from .executor import WorkerLost
 from .spill import read_rows, rows_path
 from .worker import WorkerState
 
@@ -39,7 +40,7 @@ from .worker import WorkerState
 def masked_pixels(invalid: np.ndarray, threshold: int) -> np.ndarray:
     """A pixel is masked when more than ``threshold`` of its layers are nodata."""
     if threshold == 0:
-        return invalid.any(axis=0)
+        return np.any(invalid, axis=0)
     return np.count_nonzero(invalid, axis=0) > threshold
 
 
@@ -137,19 +138,16 @@ class PredictJob:
         reader = worker.reader(self.token, self.layers)
         before = reader.counts.total
         values, invalid = reader.read(window)
-        counts = None
+        counts = summaries = None
         if self.count is not None:
-            counts = count_window(values, invalid, self.count, index, worker)
+            dtypes = [self.layers[row].dtype for row in self.count.rows] if self.guide else None
+            counts, summaries = count_window(values, invalid, self.count, index, worker, dtypes)
         masked = masked_pixels(invalid, self.threshold)
         guided = None
-        if self.guide and self.count is not None:
-            fill = int(np.count_nonzero(~masked & invalid.any(axis=0)))
-            summaries = [
-                Summary.of(values[row], self.layers[row].dtype, self.layers[row].nodata_values)
-                for row in self.count.rows
-            ]
-            guided = (fill, summaries)
+        if self.guide and summaries is not None:
+            guided = (int(np.count_nonzero(~masked & invalid.any(axis=0))), summaries)
         deferred = None
+        pending: np.ndarray | None
         if self.defer:  # rows that need a fill wait for the medians, on this worker's disk
             pending = ~masked & invalid.any(axis=0)
             if pending.any():
@@ -219,6 +217,8 @@ class FillJob:
 
     def __call__(self, item: tuple[int, WindowKey, str, int], worker: WorkerState) -> Filled:
         index, key, holder, offset = item
+        if self.folder is None and worker.id != holder:  # a new worker at the holder's address
+            raise WorkerLost(holder)
         root = self.folder if self.folder is not None else worker.scratch
         assert root is not None
         _, pixels, x = read_rows(

@@ -82,7 +82,7 @@ class WorkerState:
         with self._lock:
             if key not in self._memos:
                 self._memos[key] = make()
-            return self._memos[key]  # type: ignore[no-any-return]
+            return self._memos[key]
 
     def forget(self, token: str) -> None:
         """Close what a finished job opened (its readers, tokens starting with ``token``, and
@@ -98,8 +98,8 @@ class WorkerState:
             self._readers = keep
             for key in [k for k in self._spills if k[0] == token]:
                 self._spills.pop(key).close()
-            for key in [k for k in self._memos if k[0] == token]:
-                del self._memos[key]
+            for memo in [k for k in self._memos if k[0] == token]:
+                del self._memos[memo]
 
     def close(self) -> None:
         with self._lock:
