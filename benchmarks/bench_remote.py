@@ -31,9 +31,7 @@ from typing import Any
 import harness
 import numpy as np
 import yaml
-from cases import ensure_stacks
-from datagen import Dataset
-from harness import Case, CaseResult, fmt, md_table, ratio
+from harness import Case, CaseResult, Stack, ensure_stacks, fmt, md_table, ratio
 
 HERE = harness.HERE
 sys.path.insert(0, str(harness.REPO / "tests"))
@@ -53,7 +51,12 @@ def parse_stack(text: str) -> tuple[int, int]:
 
 
 def write_config(
-    path: Path, ds: Dataset, output: Path, workers: int, server_url: str | None
+    path: Path,
+    ds: Stack,
+    output: Path,
+    workers: int,
+    server_url: str | None,
+    read_ahead: int | None = None,
 ) -> None:
     """The stack from its folder (``server_url`` None) or, layer by layer, from the server."""
     if server_url is None:
@@ -68,6 +71,8 @@ def write_config(
         "output": {"path": str(output), "overwrite": True},
         "processing": {"stats_cache": False, "workers": workers},
     }
+    if read_ahead is not None:
+        cfg["processing"]["read_ahead"] = read_ahead
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
@@ -97,7 +102,7 @@ def run_record(res: CaseResult, stack: str, round_: int, served: dict[str, int])
         "wall_seconds": res.wall_s,
         "timing": d.get("timing"),
         "medians": d.get("medians"),
-        "retries": d.get("retries"),  # the tool's report, once phase 2 puts them there
+        "retries": d.get("remote_retries"),  # the report's: every read's retries
         "peak_memory_mb": d.get("peak_memory_mb"),
         "tree_peak_rss_mb": res.peak_rss_mb,
         "cpu_seconds": res.cpu_s,
@@ -141,6 +146,7 @@ def summarize(
                 "max_tree_peak_rss_mb": max(r["tree_peak_rss_mb"] or 0 for r in ok),
                 "requests": max(r["served"].get("requests", 0) for r in ok),
                 "failed_requests": max(r["served"].get("failed", 0) for r in ok),
+                "most_files_at_once": max(r["served"].get("most_files", 0) for r in ok),
                 "identical_to_local": identical.get((stack, name), False),
             }
         base = per.get("local", {})
@@ -161,7 +167,7 @@ def same_medians(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 def table_rows(summary: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     head = ["stack", "case", "wall s", "pass 1 s", "pass 2 s", "total s", "wall ratio"]
-    head += ["total ratio", "requests", "503s", "peak MB", "identical"]
+    head += ["total ratio", "requests", "files at once", "503s", "peak MB", "identical"]
     rows = []
     for stack, per in summary.items():
         for name, s in per.items():
@@ -176,6 +182,7 @@ def table_rows(summary: dict[str, dict[str, Any]]) -> tuple[list[str], list[list
                     fmt(s.get("ratio_to_local")),
                     fmt(s.get("total_ratio_to_local")),
                     fmt(s.get("requests")) if name != "local" else "-",
+                    fmt(s.get("most_files_at_once")) if name != "local" else "-",
                     fmt(s.get("failed_requests")) if name != "local" else "-",
                     fmt(s.get("max_tree_peak_rss_mb"), 0),
                     fmt(s.get("identical_to_local")),
@@ -193,7 +200,9 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
         f"{m.get('cpu_count')} CPUs ({m.get('cpu_model', '?')}), {m.get('ram_gb')} GB RAM, "
         f"Python {m.get('python')}, rasterio {v.get('rasterio')}, windowed_classify "
         f"{v.get('windowed_classify')}, commit {str(m.get('git_commit'))[:10]}. "
-        f"{doc['workers']} workers, statistics cache off, best of {doc['repeat']} alternating "
+        f"{doc['workers']} workers, statistics cache off, processing.read_ahead "
+        f"{doc['read_ahead'] if doc['read_ahead'] is not None else 'default'}, "
+        f"best of {doc['repeat']} alternating "
         "rounds. `http_<N>ms`: every request answered after N ms (one server process on "
         "127.0.0.1); `_503`: with a share of 503 answers "
         f"({doc['fail_share']}). Ratios to the local run; 'identical': the map pixel for "
@@ -239,6 +248,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--layout", default="tiled", choices=("tiled", "striped"))
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--read-ahead",
+        type=int,
+        default=None,
+        help="processing.read_ahead of every case (default: the tool's)",
+    )
     p.add_argument("--repeat", type=int, default=1, help="rounds of every case, alternated")
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--out", type=Path, default=HERE / "results" / "remote")
@@ -279,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
                         latency, share = case_setting(name, args.fail_share)
                         server.set(latency=latency, fail_share=share)
                         url = server.url
-                    write_config(config, ds, output, args.workers, url)
+                    write_config(config, ds, output, args.workers, url, args.read_ahead)
                     print(f"{ds.key} round {round_} {name:14s} ...", end=" ", flush=True)
                     before = server.stats
+                    server.reset_peak()
                     res = harness.run_case(
                         Case(
                             name=name,
@@ -297,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     after = server.stats
                     served = {k: after[k] - before[k] for k in after}
+                    served["most_files"] = after["most_files"]  # a peak, not a count
                     harness.print_outcome(res)
                     runs.append(run_record(res, ds.key, round_, served))
         agreement = harness.compare_rasters({n: work / n / "prediction.tif" for n in names})
@@ -318,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "latencies_ms": args.latencies,
         "fail_share": args.fail_share,
         "workers": args.workers,
+        "read_ahead": args.read_ahead,
         "repeat": args.repeat,
         "machine": harness.machine_info(args.python, env, ("rasterio",)),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

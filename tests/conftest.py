@@ -42,6 +42,15 @@ def _isolated_user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
 
 
+@pytest.fixture(autouse=True)
+def _read_ahead_from_each_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run or check sets its process's read-ahead in the environment (for its workers): each
+    test starts without it and leaves none behind."""
+    from windowed_classify.inputs.readahead import READ_AHEAD_VARIABLE
+
+    monkeypatch.delenv(READ_AHEAD_VARIABLE, raising=False)
+
+
 @pytest.fixture
 def interrupt(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any], int], None]:
     """``interrupt(config, n)``: a serial run stopped as Ctrl-C would stop it after ``n``

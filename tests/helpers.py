@@ -164,6 +164,20 @@ def olofsson_map(folder: Path, width: int = 5000) -> tuple[Path, np.ndarray]:
     return path, data
 
 
+def corrupt_tile(path: Path, row: int, col: int) -> None:
+    """Overwrite tile (row, col) of band 1 with bytes LZW cannot decode; size and mtime kept,
+    so the file looks unchanged (and the statistics cache still trusts it)."""
+    st = path.stat()
+    with rasterio.open(path) as ds:
+        offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
+        size = int(ds.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+
+
 def read_output(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Band 1 of a raster plus the profile facts the tests check."""
     with rasterio.open(path) as src:

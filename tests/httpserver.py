@@ -9,7 +9,8 @@ every distinct request (method, path, range) answered 503 (``fail_first``: deter
 whatever the order of the requests), every request after the Nth answered 503 (``fail_after``),
 or every request answered 503 (``down``); ``validators=False`` leaves out ETag and
 Last-Modified (a server that does not identify its files). Settings can change while it runs
-(``set``); counts of what it served are shared with the caller (``stats``).
+(``set``); counts of what it served, and the most files whose requests waited their latency
+at once, are shared with the caller (``stats``).
 
 It runs in a separate process: GDAL holds the GIL while it opens a URL, so a server thread in
 the process that opens would deadlock. The process ends when the ``with`` block does, or after
@@ -36,7 +37,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-COUNTERS = ("requests", "ranges", "multiranges", "heads", "failed", "resets")
+COUNTERS = ("requests", "ranges", "multiranges", "heads", "failed", "resets", "most_files")
 BOUNDARY = "windowed_classify_byteranges"
 
 
@@ -87,6 +88,7 @@ class _Handler(SimpleHTTPRequestHandler):
     lock: threading.Lock
     draw: random.Random
     tries: dict[tuple[str, str, str], int]  # requests seen, by (method, path, Range)
+    active: dict[str, int]  # requests being answered, by path
 
     def do_GET(self) -> None:
         self._answer(body=True)
@@ -104,8 +106,28 @@ class _Handler(SimpleHTTPRequestHandler):
         number = self._count("requests")
         if not body:
             self._count("heads")
-        if self.shared.latency.value > 0:
-            time.sleep(self.shared.latency.value)
+        self._wait()
+        self._answer_one(body, number)
+
+    def _wait(self) -> None:
+        """The latency, during which the request counts as being answered: how many files at
+        once, at most. Not while the answer is written: the client may have it all and ask
+        for the next file before this thread gets to say it is done."""
+        most = self.shared.counts["most_files"]
+        with self.lock:
+            self.active[self.path] = self.active.get(self.path, 0) + 1
+            with most.get_lock():
+                most.value = max(most.value, len(self.active))
+        try:
+            if self.shared.latency.value > 0:
+                time.sleep(self.shared.latency.value)
+        finally:
+            with self.lock:
+                self.active[self.path] -= 1
+                if not self.active[self.path]:
+                    del self.active[self.path]
+
+    def _answer_one(self, body: bool, number: int) -> None:
         if number in set(self.shared.reset_on):
             self._count("resets")
             self._reset()
@@ -126,36 +148,42 @@ class _Handler(SimpleHTTPRequestHandler):
         if not path.is_file():
             self._plain(404, b"Not Found\n", body)
             return
-        data = path.read_bytes()
         stat = path.stat()
+        size = stat.st_size
         etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
         headers = {"Accept-Ranges": "bytes"}
         if self.shared.validators.value:
             headers["ETag"] = etag
             headers["Last-Modified"] = email.utils.formatdate(stat.st_mtime, usegmt=True)
         if not asked:
-            self._send(200, data, "image/tiff", headers, body)
+            self._send(200, path.read_bytes(), "image/tiff", headers, body)
             return
-        ranges = _ranges(asked, len(data))
+        ranges = _ranges(asked, size)
         if ranges is None:
-            headers["Content-Range"] = f"bytes */{len(data)}"
+            headers["Content-Range"] = f"bytes */{size}"
             self._send(416, b"", "text/plain", headers, body)
             return
         self._count("ranges")
-        if len(ranges) == 1:
-            first, last = ranges[0]
-            headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
-            self._send(206, data[first : last + 1], "image/tiff", headers, body)
-            return
-        self._count("multiranges")
-        parts = []
-        for first, last in ranges:
-            parts.append(
-                f"--{BOUNDARY}\r\nContent-Type: image/tiff\r\n"
-                f"Content-Range: bytes {first}-{last}/{len(data)}\r\n\r\n".encode()
-                + data[first : last + 1]
-                + b"\r\n"
-            )
+        with path.open("rb") as f:  # only the bytes asked for, as a store serves them
+
+            def part(first: int, last: int) -> bytes:
+                f.seek(first)
+                return f.read(last - first + 1)
+
+            if len(ranges) == 1:
+                first, last = ranges[0]
+                headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+                self._send(206, part(first, last), "image/tiff", headers, body)
+                return
+            self._count("multiranges")
+            parts = []
+            for first, last in ranges:
+                parts.append(
+                    f"--{BOUNDARY}\r\nContent-Type: image/tiff\r\n"
+                    f"Content-Range: bytes {first}-{last}/{size}\r\n\r\n".encode()
+                    + part(first, last)
+                    + b"\r\n"
+                )
         payload = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
         kind = f"multipart/byteranges; boundary={BOUNDARY}"
         self._send(206, payload, kind, headers, body)
@@ -190,7 +218,13 @@ def _serve(folder: str, shared: _Shared, seed: int, lifetime: float) -> None:
     handler = type(
         "Handler",
         (_Handler,),
-        {"shared": shared, "lock": threading.Lock(), "draw": random.Random(seed), "tries": {}},
+        {
+            "shared": shared,
+            "lock": threading.Lock(),
+            "draw": random.Random(seed),
+            "tries": {},
+            "active": {},
+        },
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=folder))
     server.daemon_threads = True
@@ -275,9 +309,14 @@ class RangeServer:
         if down is not None:
             self._shared.down.value = int(down)
 
+    def reset_peak(self) -> None:
+        """``most_files`` counts again from now."""
+        self._shared.counts["most_files"].value = 0
+
     @property
     def stats(self) -> dict[str, int]:
-        """Requests served so far: all, ranged, multi-range, HEAD, answered 503, reset."""
+        """Requests served so far: all, ranged, multi-range, HEAD, answered 503, reset; and the
+        most files whose requests waited their latency at once (``most_files``)."""
         return {name: value.value for name, value in self._shared.counts.items()}
 
     def __enter__(self) -> RangeServer:

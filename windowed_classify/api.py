@@ -21,8 +21,10 @@ import rasterio
 from rasterio.windows import Window
 
 from .config import Config, load_config
+from .config_values import is_remote
 from .engines.factory import make_executor
 from .errors import OutputError
+from .inputs.retrycounts import totals as remote_totals
 from .inputs.windows import plan_windows
 from .memory import TreeMemoryMonitor
 from .outputs.atomic import write_json_atomic
@@ -77,15 +79,18 @@ def _run(
     resume: bool,
     t_start: float,
 ) -> dict:
+    retried = remote_totals().total  # the preparation's retries: this process's
     prep = prepare(cfg, created)
+    remote = any(is_remote(layer.path) for layer in prep.layers)
     out = prep.output_config
     max_pixels, cache_mb = budget(
-        cfg, len(prep.layers), len(prep.legend.labels), n_workers, prep.task
+        cfg, len(prep.layers), len(prep.legend.labels), n_workers, prep.task, remote
     )
     # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
     os.environ["GDAL_CACHEMAX"] = str(cache_mb)
     windows = plan_windows(prep.grid, [la.block_shape for la in prep.layers], max_pixels)
     engine, why = choose(prep, n_workers, windows)
+    retried = remote_totals().total - retried
     if engine == "dask" or (n_workers > 1 and engine == "processes"):
         prep.model = None  # each worker loads its own: do not hold another copy here
     # Built before pass 1: worker processes start and load the model meanwhile.
@@ -114,7 +119,7 @@ def _run(
         else:
             source = "journal"
         t2 = time.perf_counter()
-        summary, outputs, retries = predict_windows(
+        summary, outputs, _ = predict_windows(  # its retries are among the executor's
             prep, journal, executor, statistics, shown, resumed
         )
         t3 = time.perf_counter()
@@ -146,7 +151,8 @@ def _run(
             # fused or deferred (counted in pass 2), separate, cache or journal
             "pass1": source,
             "fill_share": round(statistics.fill_share, 6),  # the guide's: pixels to fill
-            "remote_retries": retries,
+            # every remote read's: the preparation's, and every item's on the workers
+            "remote_retries": retried + executor.retries,
             "windows": len(journal.windows),
             "workers": n_workers,
             "engine": engine if n_workers > 1 else "serial",

@@ -467,6 +467,15 @@ class ProcessingConfig:
         help="with `dask`: a scheduler address (`tcp://host:8786`), or `local` to start a "
         "LocalCluster of `processing.workers` processes",
     )
+    read_ahead: int = key(
+        v.to_int(0),
+        16,
+        help="remote layers: files read at once per process, apart from the workers; 0 = one "
+        "after another",
+        details="A window's remote files (/vsicurl/, /vsis3/, URLs, STAC assets) are opened and "
+        "read at once by this many I/O threads in each process (GDAL releases the GIL while it "
+        "reads); local files are read by the workers as always. See docs/remote.md.",
+    )
     stats_cache: bool = key(v.to_bool, True, help="reuse pass-1 statistics of unchanged files")
     cache_dir: Path | None = key(
         v.to_opt_path,

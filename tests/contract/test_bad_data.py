@@ -3,14 +3,12 @@ traceback, nothing under the output's name; in pass 1 and pass 2, in every engin
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
 
 import pytest
-import rasterio
-from helpers import Case, build_case, run_main
+from helpers import Case, build_case, corrupt_tile, run_main
 
 from windowed_classify.errors import InputError
 
@@ -19,20 +17,6 @@ ENGINES = {
     "threads": ["--workers", "2"],
     "processes": ["--workers", "2"],
 }
-
-
-def corrupt_tile(path: Path, row: int, col: int) -> None:
-    """Overwrite tile (row, col) of band 1 with bytes LZW cannot decode; size and mtime kept,
-    so the file looks unchanged (and the statistics cache still trusts it)."""
-    st = path.stat()
-    with rasterio.open(path) as ds:
-        offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
-        size = int(ds.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
-    with open(path, "r+b") as fh:
-        fh.seek(offset)
-        fh.write(b"\xff" * size)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert path.stat().st_size == st.st_size
 
 
 def make_case(root: Path, engine: str) -> tuple[Case, Path]:

@@ -193,6 +193,80 @@ def test_estimates(tmp_path: Path) -> None:
     assert "peak memory" in result.render()
 
 
+def spill_sizes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Bytes of every spill file a run wrote (keys, rows), measured as the run removes them."""
+    from windowed_classify.passes.executor import Executor
+
+    sizes = {".keys": 0, ".rows": 0}
+    forget = Executor.forget
+
+    def measured(self: Executor, token: str, folder: Path | None) -> None:
+        if folder is not None:
+            for path in (folder / token).rglob("*"):
+                if path.suffix in sizes:
+                    sizes[path.suffix] += path.stat().st_size
+        forget(self, token, folder)
+
+    monkeypatch.setattr(Executor, "forget", measured)
+    return sizes
+
+
+@pytest.mark.parametrize("threshold", [0, 1])
+def test_check_says_how_much_the_run_writes_beside_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threshold: int
+) -> None:
+    """The statistics spill (keys near each median, every key of the guide's windows) and,
+    above threshold 0, the rows waiting for a median fill: what check says, the run writes."""
+    case = build_case(
+        tmp_path, names=("elev", "slope", "ndvi", "twi"), height=600, width=520, seed=4
+    )
+    case.config["nodata"]["threshold"] = threshold
+    case.config["processing"] = {"stats_cache": False, "memory_mb": 4, "workers": 2}
+    result = check(case.write_config())
+    spill = result.estimate.spill
+    doc = result.document()["estimate"]["spill"]
+    written = spill_sizes(monkeypatch)
+    report = __import__("windowed_classify").run(case.config)
+    assert report["pass1"] == spill.pass1 == doc["pass1"]
+    assert doc["reads"] == 1 and doc["counted_layers"] == 4
+    assert spill.where == doc["where"] == "beside the output"
+    keys, rows = written[".keys"] / 2**20, written[".rows"] / 2**20
+    assert keys > 0 and spill.statistics_mb == pytest.approx(keys, rel=0.15)
+    assert doc["statistics_mb"] == pytest.approx(spill.statistics_mb, abs=1e-3)
+    if threshold == 0:
+        assert rows == spill.rows_mb == 0
+    else:
+        assert rows > 0 and spill.rows_mb == pytest.approx(rows, rel=0.05)
+        assert spill.fill_source == doc["fill_source"] == "sample"
+    assert doc["total_mb"] == pytest.approx(keys + rows, rel=0.15)
+    assert f"spill        about {spill.total_mb:,.1f} MB written beside the output" in (
+        result.render()
+    )
+
+
+def test_check_warns_when_the_outputs_disk_lacks_room_for_the_spill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import windowed_classify.commands.check as check_module
+
+    case = build_case(tmp_path, height=600, width=520, seed=4)
+    case.config["nodata"]["threshold"] = 1
+    case.config["processing"] = {"stats_cache": False, "memory_mb": 4}
+    roomy = check(case.write_config())
+    spill = roomy.estimate.spill
+    outputs = sum(roomy.estimate.outputs_mb.values())
+    assert not any("beside the output" in w for w in roomy.warnings)
+    free = outputs + spill.total_mb / 2  # room for the outputs, not for the spill as well
+    monkeypatch.setattr(check_module, "_free_mb", lambda folder: free)
+    tight = check(case.write_config())
+    warning = next(w for w in tight.warnings if "beside the output" in w)
+    assert warning.startswith(f"the run writes about {spill.total_mb:,.0f} MB beside the output")
+    assert warning.endswith(f"and only {free:,.0f} MB are free there")
+    assert f"WARNING: {warning}" in tight.render()
+    assert warning in tight.document()["warnings"]
+    assert tight.ok  # a warning: the run may still find the room
+
+
 def test_a_misfit_layer_is_a_problem_unless_aligned(tmp_path: Path) -> None:
     case = build_case(tmp_path)
     fine = from_origin(500000.0, 6000000.0, 40.0, 40.0)  # half the pixel size

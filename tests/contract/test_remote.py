@@ -1,6 +1,8 @@
 """Remote layers end to end, over a server each test starts on 127.0.0.1 (tests/httpserver.py):
 faults retried and counted with the local run's result, one clear error when a server never
-answers, resuming after it answers again, a changed remote file noticed, STAC items as layers.
+answers, resuming after it answers again, a changed remote file noticed, STAC items as layers;
+the next window read ahead (the one read next, or dropped; its failure raised by its read; its
+retries counted; the local run's map).
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import http.client
 import json
 import logging
 import random
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +27,31 @@ import pytest
 import rasterio
 import rasterio.shutil
 from checks import assert_codes_equal, assert_run_matches
-from helpers import Case, build_case, read_output, run_main, write_raster, write_yaml
+from helpers import (
+    Case,
+    build_case,
+    corrupt_tile,
+    read_output,
+    run_main,
+    write_raster,
+    write_yaml,
+)
 from httpserver import RangeServer
+from rasterio.windows import Window
 from reference import reference_from_config
 
 import windowed_classify
 from windowed_classify.commands.check import check
 from windowed_classify.config import COG_MEDIA_TYPE, load_config
-from windowed_classify.errors import OutputError, RemoteReadError
-from windowed_classify.inputs import remote, urls
+from windowed_classify.errors import InputError, OutputError, RemoteReadError
+from windowed_classify.inputs import readahead, retrycounts, urls
+from windowed_classify.inputs import reader as reader_module
+from windowed_classify.inputs.layers import Layer
 from windowed_classify.inputs.reader import StackReader
-from windowed_classify.inputs.windows import plan_windows
+from windowed_classify.inputs.windows import WindowKey, plan_windows, window_key
 from windowed_classify.outputs.writer import partial_path
+from windowed_classify.passes import pass1
+from windowed_classify.passes.band import Band
 from windowed_classify.prepare import prepare
 
 pytestmark = pytest.mark.network
@@ -132,9 +150,9 @@ def test_transient_faults_change_nothing_and_the_retries_are_counted(tmp_path: P
     assert sum(draws.random() < 0.05 for _ in range(40)) == 3  # faults early in the run
     with RangeServer(case.folder, fail_share=0.05, seed=seed, reset_on=(6, 30)) as server:
         config = over_http(case, server, "faults", workers=2, engine="threads")
-        before = remote.totals()
+        before = retrycounts.totals()
         report = run(config)
-        counted = remote.totals().total - before.total
+        counted = retrycounts.totals().total - before.total
         served = server.stats
     assert_run_matches(report, ref, Path(config["output"]["path"]))
     assert_codes_equal(codes(config), read_output(case.output)[0])
@@ -176,6 +194,86 @@ def test_every_failed_request_is_counted_once(tmp_path: Path) -> None:
     assert counts.total == failed
 
 
+ENGINES = {
+    "serial": {"workers": 1},
+    "threads": {"workers": 2, "engine": "threads"},
+    "processes": {"workers": 2, "engine": "processes"},
+    "dask": {"workers": 2, "engine": "dask"},
+}
+
+
+@pytest.mark.skipif(
+    not GDAL_3_10,
+    reason="GDAL < 3.10 reports the failed ranges of a parallel read below rasterio's log "
+    "level: those retries cannot be counted",
+)
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_the_report_counts_the_retries_of_every_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """Every request fails once: the identity HEADs, the opens, the guide's windows, pass 1
+    counted apart, the medians the band missed read again, pass 2. The report's
+    remote_retries is the number of failed requests, whichever engine read them."""
+    if engine == "dask":
+        pytest.importorskip("distributed")
+    monkeypatch.setattr(pass1, "MAX_DEFERRED", -1.0)  # counted apart, after the guide
+    monkeypatch.setattr(pass1, "band_of", lambda high: Band(0, 1))  # every median missed
+    case = make_case(tmp_path)
+    case.config["nodata"]["threshold"] = 1
+    ref = reference_from_config(case.config)
+    with RangeServer(case.folder, fail_first=1) as server:
+        report = run(over_http(case, server, engine, **ENGINES[engine]))
+        failed = server.stats["failed"]
+    assert report["pass1"] == "separate"
+    assert sorted(report["median_second_reads"]) == ["elev", "ndvi", "slope"]
+    assert_run_matches(report, ref, Path(report["outputs"]["classes"]))
+    assert failed > 0 and report["remote_retries"] == failed
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_read_ahead_reads_a_windows_files_at_once_with_the_local_result(
+    tmp_path: Path, engine: str
+) -> None:
+    """Six files served with 10 ms per request, nodata threshold 1 (rows that need a fill
+    deferred): the files of a window are read at once (the server answers requests for all
+    six files at once; without read-ahead, for one file per worker), and the map, every
+    output and every median are the local run's, bit for bit, with read-ahead and without it,
+    on every engine."""
+    if engine == "dask":
+        pytest.importorskip("distributed")
+    names = ("elev", "slope", "ndvi", "twi", "clay", "sand")
+    case = make_case(tmp_path, names=names)
+    case.config["nodata"]["threshold"] = 1
+    case.config["output"]["probabilities"] = str(case.root / "p.tif")
+    case.config["processing"] |= ENGINES[engine]
+    ref = reference_from_config(case.config)
+    local = run(case.config)
+    busy = {}
+    with RangeServer(case.folder, latency=0.01) as server:
+        reports = {}
+        for read_ahead in (16, 0):
+            name = f"{engine}_{read_ahead}"
+            config = over_http(case, server, name, read_ahead=read_ahead)
+            config["output"]["probabilities"] = str(case.root / f"out_{name}" / "p.tif")
+            server.reset_peak()
+            reports[read_ahead] = run(config)
+            busy[read_ahead] = server.stats["most_files"]
+            assert_run_matches(reports[read_ahead], ref, Path(config["output"]["path"]))
+            assert_codes_equal(codes(config), read_output(case.output)[0])
+            for key in ("classes", "probabilities"):
+                mine = reports[read_ahead]["outputs"][key]
+                with rasterio.open(local["outputs"][key]) as a, rasterio.open(mine) as b:
+                    assert np.array_equal(a.read(), b.read(), equal_nan=True), key
+            assert medians_bits(reports[read_ahead]) == medians_bits(local)
+    assert reports[16]["pass1"] == local["pass1"] == "deferred"
+    assert busy[16] == len(names)
+    assert busy[0] <= ENGINES[engine]["workers"]
+
+
+def medians_bits(report: dict[str, Any]) -> dict[str, int]:
+    return {n: int(np.float32(v["median"]).view(np.uint32)) for n, v in report["layers"].items()}
+
+
 def test_a_server_that_never_answers_is_one_line_naming_the_url_and_status(
     tmp_path: Path,
 ) -> None:
@@ -193,6 +291,67 @@ def test_a_server_that_never_answers_is_one_line_naming_the_url_and_status(
     ], proc.stderr
     assert "not recognized" not in proc.stderr and "Traceback" not in proc.stderr
     assert not Path(config["output"]["path"]).exists()
+
+
+def test_check_times_each_host_and_foresees_the_runs_requests(tmp_path: Path) -> None:
+    """check's remote section: per host, the time of a header request, the requests the run
+    will make (the run then makes as many) and the time it will wait for them, one file after
+    another and with read-ahead; text and JSON agree."""
+    case = make_case(tmp_path, names=("elev", "slope", "ndvi", "twi"))
+    with RangeServer(case.folder, latency=0.01) as server:
+        # another name for the same server: the run's requests are not answered from what
+        # GDAL kept of check's
+        checked = over_http(case, server, "checked", host="localhost", workers=2)
+        found = check(load_config(checked))
+        config = over_http(case, server, "run", workers=2)
+        before = server.stats["requests"]
+        run(config)
+        made = server.stats["requests"] - before
+        off = check(
+            load_config({**checked, "processing": {**checked["processing"], "read_ahead": 0}})
+        )
+    doc = found.document()["remote"]
+    assert doc["read_ahead"] == 16
+    [host] = doc["hosts"]
+    assert host["host"] == server.url.replace("127.0.0.1", "localhost").removeprefix("http://")
+    assert host["files"] == 4 and host["status"] == 200 and host["latency_ms"] > 0
+    assert host["requests"] == pytest.approx(made, rel=0.1)
+    assert 0 < host["read_ahead_seconds"] < host["read_seconds"]
+    [slow] = off.document()["remote"]["hosts"]
+    assert slow["read_ahead_seconds"] == slow["read_seconds"]
+    rows = [
+        line.split() for line in found.render().splitlines() if line.startswith(f"  {host['host']}")
+    ]
+    assert len(rows) == 1 and rows[0][1] == "4" and rows[0][4] == f"{host['requests']:,}"
+
+
+def test_check_names_each_unreachable_file_with_its_servers_answer(tmp_path: Path) -> None:
+    case = make_case(tmp_path)
+    gone = RangeServer(case.folder).start()
+    dead = gone.url
+    gone.stop()  # nothing listens on its port now
+    with RangeServer(case.folder) as server:
+        config = over_http(case, server, "checked")
+        config["rasters"]["files"]["slope"] = f"/vsicurl/{server.url}/missing.tif"
+        config["rasters"]["files"]["ndvi"] = f"/vsicurl/{dead}/ndvi.tif"
+        found = check(load_config(config))
+    assert not found.ok
+    text = found.render()
+    assert f"  cannot open /vsicurl/{server.url}/missing.tif: HTTP 404 Not Found" in text
+    assert f"  cannot open /vsicurl/{dead}/ndvi.tif: no answer from the server: " in text
+    hosts = {h["host"]: h for h in found.document()["remote"]["hosts"]}
+    live, down = hosts[server.url[7:]], hosts[dead[7:]]
+    assert live["unreachable"] == [
+        {
+            "path": f"/vsicurl/{server.url}/missing.tif",
+            "status": 404,
+            "reason": "HTTP 404 Not Found",
+        }
+    ]
+    assert live["files"] == 1 and live["status"] == 200
+    assert down["latency_ms"] is None and down["status"] is None and down["error"]
+    [why] = down["unreachable"]
+    assert why["status"] is None and why["reason"].startswith("no answer from the server: ")
 
 
 def stop_midway(
@@ -475,3 +634,199 @@ def test_stac_problems_are_one_line_each(tmp_path: Path) -> None:
         f"error: rasters.stac: {catalog} is a Catalog, not a STAC ItemCollection or Item (for "
         "a Collection or Catalog, list its items' files)"
     )
+
+
+# ------------------------------------------- the next window read ahead (StackReader.prefetch)
+
+# three windows of the 300 x 330 case, on its 32 x 32 tiles: a row of 64 x 64 squares
+W1, W2, W3 = (Window(64 * k, 0, 64, 64) for k in range(3))
+
+
+class Reads:
+    """Each remote file's read of a window: which window, in which thread, when it ended."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.lock = threading.Lock()
+        self.done: list[tuple[WindowKey, str, float]] = []
+        real = reader_module._read_into
+
+        def spy(values: Any, where: Any, ds: Any, layers: Any, window: Window, counts: Any) -> None:
+            try:
+                real(values, where, ds, layers, window, counts)
+            finally:
+                with self.lock:
+                    self.done.append(
+                        (window_key(window), threading.current_thread().name, time.monotonic())
+                    )
+
+        monkeypatch.setattr(reader_module, "_read_into", spy)
+
+    def of(self, window: Window) -> list[tuple[str, float]]:
+        with self.lock:
+            return [(t, end) for key, t, end in self.done if key == window_key(window)]
+
+
+def until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.005)
+
+
+def served(layers: list[Layer], server: RangeServer) -> list[Layer]:
+    url = server.url
+    return [dataclasses.replace(la, path=f"/vsicurl/{url}/{Path(la.path).name}") for la in layers]
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, list[Layer], dict[WindowKey, tuple[np.ndarray, np.ndarray]]]:
+    """The case, its layers, and each window's values read from the local files; read-ahead
+    on, whatever an earlier run in this process set."""
+    monkeypatch.setenv(readahead.READ_AHEAD_VARIABLE, "16")
+    case = make_case(tmp_path)
+    layers = prepare(load_config(case.config)).layers
+    with StackReader(layers) as local:
+        truth = {window_key(w): local.read(w) for w in (W1, W2, W3)}
+    return case, layers, truth
+
+
+def same(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> None:
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_the_window_read_ahead_is_read_while_the_caller_computes_and_read_next(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case, layers, truth = stack
+    reads = Reads(monkeypatch)
+    with (
+        RangeServer(case.folder, latency=0.01) as server,
+        StackReader(served(layers, server)) as reader,
+    ):
+        reader.prefetch(W2)
+        same(reader.read(W1), truth[window_key(W1)])
+        # W2's files are read on the I/O threads with no call of this thread
+        until(lambda: len(reads.of(W2)) == len(layers))
+        assert all(t.startswith("read-ahead") for t, _ in reads.of(W2))
+        reader.prefetch(W3)
+        same(reader.read(W2), truth[window_key(W2)])  # taken as it was read
+        assert len(reads.of(W2)) == len(layers)  # not read again
+        same(reader.read(W3), truth[window_key(W3)])
+        assert len(reads.of(W3)) == len(layers)
+    assert len(reads.of(W1)) == len(layers)
+
+
+def test_a_window_read_ahead_and_not_read_next_is_dropped(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case, layers, truth = stack
+    reads = Reads(monkeypatch)
+    with (
+        RangeServer(case.folder, latency=0.01) as server,
+        StackReader(served(layers, server)) as reader,
+    ):
+        reader.prefetch(W2)
+        same(reader.read(W1), truth[window_key(W1)])
+        same(reader.read(W3), truth[window_key(W3)])  # not W2: W3 read now, W2 dropped
+        assert len(reads.of(W3)) == len(layers)
+        same(reader.read(W2), truth[window_key(W2)])  # read again, as any window
+        # a prefetch of the window about to be read is no read ahead
+        reader.prefetch(W1)
+        same(reader.read(W1), truth[window_key(W1)])
+        assert len(reads.of(W1)) == 2 * len(layers)
+        reader.prefetch(W3)  # named, then the reader closed: nothing waits for it
+
+
+def test_a_failure_in_a_window_read_ahead_is_raised_by_its_read_naming_the_file(
+    stack: Any,
+) -> None:
+    """A tile of ndvi that cannot be decoded, in W2 only: W1 (read while W2 is read ahead)
+    is unharmed; the read of W2 raises one line naming the file and the window; the reader
+    closes at once (no I/O thread left waiting)."""
+    case, layers, truth = stack
+    corrupt_tile(case.folder / "ndvi.tif", 0, 2)  # pixels 64-95 of the first row of tiles
+    with RangeServer(case.folder) as server:
+        reader = StackReader(served(layers, server))
+        try:
+            reader.prefetch(W2)
+            same(reader.read(W1), truth[window_key(W1)])
+            with pytest.raises(InputError) as failed:
+                reader.read(W2)
+            message = str(failed.value)
+            assert f"{server.url}/ndvi.tif" in message and "'ndvi'" in message
+            assert "window" in message and "\n" not in message
+            # the reader goes on: another window, the failed one again
+            same(reader.read(W3), truth[window_key(W3)])
+            with pytest.raises(InputError, match="ndvi"):
+                reader.read(W2)
+        finally:
+            reader.close()
+
+
+@pytest.mark.skipif(not GDAL_3_10, reason="GDAL < 3.10 does not report every failed request")
+def test_the_retries_of_a_window_read_ahead_are_counted(stack: Any) -> None:
+    case, layers, truth = stack
+    with RangeServer(case.folder, fail_first=1) as server:
+        with StackReader(served(layers, server)) as reader:
+            reader.prefetch(W2)
+            same(reader.read(W1), truth[window_key(W1)])
+            reader.prefetch(W3)
+            same(reader.read(W2), truth[window_key(W2)])
+            same(reader.read(W3), truth[window_key(W3)])
+            counts = reader.counts.total
+        failed = server.stats["failed"]
+    assert failed > 0 and counts == failed
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "threads"])
+def test_runs_that_read_ahead_give_the_local_map_and_medians(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Six files, nodata threshold 1, several windows per thread: the windows read ahead are
+    the ones read (most windows were), and the map, the probabilities and every median are
+    the local run's, bit for bit."""
+    taken: list[bool] = []
+    read = StackReader.read
+
+    def spy(self: StackReader, window: Window) -> Any:
+        ahead = self._ahead
+        taken.append(ahead is not None and ahead.window == window_key(window))
+        return read(self, window)
+
+    monkeypatch.setattr(StackReader, "read", spy)
+    names = ("elev", "slope", "ndvi", "twi", "clay", "sand")
+    case = make_case(tmp_path, names=names)
+    case.config["nodata"]["threshold"] = 1
+    case.config["output"]["probabilities"] = str(case.root / "p.tif")
+    case.config["processing"] |= {"workers": workers, "memory_mb": 1}
+    local = run(case.config)
+    taken.clear()
+    with RangeServer(case.folder, latency=0.005) as server:
+        config = over_http(case, server, "remote", read_ahead=16)
+        config["output"]["probabilities"] = str(case.root / "out_remote" / "p.tif")
+        remote = run(config)
+    assert sum(taken) >= len(taken) // 2 > 0
+    assert_codes_equal(codes(config), read_output(case.output)[0])
+    for key in ("classes", "probabilities"):
+        with rasterio.open(local["outputs"][key]) as a, rasterio.open(remote["outputs"][key]) as b:
+            assert np.array_equal(a.read(), b.read(), equal_nan=True), key
+    assert medians_bits(remote) == medians_bits(local)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["serial", "threads"])
+def test_a_run_whose_window_read_ahead_fails_is_one_error_line(
+    tmp_path: Path, workers: str
+) -> None:
+    case = make_case(tmp_path)
+    corrupt_tile(case.folder / "slope.tif", 5, 6)  # far from the first window
+    with RangeServer(case.folder) as server:
+        config = over_http(case, server, "remote", read_ahead=16)
+        path = write_yaml(case.root / "remote.yaml", config)
+        proc = run_main(path, "--quiet", "--workers", workers, cwd=case.root)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{server.url}/slope.tif" in lines[0] and "'slope'" in lines[0]

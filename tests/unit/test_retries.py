@@ -14,7 +14,7 @@ from rasterio.errors import RasterioIOError
 
 from windowed_classify.config import COG_MEDIA_TYPE, load_config
 from windowed_classify.errors import ConfigError, RemoteReadError
-from windowed_classify.inputs import remote, urls
+from windowed_classify.inputs import remote, retrycounts, urls
 from windowed_classify.inputs.gdal_env import REMOTE_OPTIONS, remote_env, retry_policy
 from windowed_classify.inputs.identity import identity_of, remote_identity
 from windowed_classify.inputs.remote import RetryCounts, attempt, failure_text, transient
@@ -83,14 +83,14 @@ def test_remote_settings_apply_to_remote_paths_only_and_yield_to_the_user(
 
 def test_a_transient_failure_is_retried_with_backoff_and_counted(waits: list[float]) -> None:
     counts = RetryCounts()
-    before = remote.totals()
+    before = retrycounts.totals()
     calls, action = failing(["HTTP response code: 503", "HTTP response code: 429"], "pixels")
     assert attempt(action, URL, counts, "read", lambda why: why) == "pixels"
     assert calls == [0, 1, 1]  # the first try, then two retries
     assert counts == RetryCounts(read_retries=2)
     assert len(waits) == 2
     assert 0.5 <= waits[0] <= 0.5 * 1.25 and 1.0 <= waits[1] <= 1.0 * 1.25  # doubled, jittered
-    after = remote.totals()
+    after = retrycounts.totals()
     assert after.read_retries - before.read_retries == 2  # the process-wide sum sees them
 
 

@@ -10,21 +10,28 @@ import logging
 import math
 import os
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
 
 from ..config import Config, load_config
+from ..config_values import is_remote
 from ..inputs.grid import Grid, same_grid
 from ..inputs.hints import nodata_hints
 from ..inputs.layers import Band, Layer
+from ..inputs.readahead import concurrently
 from ..inputs.reader import StackReader, nodata_mask
 from ..inputs.windows import layer_windows, plan_windows
+from ..passes.pass1 import MAX_DEFERRED, Statistics
+from ..passes.spill import keys_bytes, rows_bytes
 from ..passes.statscache import StatsCache
 from ..prepare import Plan, Problems, budget, gather
+from .check_remote import Workers, remote_section
 from .check_result import (
     LIBRARIES_MB,
     PROCESS_WORKER_MB,
@@ -32,6 +39,7 @@ from .check_result import (
     Estimate,
     LayerInfo,
     OutputLine,
+    Spill,
 )
 
 log = logging.getLogger(__name__)
@@ -67,17 +75,32 @@ def check(
         for o in plan.outputs
     ]
     grid = plan.grid
+    infos = {info.name: info for info in result.layers}
+    joint = JointNodata()
     if grid is not None:
         cache = StatsCache(cfg.processing.cache_dir) if cfg.processing.stats_cache else None
-        infos = {info.name: info for info in result.layers}
+        ranges = [
+            partial(_value_range, infos[layer.name], layer, grid, cache, sample_pixels, joint)
+            for layer in plan.layers
+        ]
+        concurrently([r for r, la in zip(ranges, plan.layers, strict=True) if is_remote(la.path)])
+        for r, layer in zip(ranges, plan.layers, strict=True):
+            if not is_remote(layer.path):
+                r()
         for layer in plan.layers:
             info = infos[layer.name]
-            _value_range(info, layer, grid, cache, sample_pixels)
             result.warnings.extend(f"layer '{info.name}': {w}" for w in info.warnings)
     complete = plan.wanted and len(plan.layers) == len(plan.wanted)
+    n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
+    windows: list[Window] = []
     if grid is not None and complete and plan.outputs and not plan.missing:
-        result.estimate = _estimate(plan, grid, workers, result.outputs)
+        windows = _windows(plan, grid, n_workers)
+        result.estimate = _estimate(plan, grid, n_workers, windows, result.outputs)
+        result.estimate.spill = _spill(plan, grid, windows, infos, joint, result.estimate.engine)
         _space_warning(result.estimate, result.warnings)
+    reads = result.estimate.spill.reads if result.estimate and result.estimate.spill else 1
+    engine = result.estimate.engine if result.estimate else cfg.processing.engine
+    result.remote = remote_section(plan, windows, Workers.of(engine, n_workers), reads)
     return result
 
 
@@ -127,15 +150,53 @@ def _layer_info(
 # ----------------------------------------------------------------------------- value ranges
 
 
+CACHED = "exact (statistics cache)"
+
+
+class JointNodata:
+    """Per sampled pixel, how many layers are nodata there, for the layers sampled at the same
+    pixels (one count per way of sampling: an overview's factor, a block shape): the share of
+    pixels that need a median fill, as the run's guide finds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[object, ...], np.ndarray] = {}
+        self._layers: dict[tuple[object, ...], int] = {}
+
+    def add(self, key: tuple[object, ...], invalid: np.ndarray) -> None:
+        with self._lock:
+            if key not in self._counts:
+                self._counts[key] = np.zeros(invalid.shape, np.int32)
+                self._layers[key] = 0
+            self._counts[key] += invalid
+            self._layers[key] += 1
+
+    def fill_share(self, layers: int, threshold: int) -> float | None:
+        """Unmasked pixels with a nodata value, as a share; None unless every one of the
+        ``layers`` was sampled at the same pixels."""
+        if len(self._counts) != 1 or next(iter(self._layers.values())) != layers:
+            return None
+        counts = next(iter(self._counts.values()))
+        if not counts.size:
+            return None
+        return float(np.count_nonzero((counts >= 1) & (counts <= threshold)) / counts.size)
+
+
 def _value_range(
-    info: LayerInfo, layer: Layer, grid: Grid, cache: StatsCache | None, budget_px: int
+    info: LayerInfo,
+    layer: Layer,
+    grid: Grid,
+    cache: StatsCache | None,
+    budget_px: int,
+    joint: JointNodata | None = None,
 ) -> None:
     """min/max of the valid values (exact from the cache, else from an overview or a block
-    sample) and the nodata hints (stored with the cached statistics, else from the sample)."""
+    sample) and the nodata hints (stored with the cached statistics, else from the sample);
+    the sample's nodata pixels go to ``joint``."""
     cached = cache.get(layer) if cache is not None else None
     if cached is not None:
         info.min, info.max = cached.min, cached.max
-        info.range_source = "exact (statistics cache)"
+        info.range_source = CACHED
         info.sampled_pixels = cached.valid_count + cached.nodata_count
         info.sampled_nodata = cached.nodata_count
         if cached.valid_count == 0:
@@ -145,6 +206,8 @@ def _value_range(
             return
     data, source = _sample(layer, grid, budget_px)
     invalid = nodata_mask(data, layer.nodata_values)
+    if joint is not None:
+        joint.add((source, layer.block_shape), invalid)
     valid = data[~invalid]
     if cached is None:
         info.range_source = source
@@ -213,14 +276,20 @@ def _spread_windows(grid: Grid, block: tuple[int, int], budget_px: int) -> list[
 # ----------------------------------------------------------------------------- estimates
 
 
-def _estimate(plan: Plan, grid: Grid, workers: int | None, lines: list[OutputLine]) -> Estimate:
-    cfg = plan.config
-    assert cfg.model is not None and cfg.output is not None
-    n_workers = workers or cfg.processing.workers or os.cpu_count() or 1
+def _windows(plan: Plan, grid: Grid, n_workers: int) -> list[Window]:
+    """The run's windows, as the run plans them."""
     n_classes = len(plan.legend.labels) if plan.legend is not None else 1
     layers = plan.layers
-    max_pixels, _ = budget(cfg, len(layers), n_classes, n_workers, plan.task)
-    windows = plan_windows(grid, [la.block_shape for la in layers], max_pixels)
+    remote = any(is_remote(layer.path) for layer in layers)
+    max_pixels, _ = budget(plan.config, len(layers), n_classes, n_workers, plan.task, remote)
+    return plan_windows(grid, [la.block_shape for la in layers], max_pixels)
+
+
+def _estimate(
+    plan: Plan, grid: Grid, n_workers: int, windows: Sequence[Window], lines: list[OutputLine]
+) -> Estimate:
+    cfg = plan.config
+    assert cfg.model is not None and cfg.output is not None
     shape = max(((int(w.height), int(w.width)) for w in windows), key=lambda s: s[0] * s[1])
     engine = cfg.processing.engine if n_workers > 1 else "serial"
     model_mb = cfg.model.path.stat().st_size / 2**20 if cfg.model.path.is_file() else 0.0
@@ -254,10 +323,56 @@ def _free_mb(folder: Path) -> float | None:
         return None
 
 
+def _spill(
+    plan: Plan,
+    grid: Grid,
+    windows: Sequence[Window],
+    infos: Mapping[str, LayerInfo],
+    joint: JointNodata,
+    engine: str,
+) -> Spill:
+    """What the run will write beside the output while it runs (passes/spill.py's sizes):
+    every counted layer's keys near its median, and, at a nodata threshold above 0, the rows
+    that wait for a median fill - unless more than ``MAX_DEFERRED`` of the pixels need one (the
+    run then reads the stack twice instead)."""
+    where = "on the Dask workers' own disks" if engine == "dask" else "beside the output"
+    counted = [la for la in plan.layers if infos[la.name].range_source != CACHED]
+    if not counted:
+        return Spill("cache", 0, 0.0, 0.0, None, "", where)
+    guide = Statistics.guide_items(windows)
+    guide_share = sum(int(windows[i].width * windows[i].height) for i in guide) / grid.pixels
+    keys = 0
+    for layer in counted:
+        info = infos[layer.name]
+        nodata = info.sampled_nodata / info.sampled_pixels if info.sampled_pixels else 0.0
+        keys += keys_bytes(int(grid.pixels * (1 - nodata)), guide_share)
+    threshold = plan.config.nodata.threshold
+    if threshold == 0:  # no pixel is filled: pass 2 counts them in its own read
+        return Spill("fused", len(counted), keys / 2**20, 0.0, None, "", where)
+    share = joint.fill_share(len(plan.layers), threshold)
+    source = "sample"
+    if share is None:  # not known: as many as the run would defer
+        share, source = MAX_DEFERRED, "at most"
+    if share > MAX_DEFERRED:
+        return Spill("separate", len(counted), keys / 2**20, 0.0, share, source, where)
+    rows = rows_bytes(int(share * grid.pixels), len(plan.layers))
+    return Spill("deferred", len(counted), keys / 2**20, rows / 2**20, share, source, where)
+
+
 def _space_warning(est: Estimate, warnings: list[str]) -> None:
     need = sum(est.outputs_mb.values())
     if est.free_mb is not None and need > est.free_mb:
         warnings.append(
             f"the outputs take up to {need:,.0f} MB uncompressed and only {est.free_mb:,.0f} MB "
             "are free where they go (compression usually makes them much smaller)"
+        )
+    spill = est.spill
+    if spill is None or not spill.total_mb or spill.where != "beside the output":
+        return
+    if est.free_mb is not None and need + spill.total_mb > est.free_mb:
+        warnings.append(
+            f"the run writes about {spill.total_mb:,.0f} MB beside the output while it runs "
+            f"(statistics spill {spill.statistics_mb:,.0f} MB, rows waiting for a fill "
+            f"{spill.rows_mb:,.0f} MB; removed at the end), besides the outputs' {need:,.0f} "
+            f"MB, and only {est.free_mb:,.0f} MB are free there"
         )

@@ -61,6 +61,61 @@ class OutputLine:
 
 
 @dataclass
+class Spill:
+    """What the run writes beside the output while it runs (removed at the end): the keys
+    near each median it counts, and the rows that wait for a median fill (passes/spill.py)."""
+
+    pass1: str  # how the statistics will be had: cache, fused, deferred or separate
+    counted: int  # layers whose statistics are counted (not in the cache)
+    statistics_mb: float
+    rows_mb: float
+    fill_share: float | None  # pixels that need a median fill (None: not known)
+    fill_source: str  # where fill_share comes from: "sample", or "at most" (a bound)
+    where: str  # "beside the output", or "on the Dask workers' own disks"
+
+    @property
+    def total_mb(self) -> float:
+        return self.statistics_mb + self.rows_mb
+
+    @property
+    def reads(self) -> int:
+        """How many times the run reads the stack."""
+        return 2 if self.pass1 == "separate" else 1
+
+
+@dataclass
+class Unreachable:
+    """A remote file that cannot be opened, and what its server answers a HEAD."""
+
+    path: str
+    status: int  # 0: no answer
+    reason: str  # "HTTP 404 Not Found", or why there was no answer
+
+
+@dataclass
+class RemoteHost:
+    """One host of remote layers: the measured time of a header request, and what the run
+    will ask of it (None where the run's windows are not known: an incomplete config)."""
+
+    host: str
+    files: int  # the model's files on it
+    latency_ms: float | None  # a header request on an open connection (None: no answer)
+    status: int  # the answer to that request (0: none)
+    error: str  # why there was no answer
+    unreachable: list[Unreachable] = field(default_factory=list)
+    requests: int | None = None  # for the whole run
+    requests_per_window: float | None = None  # every file of the host, a window on average
+    read_seconds: float | None = None  # waiting for it, reading one file after another
+    read_ahead_seconds: float | None = None  # ... with processing.read_ahead
+
+
+@dataclass
+class Remote:
+    read_ahead: int  # processing.read_ahead
+    hosts: list[RemoteHost]
+
+
+@dataclass
 class Estimate:
     windows: int
     window_shape: tuple[int, int]  # (rows, cols) of the largest window
@@ -71,6 +126,7 @@ class Estimate:
     model_mb: float
     outputs_mb: dict[str, float]  # path -> uncompressed size
     free_mb: float | None  # free space where the outputs go
+    spill: Spill | None = None
 
 
 @dataclass
@@ -81,6 +137,7 @@ class CheckResult:
     layers: list[LayerInfo] = field(default_factory=list)  # discovery order
     outputs: list[OutputLine] = field(default_factory=list)  # every raster a run writes
     estimate: Estimate | None = None
+    remote: Remote | None = None  # None: no remote layer
 
     @property
     def config(self) -> Config:
@@ -248,9 +305,13 @@ def render(r: CheckResult) -> str:
         ]
         for path, mb in e.outputs_mb.items():
             rows.append(["output", f"{path}: at most {mb:,.1f} MB uncompressed"])
+        if e.spill is not None:
+            rows += _spill_rows(e.spill)
         if e.free_mb is not None:
             rows.append(["free space", f"{e.free_mb:,.0f} MB"])
         out.append(_table(None, rows))
+    if r.remote is not None:
+        out += _remote_lines(r.remote, r.estimate)
     if r.warnings:
         out.append("")
         out += [f"WARNING: {w}" for w in r.warnings]
@@ -261,6 +322,71 @@ def render(r: CheckResult) -> str:
         out.append(f"NOT READY: {len(r.problems)} problem(s) would stop the run:")
         out += [f"  - {p}" for p in r.problems]
     return "\n".join(out)
+
+
+PASS1_TEXT = {
+    "cache": "from the statistics cache: one read of the stack",
+    "fused": "counted in pass 2's read: one read of the stack",
+    "deferred": "counted in pass 2's read, the rows that need a fill predicted after: one read",
+    "separate": "counted apart first: two reads of the stack",
+}
+
+
+def _spill_rows(sp: Spill) -> list[list[object]]:
+    rows: list[list[object]] = [
+        ["statistics", f"{PASS1_TEXT[sp.pass1]} (report: pass1 {sp.pass1})"]
+    ]
+    if sp.pass1 == "cache":
+        return rows
+    rows.append(
+        [
+            "spill",
+            f"about {_mb(sp.total_mb)} written {sp.where} while it runs (removed at the end): "
+            f"{_mb(sp.statistics_mb)} of keys near the medians of {sp.counted} layer(s), "
+            f"{_mb(sp.rows_mb)} of rows waiting for a median fill",
+        ]
+    )
+    if sp.fill_share is not None:
+        how = "in the sample" if sp.fill_source == "sample" else "at most (not known)"
+        rows.append(["to fill", f"{100 * sp.fill_share:.3g}% of the pixels, {how}"])
+    return rows
+
+
+def _mb(v: float) -> str:
+    return f"{v:,.1f} MB" if v < 10 else f"{v:,.0f} MB"
+
+
+def _seconds(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f} s"
+
+
+def _remote_lines(rm: Remote, est: Estimate | None) -> list[str]:
+    reads = est.spill.reads if est is not None and est.spill is not None else 1
+    out = [
+        f"\nremote layers (processing.read_ahead {rm.read_ahead}; the run reads the stack "
+        f"{'once' if reads == 1 else 'twice'}; network waits, not bandwidth)"
+    ]
+    rows = []
+    for h in rm.hosts:
+        latency = f"{h.latency_ms:,.0f} ms" if h.latency_ms is not None else "no answer"
+        if h.status >= 400:
+            latency += f" (HTTP {h.status})"
+        rows.append(
+            [
+                h.host,
+                h.files,
+                latency,
+                "-" if h.requests is None else f"{h.requests:,}",
+                "-" if h.requests_per_window is None else f"{h.requests_per_window:,.3g}",
+                _seconds(h.read_seconds),
+                _seconds(h.read_ahead_seconds),
+            ]
+        )
+    head = ["host", "files", "header request", "requests", "a window", "one by one"]
+    out.append(_table([*head, "read-ahead"], rows))
+    for h in rm.hosts:
+        out += [f"  cannot open {u.path}: {u.reason}" for u in h.unreachable]
+    return out
 
 
 def _supported(line: OutputLine) -> str:
@@ -390,7 +516,55 @@ def document(r: CheckResult) -> dict[str, Any]:
             "peak_mb": r.estimate.peak_mb,
             "model_mb": round(r.estimate.model_mb, 3),
             "free_mb": r.estimate.free_mb,
+            "spill": _spill_document(r.estimate.spill),
         },
+        "remote": _remote_document(r.remote),
         "problems": r.problems,
         "warnings": r.warnings,
+    }
+
+
+def _spill_document(sp: Spill | None) -> dict[str, Any] | None:
+    if sp is None:
+        return None
+    return {
+        "pass1": sp.pass1,
+        "reads": sp.reads,
+        "counted_layers": sp.counted,
+        "statistics_mb": round(sp.statistics_mb, 3),
+        "rows_mb": round(sp.rows_mb, 3),
+        "total_mb": round(sp.total_mb, 3),
+        "fill_share": None if sp.fill_share is None else round(sp.fill_share, 6),
+        "fill_source": sp.fill_source or None,
+        "where": sp.where,
+    }
+
+
+def _remote_document(rm: Remote | None) -> dict[str, Any] | None:
+    if rm is None:
+        return None
+
+    def rounded(v: float | None, digits: int = 3) -> float | None:
+        return None if v is None else round(v, digits)
+
+    return {
+        "read_ahead": rm.read_ahead,
+        "hosts": [
+            {
+                "host": h.host,
+                "files": h.files,
+                "latency_ms": rounded(h.latency_ms),
+                "status": h.status or None,
+                "error": h.error or None,
+                "requests": h.requests,
+                "requests_per_window": rounded(h.requests_per_window),
+                "read_seconds": rounded(h.read_seconds),
+                "read_ahead_seconds": rounded(h.read_ahead_seconds),
+                "unreachable": [
+                    {"path": u.path, "status": u.status or None, "reason": u.reason}
+                    for u in h.unreachable
+                ],
+            }
+            for h in rm.hosts
+        ],
     }

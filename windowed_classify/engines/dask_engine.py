@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, EngineError
+from ..inputs.readahead import READ_AHEAD_VARIABLE
 from ..models.load import load_model
 from ..passes.executor import Executor, Job, Pin, WorkerLost, bounded
 from ..passes.window import PredictJob
@@ -106,7 +107,7 @@ class ModelPlugin(WorkerPlugin):
         self.name = "windowed-classify-model-" + hashlib.sha256(payload).hexdigest()[:16]
 
     def setup(self, worker: Any) -> None:
-        os.environ.update(self.env)  # GDAL's cache size: read at the first block read
+        os.environ.update(self.env)  # GDAL's cache size, read at the first block read; read-ahead
         if "MALLOC_TRIM_THRESHOLD_" in os.environ:  # a nanny's worker (see local_cluster)
             relax_malloc()
         folder = Path(worker.local_directory) / self.name
@@ -209,7 +210,8 @@ class DaskExecutor(Executor):
                         f"processing.scheduler: cannot reach the Dask scheduler at {scheduler}: "
                         f"{exc}"
                     ) from None
-            env = {k: os.environ[k] for k in ("GDAL_CACHEMAX",) if k in os.environ}
+            shared = ("GDAL_CACHEMAX", READ_AHEAD_VARIABLE)  # read by GDAL, by readahead.py
+            env = {k: os.environ[k] for k in shared if k in os.environ}
             plugin = ModelPlugin(Path(model_path), Path(model_path).read_bytes(), env)
             self.client.register_plugin(plugin)
             self.plugin_name = plugin.name
@@ -291,7 +293,7 @@ class DaskExecutor(Executor):
                 pinned.pop(future, None)
                 future.release()
                 self._account(worker, job, item, seconds)
-                yield item, result
+                yield item, self.took(result)
         finally:
             shared.release()
 

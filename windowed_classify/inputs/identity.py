@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config_values import is_remote
 from .gdal_env import retry_policy
+from .retrycounts import head_retried
 from .urls import HeadAnswer, gdal_path, head, http_url, is_down
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def _head(url: str) -> HeadAnswer:
             break
         time.sleep(min(delay, policy.cap))
         delay *= 2
+        head_retried()
         answer = head(url)
     return answer
 

@@ -12,6 +12,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,12 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
 from ..config import NodataConfig, RastersConfig
+from ..config_values import is_remote
 from ..errors import ConfigError, InputError
 from .discover import Source
 from .grid import Grid, crs_text, grid_differences, grid_text, same_grid
 from .identity import Identity, remote_identity
+from .readahead import concurrently
 from .remote import GDAL_ERRORS, open_raster
 from .warp import Warp, kernel_scales
 
@@ -96,23 +99,39 @@ def list_bands(sources: Sequence[Source], naming: str = "auto") -> Listing:
     """Every band of every source, named (``naming``: rasters.band_names), in discovery order.
     Unreadable files are returned, not raised; a file found in a folder that this tool wrote
     (its tags say so) is left out. Two layers may share a name here: whether that matters
-    depends on which layers the model uses (``prepare``)."""
+    depends on which layers the model uses (``prepare``). Remote files are opened at once
+    (readahead.py): their headers cost a round trip or three each."""
     out = Listing([], [], [])
-    for source in sources:
-        try:
-            bands = _bands_of(source, naming)
-        except GDAL_ERRORS as exc:
-            reason = f"cannot open raster {source.path}: {exc}"
-            out.unreadable.append(Unreadable(source.stem, source, reason))
-            continue
-        except InputError as exc:  # from open_raster: the reason is its message
-            out.unreadable.append(Unreadable(source.stem, source, str(exc)))
-            continue
-        if bands is None:
-            out.ours.append(source.path)
-        else:
-            out.bands += bands
+    remote = [i for i, source in enumerate(sources) if is_remote(source.path)]
+    # warnings' filters are the process's: set once here, not in each thread
+    with warnings.catch_warnings():  # a file without georeferencing: the grid check says so
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        opened = concurrently([partial(_listed, sources[i], naming) for i in remote])
+        found = dict(zip(remote, opened, strict=True))
+        for i, source in enumerate(sources):
+            bands = found[i] if i in found else _listed(source, naming)
+            if isinstance(bands, ConfigError):  # raised in the files' order
+                raise bands
+            if isinstance(bands, Unreadable):
+                out.unreadable.append(bands)
+            elif bands is None:
+                out.ours.append(source.path)
+            else:
+                out.bands += bands
     return out
+
+
+def _listed(source: Source, naming: str) -> list[Band] | Unreadable | ConfigError | None:
+    """``_bands_of``, or the file as unreadable when it cannot be opened, or the config's
+    error about it."""
+    try:
+        return _bands_of(source, naming)
+    except ConfigError as exc:
+        return exc
+    except GDAL_ERRORS as exc:
+        return Unreadable(source.stem, source, f"cannot open raster {source.path}: {exc}")
+    except InputError as exc:  # from open_raster: the reason is its message
+        return Unreadable(source.stem, source, str(exc))
 
 
 def duplicates(bands: Sequence[Band]) -> list[tuple[Band, Band]]:
@@ -130,33 +149,31 @@ def duplicates(bands: Sequence[Band]) -> list[tuple[Band, Band]]:
 def _bands_of(source: Source, naming: str) -> list[Band] | None:
     """The bands of one file; None for a raster this tool wrote, found in a folder."""
     identity = remote_identity(source.path)  # before the header is read: the same version
-    with warnings.catch_warnings():  # a file without georeferencing: the grid check says so
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with open_raster(source.path, identity=identity) as ds:
-            if not source.listed and OUTPUT_TAG in ds.tags():
-                return None
-            grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
-            if source.band is not None and not 1 <= source.band <= ds.count:
-                raise ConfigError(
-                    f"config key '{source.where}.band': {source.band}, but {source.path} has "
-                    f"{ds.count} band(s)"
-                )
-            indexes = [source.band] if source.band is not None else list(ds.indexes)
-            names = band_names(source.stem, ds.descriptions, naming) if source.band is None else {}
-            return [
-                Band(
-                    name=names.get(i, source.stem),
-                    source=source,
-                    index=i,
-                    count=ds.count,
-                    dtype=ds.dtypes[i - 1],
-                    block_shape=(int(ds.block_shapes[i - 1][0]), int(ds.block_shapes[i - 1][1])),
-                    file_nodata=ds.nodatavals[i - 1],
-                    grid=grid,
-                    identity=identity,
-                )
-                for i in indexes
-            ]
+    with open_raster(source.path, identity=identity) as ds:
+        if not source.listed and OUTPUT_TAG in ds.tags():
+            return None
+        grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
+        if source.band is not None and not 1 <= source.band <= ds.count:
+            raise ConfigError(
+                f"config key '{source.where}.band': {source.band}, but {source.path} has "
+                f"{ds.count} band(s)"
+            )
+        indexes = [source.band] if source.band is not None else list(ds.indexes)
+        names = band_names(source.stem, ds.descriptions, naming) if source.band is None else {}
+        return [
+            Band(
+                name=names.get(i, source.stem),
+                source=source,
+                index=i,
+                count=ds.count,
+                dtype=ds.dtypes[i - 1],
+                block_shape=(int(ds.block_shapes[i - 1][0]), int(ds.block_shapes[i - 1][1])),
+                file_nodata=ds.nodatavals[i - 1],
+                grid=grid,
+                identity=identity,
+            )
+            for i in indexes
+        ]
 
 
 def band_names(

@@ -28,7 +28,6 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +39,8 @@ from ..config_values import is_remote
 from ..errors import InputError, RemoteReadError, gdal_reason
 from .gdal_env import remote_env, retry_policy
 from .identity import Identity
+from .retrycounts import RetryCounts
+from .retrycounts import tally as _tally
 from .urls import gdal_path, head, http_url, is_down, set_down
 
 log = logging.getLogger(__name__)
@@ -61,44 +62,6 @@ _RETRYING = re.compile(
 )
 _STATUS = re.compile(r"HTTP (?:response |error )?code(?: on \S+| for \S+ range \S+)?: ?(\d{3})\b")
 _RETRIED_4XX = {408, 425, 429}  # client errors that mean "later", not "never"
-
-
-@dataclass
-class RetryCounts:
-    """Retries on one reader's calls: the tool's (of an open, of a window read) and GDAL's."""
-
-    open_retries: int = 0
-    read_retries: int = 0
-    gdal_retries: int = 0
-
-    def add(self, other: RetryCounts) -> None:
-        self.open_retries += other.open_retries
-        self.read_retries += other.read_retries
-        self.gdal_retries += other.gdal_retries
-
-    @property
-    def total(self) -> int:
-        return self.open_retries + self.read_retries + self.gdal_retries
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-_TOTALS = RetryCounts()
-_TOTALS_LOCK = threading.Lock()
-
-
-def totals() -> RetryCounts:
-    """Every retry counted in this process so far (all readers)."""
-    with _TOTALS_LOCK:
-        return RetryCounts(**asdict(_TOTALS))
-
-
-def _tally(counts: RetryCounts, name: str, n: int) -> None:
-    if n:
-        setattr(counts, name, getattr(counts, name) + n)
-        with _TOTALS_LOCK:
-            setattr(_TOTALS, name, getattr(_TOTALS, name) + n)
 
 
 class _GdalHttpWatch(logging.Filter):

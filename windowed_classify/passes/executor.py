@@ -87,6 +87,14 @@ class Executor(ABC):
     workers = 1
     #: whether items may be pinned to a worker (whose own disk holds their files)
     pins = False
+    #: remote reads retried by the items run so far: a result that read says how many
+    #: (its ``retries``), and every engine adds them up here as the results pass
+    retries = 0
+
+    def took(self, result: T) -> T:
+        """A result on its way to the pass: its retries counted."""
+        self.retries += int(getattr(result, "retries", 0) or 0)
+        return result
 
     @abstractmethod
     def run(self, job: Job, items: Iterable[Any], pin: Pin | None = None) -> Iterator[Any]:

@@ -119,7 +119,8 @@ class Statistics:
 
     # ------------------------------------------------------------------ the guide in pass 2
 
-    def guide_items(self, windows: Sequence[Window]) -> list[int]:
+    @staticmethod  # check estimates the guide's spill from it
+    def guide_items(windows: Sequence[Window]) -> list[int]:
         """The pass-2 windows that are the guide: about ``SAMPLE_PIXELS`` of every layer, on
         a grid of the windows' rows and columns (at least ``MIN_GUIDE`` windows)."""
         keys = [window_key(w) for w in windows]

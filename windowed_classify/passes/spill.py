@@ -20,9 +20,28 @@ from typing import IO
 import numpy as np
 
 from ..errors import OutputError
+from .band import BAND
 
 HEADER = np.dtype([("item", "<i8"), ("count", "<i8")])  # every record starts with one
 CHUNK = 1 << 22  # keys read at once when a record is larger (16 MB)
+KEY_BYTES = np.dtype(np.uint32).itemsize  # a kept key (Spills.keys)
+ROW_BYTES = np.dtype(np.int32).itemsize  # a waiting row's pixel (Spills.rows) ...
+VALUE_BYTES = np.dtype(np.float32).itemsize  # ... and each of its values
+
+
+def keys_bytes(valid: int, guide_share: float) -> int:
+    """The statistics spill of one counted layer, about, in bytes: its keys inside the band,
+    ``2 x BAND`` of its ``valid`` values (the band is that range of ranks around the guide's
+    median), and every key of the guide's windows (``guide_share`` of the values: their band
+    is every bin). Record headers (16 bytes an item) are left out."""
+    guide = valid * min(max(guide_share, 0.0), 1.0)
+    return int(KEY_BYTES * (guide + min(2 * BAND, 1.0) * (valid - guide)))
+
+
+def rows_bytes(rows: int, layers: int) -> int:
+    """The rows waiting for a median fill, in bytes: each row's pixel and its ``layers``
+    values (``Spills.rows``)."""
+    return int(rows) * (ROW_BYTES + VALUE_BYTES * layers)
 
 
 def worker_folder(folder: Path, worker: str) -> Path:
