@@ -21,7 +21,6 @@ import rasterio
 from rasterio.windows import Window
 
 from .config import Config, load_config
-from .config_values import is_remote
 from .engines.factory import make_executor
 from .errors import OutputError
 from .inputs.retrycounts import totals as remote_totals
@@ -81,10 +80,9 @@ def _run(
 ) -> dict:
     retried = remote_totals().total  # the preparation's retries: this process's
     prep = prepare(cfg, created)
-    remote = any(is_remote(layer.path) for layer in prep.layers)
     out = prep.output_config
     max_pixels, cache_mb = budget(
-        cfg, len(prep.layers), len(prep.legend.labels), n_workers, prep.task, remote
+        cfg, len(prep.layers), len(prep.legend.labels), n_workers, prep.task
     )
     # GDAL reads GDAL_CACHEMAX once, at its first block read; spawned workers inherit it.
     os.environ["GDAL_CACHEMAX"] = str(cache_mb)

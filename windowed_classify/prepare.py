@@ -436,25 +436,17 @@ def check_preview_extra(out: OutputConfig) -> None:
 
 
 def budget(
-    cfg: Config,
-    n_layers: int,
-    n_classes: int,
-    workers: int,
-    task: str = "classification",
-    remote: bool = False,
+    cfg: Config, n_layers: int, n_classes: int, workers: int, task: str = "classification"
 ) -> tuple[int, int]:
     """(max pixels per window, GDAL cache MB per process) from processing.memory_mb.
 
     A window costs per pixel: the float32 stack, its nodata mask, the filled copy and the
     model's frame (about 14 bytes a layer), plus what each output asked for holds (each
-    output kind's work bytes, outputs/kinds); with ``remote`` layers read ahead, the next
-    window's float32 stack too (inputs/reader.py). 60% of the budget goes to windows (shared
-    by the workers), 20% to GDAL's block caches.
+    output kind's work bytes, outputs/kinds). 60% of the budget goes to windows (shared by
+    the workers), 20% to GDAL's block caches.
     """
     total = cfg.processing.memory_mb * 2**20
     per_pixel = 14 * n_layers + 48 + work_bytes(cfg.output, task, n_classes, n_layers)
-    if remote and cfg.processing.read_ahead > 0:
-        per_pixel += 4 * n_layers
     max_pixels = int(0.6 * total / max(workers, 1) / per_pixel)
     cache_mb = max(8, int(0.2 * cfg.processing.memory_mb / (workers + 1)))
     return max_pixels, cache_mb

@@ -280,8 +280,7 @@ def _windows(plan: Plan, grid: Grid, n_workers: int) -> list[Window]:
     """The run's windows, as the run plans them."""
     n_classes = len(plan.legend.labels) if plan.legend is not None else 1
     layers = plan.layers
-    remote = any(is_remote(layer.path) for layer in layers)
-    max_pixels, _ = budget(plan.config, len(layers), n_classes, n_workers, plan.task, remote)
+    max_pixels, _ = budget(plan.config, len(layers), n_classes, n_workers, plan.task)
     return plan_windows(grid, [la.block_shape for la in layers], max_pixels)
 
 

@@ -14,12 +14,11 @@ import contextlib
 import multiprocessing
 import os
 import pickle
-import queue
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,6 @@ from ..passes.executor import Executor, Job, Pin, bounded
 from ..passes.worker import WorkerState
 
 LOCAL = "local"  # the worker id of this process
-_END = object()  # no more items
-
-
-def read_ahead_of(job: Job) -> Callable[[Any, WorkerState], None] | None:
-    """The job's ``prefetch(item, worker)`` when it reads ahead (``reads_ahead``: remote
-    layers, read-ahead on): it names the item the calling thread will run after the next
-    one, whose window is then read while the thread computes that next one."""
-    return getattr(job, "prefetch", None) if getattr(job, "reads_ahead", False) else None
 
 
 class SerialExecutor(Executor):
@@ -44,15 +35,8 @@ class SerialExecutor(Executor):
         self.state = WorkerState(LOCAL, model=model)
 
     def run(self, job: Job, items: Iterable[Any], pin: Pin | None = None) -> Iterator[Any]:
-        prefetch = read_ahead_of(job)
-        it = iter(items)
-        item = next(it, _END)
-        while item is not _END:
-            after = next(it, _END)
-            if prefetch is not None and after is not _END:
-                prefetch(after, self.state)  # read while this one is computed
+        for item in items:
             yield item, self.took(job(item, self.state))
-            item = after
 
     def forget(self, token: str, folder: Path | None) -> None:
         self.state.forget(token)
@@ -75,65 +59,9 @@ class ThreadExecutor(Executor):
         self.workers = workers
 
     def run(self, job: Job, items: Iterable[Any], pin: Pin | None = None) -> Iterator[Any]:
-        prefetch = read_ahead_of(job)
-        if prefetch is not None:
-            yield from self._ahead(job, prefetch, items)
-            return
         submit = lambda item: self.pool.submit(job, item, self.state)  # noqa: E731
         for item, future in bounded(submit, items, 2 * self.workers, _first_done):
             yield item, self.took(future.result())
-
-    def _ahead(
-        self, job: Job, prefetch: Callable[[Any, WorkerState], None], items: Iterable[Any]
-    ) -> Iterator[Any]:
-        """Each thread takes its next item as it starts one and has its window read ahead
-        while it computes: reads overlap compute. At most ``2 x workers`` items are taken and
-        not yet handed back (a thread's own and the one it reads ahead, or results waiting)."""
-        slots = threading.Semaphore(2 * self.workers)
-        source = iter(items)
-        lock = threading.Lock()
-        stop = threading.Event()
-        results: queue.Queue[tuple[Any, Any, BaseException | None]] = queue.Queue()
-
-        def take() -> Any:
-            while not slots.acquire(timeout=0.2):
-                if stop.is_set():
-                    return _END
-            with lock:
-                item = next(source, _END) if not stop.is_set() else _END
-            if item is _END:
-                slots.release()
-            return item
-
-        def loop() -> None:
-            try:
-                item = take()
-                while item is not _END and not stop.is_set():
-                    after = take()
-                    if after is not _END:
-                        prefetch(after, self.state)
-                    results.put((item, job(item, self.state), None))
-                    item = after
-            except BaseException as exc:  # handed to the caller, which stops the others
-                results.put((None, None, exc))
-            finally:
-                results.put((_END, None, None))
-
-        loops = [self.pool.submit(loop) for _ in range(self.workers)]
-        try:
-            ended = 0
-            while ended < len(loops):
-                item, result, error = results.get()
-                if error is not None:
-                    raise error
-                if item is _END:
-                    ended += 1
-                    continue
-                slots.release()
-                yield item, self.took(result)
-        finally:
-            stop.set()
-            cf.wait(loops)  # no thread still reads or computes for this job
 
     def forget(self, token: str, folder: Path | None) -> None:
         self.state.forget(token)

@@ -14,10 +14,6 @@ files as before; GDAL releases the GIL while it reads. Local files never use the
 - Memory: the tasks write into the window's own array (a float32 file is read straight into
   it); a file of another type costs one array of its type per read in flight, as before.
 
-``concurrently`` runs a window's reads and waits for them; ``start`` begins the reads of the
-window a reader will read after the current one (``Started``: waited for by that read, or
-dropped), so that they run while the worker computes.
-
 The setting reaches worker processes through the environment (``READ_AHEAD_VARIABLE``, set
 by the run before it starts them, like ``GDAL_CACHEMAX``).
 """
@@ -28,7 +24,7 @@ import concurrent.futures as cf
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..config import ProcessingConfig
 
@@ -119,43 +115,3 @@ def _settle(futures: Sequence[cf.Future], cancel: bool) -> None:
             for f in futures:
                 f.cancel()
             cf.wait(futures)
-
-
-class Started:
-    """Calls started on the pool ahead of time (``start``), to be waited for or dropped."""
-
-    def __init__(self, futures: Sequence[cf.Future]):
-        self._futures = list(futures)
-
-    def wait(self) -> list[Any]:
-        """Their results in order, once none of them runs any more; when calls failed, the
-        first failure in order (those not started yet are not run)."""
-        _settle(self._futures, cancel=False)
-        for f in self._futures:
-            error = None if f.cancelled() else f.exception()
-            if error is not None:
-                raise error
-        return [f.result() for f in self._futures]
-
-    def cancel(self) -> None:
-        """Drop them, failures and all: those not started are cancelled; returns once none
-        runs."""
-        _settle(self._futures, cancel=True)
-
-
-def start(calls: Sequence[Callable[[], T]]) -> Started:
-    """Every call started on the pool, to be waited for later; with read-ahead off (or from
-    one of the pool's own threads) they run now, in this thread, their failures kept for
-    ``wait``."""
-    pool = _pool_now() if calls else None
-    if pool is not None:
-        return Started([pool.submit(call) for call in calls])
-    done = []
-    for call in calls:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(call())
-        except Exception as exc:  # kept for wait(), as a pool's future keeps it
-            future.set_exception(exc)
-        done.append(future)
-    return Started(done)

@@ -7,7 +7,6 @@ same shape. Nothing here holds more than one window of the stack.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,10 +19,10 @@ from ..config_values import is_remote
 from ..errors import InputError, gdal_reason
 from .identity import Identity
 from .layers import Layer
-from .readahead import Started, concurrently, start, threads
+from .readahead import concurrently
 from .remote import GDAL_ERRORS, RetryCounts, attempt, open_raster
 from .warp import read_warped
-from .windows import WindowKey, window_key, window_text
+from .windows import window_text
 
 T = TypeVar("T")
 
@@ -42,49 +41,36 @@ class StackReader:
     Each file is opened once; the bands one file contributes are read in one call (a
     pixel-interleaved file decodes each block once for all of them). Remote files are opened
     and read at once on this process's I/O threads (readahead.py), local files in the
-    caller's thread. ``prefetch`` names the window the caller will read after the next one:
-    its remote files are read on the I/O threads while the caller computes the next one. A
-    remote file's open and reads are retried while they fail for a reason that may pass;
-    ``counts`` tallies the retries on this reader (the engine can hand them to the report).
-
-    A reader belongs to one thread. A remote file has two handles: the window being read and
-    the window read ahead use different ones, and one window's reads of a file are one task,
-    so a handle is used by one thread at a time.
+    caller's thread. A remote file's open and reads are retried while they fail for a reason
+    that may pass; ``counts`` tallies the retries on this reader (the engine can hand them to
+    the report).
     """
 
     def __init__(self, layers: Sequence[Layer]):
         self.layers = list(layers)
         self.counts = RetryCounts()
         self._datasets: dict[Path | str, Any] = {}
-        # per file: the positions in self.layers of its layers read directly, and warped
+        # per file: the positions in self.layers of its layers read directly (not warped)
         self._direct: dict[Path | str, list[int]] = {}
-        self._warped: dict[Path | str, list[int]] = {}
-        self._identity = {layer.path: layer.identity for layer in self.layers}
-        self._remote = [path for path in self._identity if is_remote(path)]
-        self._local = [path for path in self._identity if not is_remote(path)]
-        # the remote files' handles, twice: the second set opened as a read ahead needs them
-        self._handles: tuple[dict[Path | str, Any], dict[Path | str, Any]] = ({}, {})
-        self._ahead: _Reads | None = None  # the window being read ahead
-        self._queued: WindowKey | None = None  # the window to read ahead from the next read
-        for path in self._local:
-            try:
-                self._datasets[path] = open_raster(path, self.counts)
-            except InputError:
-                self.close()
-                raise
-        opened = self._concurrently(
-            [partial(_open, path, self._identity[path]) for path in self._remote]
-        )
-        self._datasets |= {p: ds for p, (ds, _) in zip(self._remote, opened, strict=True) if ds}
+        known = {layer.path: layer.identity for layer in self.layers}
+        for path in known:
+            if not is_remote(path):
+                try:
+                    self._datasets[path] = open_raster(path, self.counts)
+                except InputError:
+                    self.close()
+                    raise
+        remote = [path for path in known if is_remote(path)]
+        opened = self._concurrently([partial(_open, path, known[path]) for path in remote])
+        self._datasets |= {path: ds for path, (ds, _) in zip(remote, opened, strict=True) if ds}
         failed = [error for _, error in opened if error is not None]
         if failed:
             self.close()
             raise failed[0]
-        self._datasets = {path: self._datasets[path] for path in self._identity}  # layers' order
-        self._handles[0].update((path, self._datasets[path]) for path in self._remote)
+        self._datasets = {path: self._datasets[path] for path in known}  # the layers' order
         for i, layer in enumerate(self.layers):
-            table = self._direct if layer.warp is None else self._warped
-            table.setdefault(layer.path, []).append(i)
+            if layer.warp is None:
+                self._direct.setdefault(layer.path, []).append(i)
 
     def _concurrently(self, calls: Sequence[Callable[[RetryCounts], T]]) -> list[T]:
         """``call(counts)`` of each remote file at once; every retry lands in ``self.counts``
@@ -96,121 +82,47 @@ class StackReader:
             for c in counts:
                 self.counts.add(c)
 
-    def prefetch(self, window: Window) -> None:
-        """Have ``window`` read ahead: its remote files are read on the I/O threads from the
-        next ``read`` (of another window) on, for the ``read`` after it. One window at a time
-        (memory for one more window's values); a window read ahead and not read next is
-        dropped; a failure is raised by the ``read`` of that window. Nothing to do for local
-        files, or with read-ahead off."""
-        if self._remote and threads() > 0:
-            self._queued = window_key(window)
-
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        key = window_key(window)
         h, w = int(window.height), int(window.width)
-        reads, self._ahead = self._ahead, None
-        if reads is not None and reads.window != key:
-            self._drop(reads)  # the caller went another way
-            reads = None
-        if reads is None:
-            reads = self._start(key, 0)
-        queued, self._queued = self._queued, None
-        if queued is not None and queued != key:  # behind this window's reads, on the others
-            self._ahead = self._start(queued, 1 - reads.handles)
-        try:  # this thread reads the local files while the I/O threads read the remote ones
-            for path in self._local:
-                self._read_file(reads.values, window, path, self._datasets, self.counts)
-        except BaseException:
-            self._drop(reads)
-            raise
-        try:
-            reads.started.wait()
-        finally:
-            self._count(reads)
-        values = reads.values.reshape(len(self.layers), h * w)
+        values = np.empty((len(self.layers), h, w), dtype=np.float32)
+        remote: list[Callable[[RetryCounts], None]] = []
+        for path, where in self._direct.items():
+            ds, chosen = self._datasets[path], [self.layers[i] for i in where]
+            if is_remote(path):
+                remote.append(partial(_read_into, values, where, ds, chosen, window))
+            else:
+                _read_into(values, where, ds, chosen, window, self.counts)
+        for i, layer in enumerate(self.layers):
+            if layer.warp is not None:
+                ds = self._datasets[layer.path]
+                if is_remote(layer.path):
+                    remote.append(partial(_read_warped_into, values, i, ds, layer, window))
+                else:
+                    _read_warped_into(values, i, ds, layer, window, self.counts)
+        self._concurrently(remote)
+        values = values.reshape(len(self.layers), h * w)
         invalid = np.empty(values.shape, dtype=bool)
         for i, layer in enumerate(self.layers):
             invalid[i] = nodata_mask(values[i], layer.nodata_values)
         return values, invalid
 
-    def _start(self, key: WindowKey, handles: int) -> _Reads:
-        """The reads of a window's remote files started, one task per file, on a set of
-        handles."""
-        window = Window(*key)
-        values = np.empty((len(self.layers), int(window.height), int(window.width)), np.float32)
-        table = self._handles[handles]
-        counts = [RetryCounts() for _ in self._remote]
-        started = start(
-            [
-                partial(self._read_file, values, window, path, table, c)
-                for path, c in zip(self._remote, counts, strict=True)
-            ]
-        )
-        return _Reads(key, values, handles, started, counts)
-
-    def _read_file(
-        self,
-        values: np.ndarray,
-        window: Window,
-        path: Path | str,
-        handles: dict[Path | str, Any],
-        counts: RetryCounts,
-    ) -> None:
-        """Every layer of one file in ``window`` into its rows of ``values``."""
-        ds = handles.get(path)
-        if ds is None:  # a remote file's second handle, opened by its first read ahead
-            ds = handles[path] = open_raster(path, counts, self._identity[path])
-        where = self._direct.get(path)
-        if where:
-            _read_into(values, where, ds, [self.layers[i] for i in where], window, counts)
-        for i in self._warped.get(path, ()):
-            _read_warped_into(values, i, ds, self.layers[i], window, counts)
-
-    def _count(self, reads: _Reads) -> None:
-        for c in reads.counts:
-            self.counts.add(c)
-
-    def _drop(self, reads: _Reads) -> None:
-        """Give up a window's reads: returns once none of them runs."""
-        reads.started.cancel()
-        self._count(reads)
-
     def dataset(self, name: str) -> rasterio.io.DatasetReader:
         """The open dataset of the layer called ``name`` (its file, as the run reads it)."""
-        if self._ahead is not None:  # it may be reading with this handle
-            self._drop(self._ahead)
-            self._ahead = None
         for layer in self.layers:
             if layer.name == name:
                 return self._datasets[layer.path]
         raise KeyError(name)
 
     def close(self) -> None:
-        if self._ahead is not None:
-            self._drop(self._ahead)  # no I/O thread may still use a handle
-        self._ahead, self._queued = None, None
-        for ds in [*self._datasets.values(), *self._handles[1].values()]:
+        for ds in self._datasets.values():
             ds.close()
         self._datasets = {}
-        for table in self._handles:
-            table.clear()
 
     def __enter__(self) -> StackReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass
-class _Reads:
-    """A window's remote reads, started: its values (remote rows filled as they end)."""
-
-    window: WindowKey
-    values: np.ndarray
-    handles: int  # which set of handles they use
-    started: Started
-    counts: list[RetryCounts]
 
 
 def _open(

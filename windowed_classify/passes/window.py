@@ -21,11 +21,9 @@ from rasterio.windows import Window
 
 from ..aoa import AoaModel
 from ..config import OutputConfig
-from ..config_values import is_remote
 from ..errors import ModelError
 from ..inputs.hints import Summary
 from ..inputs.layers import Layer
-from ..inputs.readahead import threads
 from ..inputs.windows import WindowKey
 from ..models.legend import CodeMapper, Legend
 from ..outputs.kinds import RasterSpec, Rows, raster_specs
@@ -121,16 +119,6 @@ class PredictJob:
     @cached_property
     def wants_proba(self) -> bool:
         return any(spec.kind.needs == "predict_proba" for spec in self.specs)
-
-    @property
-    def reads_ahead(self) -> bool:
-        """Whether a thread's next window is worth reading ahead (``prefetch``)."""
-        return threads() > 0 and any(is_remote(layer.path) for layer in self.layers)
-
-    def prefetch(self, item: tuple[int, WindowKey], worker: WorkerState) -> None:
-        """The item this thread will run after its next one: its window's remote layers are
-        read while this thread computes the next one (inputs/reader.py)."""
-        worker.reader(self.token, self.layers).prefetch(Window(*item[1]))
 
     def __call__(self, item: tuple[int, WindowKey], worker: WorkerState) -> Predicted:
         index, key = item
