@@ -100,11 +100,11 @@ class StackReader:
                 else:
                     _read_warped_into(values, i, ds, layer, window, self.counts)
         self._concurrently(remote)
-        values = values.reshape(len(self.layers), h * w)
-        invalid = np.empty(values.shape, dtype=bool)
+        flat = values.reshape(len(self.layers), h * w)
+        invalid = np.empty(flat.shape, dtype=bool)
         for i, layer in enumerate(self.layers):
-            invalid[i] = nodata_mask(values[i], layer.nodata_values)
-        return values, invalid
+            invalid[i] = nodata_mask(flat[i], layer.nodata_values)
+        return flat, invalid
 
     def dataset(self, name: str) -> rasterio.io.DatasetReader:
         """The open dataset of the layer called ``name`` (its file, as the run reads it)."""
