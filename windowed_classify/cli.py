@@ -263,9 +263,9 @@ def setup_logging(quiet: bool, debug: bool) -> None:
     log.propagate = False
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
     """SIGTERM stops like Ctrl-C: nothing under the output's name; an interrupted pass 2
-    keeps its partial output and journal for --resume."""
+    keeps its partial output and journal for --resume. Neither may arrive blocked."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -278,7 +278,7 @@ def _stop_on_sigterm() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _stop_on_sigterm()
+    _stop_on_signals()
     args_in = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in args_in if not a.startswith("-")), None)
     if first is not None and first not in COMMANDS:
