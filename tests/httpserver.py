@@ -12,6 +12,11 @@ Last-Modified (a server that does not identify its files). Settings can change w
 (``set``); counts of what it served, and the most files whose requests waited their latency
 at once, are shared with the caller (``stats``).
 
+Each server answers under a path of its own (``url`` ends with it; a path without it is
+served too, as an object store's bucket is): GDAL caches what /vsicurl/ read by URL for the
+life of the process, so a later test whose server gets the same port must not meet an earlier
+test's files in that cache.
+
 It runs in a separate process: GDAL holds the GIL while it opens a URL, so a server thread in
 the process that opens would deadlock. The process ends when the ``with`` block does, or after
 ``lifetime`` seconds whatever happens, and listens on loopback only.
@@ -28,6 +33,7 @@ import multiprocessing
 import os
 import random
 import re
+import secrets
 import socket
 import struct
 import threading
@@ -89,6 +95,12 @@ class _Handler(SimpleHTTPRequestHandler):
     draw: random.Random
     tries: dict[tuple[str, str, str], int]  # requests seen, by (method, path, Range)
     active: dict[str, int]  # requests being answered, by path
+    prefix: str  # this server's own path, taken off before a file is looked up
+
+    def translate_path(self, path: str) -> str:
+        if path.startswith(self.prefix + "/"):
+            path = path[len(self.prefix) :]
+        return super().translate_path(path)
 
     def do_GET(self) -> None:
         self._answer(body=True)
@@ -213,7 +225,16 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
 
-def _serve(folder: str, shared: _Shared, seed: int, lifetime: float) -> None:
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: when more connections arrive at once (GDAL
+    # opens one per range it fetches in parallel, per reading thread), the kernel drops the
+    # rest and the client waits out TCP's retransmission back-off (1, 3, 7, 15 s ...), a stall
+    # no real server shows. Web servers listen with a few hundred.
+    request_queue_size = 512
+    daemon_threads = True
+
+
+def _serve(folder: str, prefix: str, shared: _Shared, seed: int, lifetime: float) -> None:
     """The server process: answers until the parent ends it, or after ``lifetime`` seconds."""
     handler = type(
         "Handler",
@@ -224,17 +245,18 @@ def _serve(folder: str, shared: _Shared, seed: int, lifetime: float) -> None:
             "draw": random.Random(seed),
             "tries": {},
             "active": {},
+            "prefix": prefix,
         },
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=folder))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), functools.partial(handler, directory=folder))
     threading.Timer(lifetime, lambda: os._exit(3)).start()
     shared.port.value = server.server_address[1]
     server.serve_forever()
 
 
 class RangeServer:
-    """The server as a context manager: ``url`` is ``http://127.0.0.1:PORT``."""
+    """The server as a context manager: ``url`` is ``http://127.0.0.1:PORT/<its own path>``,
+    ``host`` is ``127.0.0.1:PORT``."""
 
     def __init__(
         self,
@@ -254,18 +276,23 @@ class RangeServer:
         self._shared = _Shared(
             self._ctx, latency, fail_share, reset_on, fail_first, fail_after, validators
         )
+        self._prefix = "/s" + secrets.token_hex(4)
         self._seed = seed
         self._lifetime = lifetime
         self._process: Any = None
 
     @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self._shared.port.value}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._shared.port.value}"
+        return f"http://{self.host}{self._prefix}"
 
     def start(self) -> RangeServer:
         self._process = self._ctx.Process(
             target=_serve,
-            args=(self.folder, self._shared, self._seed, self._lifetime),
+            args=(self.folder, self._prefix, self._shared, self._seed, self._lifetime),
             daemon=True,
         )
         self._process.start()

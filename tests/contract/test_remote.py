@@ -104,9 +104,10 @@ def journal_of(config: dict[str, Any]) -> Path:
 def test_the_server_serves_ranges_keeps_connections_and_identifies_files(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(bytes(range(100)))
     with RangeServer(tmp_path) as server:
-        host = server.url.removeprefix("http://")
-        conn = http.client.HTTPConnection(host, timeout=10)
-        conn.request("GET", "/a.bin", headers={"Range": "bytes=10-19"})
+        own = server.url.removeprefix(f"http://{server.host}")  # the server's own path
+        assert own.startswith("/s") and len(own) > 2
+        conn = http.client.HTTPConnection(server.host, timeout=10)
+        conn.request("GET", f"{own}/a.bin", headers={"Range": "bytes=10-19"})
         one = conn.getresponse()
         assert one.status == 206 and one.read() == bytes(range(10, 20))
         assert one.headers["Content-Range"] == "bytes 10-19/100"
@@ -306,7 +307,7 @@ def test_check_times_each_host_and_foresees_the_runs_requests(tmp_path: Path) ->
     doc = found.document()["remote"]
     assert doc["read_ahead"] == 16
     [host] = doc["hosts"]
-    assert host["host"] == server.url.replace("127.0.0.1", "localhost").removeprefix("http://")
+    assert host["host"] == server.host.replace("127.0.0.1", "localhost")
     assert host["files"] == 4 and host["status"] == 200 and host["latency_ms"] > 0
     assert host["requests"] == pytest.approx(made, rel=0.1)
     assert 0 < host["read_ahead_seconds"] < host["read_seconds"]
@@ -321,7 +322,7 @@ def test_check_times_each_host_and_foresees_the_runs_requests(tmp_path: Path) ->
 def test_check_names_each_unreachable_file_with_its_servers_answer(tmp_path: Path) -> None:
     case = make_case(tmp_path)
     gone = RangeServer(case.folder).start()
-    dead = gone.url
+    dead, dead_host = gone.url, gone.host
     gone.stop()  # nothing listens on its port now
     with RangeServer(case.folder) as server:
         config = over_http(case, server, "checked")
@@ -333,7 +334,7 @@ def test_check_names_each_unreachable_file_with_its_servers_answer(tmp_path: Pat
     assert f"  cannot open /vsicurl/{server.url}/missing.tif: HTTP 404 Not Found" in text
     assert f"  cannot open /vsicurl/{dead}/ndvi.tif: no answer from the server: " in text
     hosts = {h["host"]: h for h in found.document()["remote"]["hosts"]}
-    live, down = hosts[server.url[7:]], hosts[dead[7:]]
+    live, down = hosts[server.host], hosts[dead_host]
     assert live["unreachable"] == [
         {
             "path": f"/vsicurl/{server.url}/missing.tif",
@@ -482,7 +483,7 @@ def test_object_store_paths_are_identified_by_gdal(
     ref = reference_from_config(case.config)
     with RangeServer(case.root) as server:  # bucket "covariates"
         for key, value in {
-            "AWS_S3_ENDPOINT": server.url.removeprefix("http://"),
+            "AWS_S3_ENDPOINT": server.host,
             "AWS_HTTPS": "NO",
             "AWS_VIRTUAL_HOSTING": "FALSE",
             "AWS_NO_SIGN_REQUEST": "YES",
