@@ -469,7 +469,7 @@ class ProcessingConfig:
     )
     read_ahead: int = key(
         v.to_int(0),
-        16,
+        64,
         help="remote layers: files read at once per process, apart from the workers; 0 = one "
         "after another",
         details="A window's remote files (/vsicurl/, /vsis3/, URLs, STAC assets) are opened and "

@@ -37,7 +37,7 @@ from reference import reference_from_config
 
 import windowed_classify
 from windowed_classify.commands.check import check
-from windowed_classify.config import COG_MEDIA_TYPE, load_config
+from windowed_classify.config import COG_MEDIA_TYPE, ProcessingConfig, load_config
 from windowed_classify.errors import OutputError, RemoteReadError
 from windowed_classify.inputs import retrycounts, urls
 from windowed_classify.inputs.reader import StackReader
@@ -305,7 +305,7 @@ def test_check_times_each_host_and_foresees_the_runs_requests(tmp_path: Path) ->
             load_config({**checked, "processing": {**checked["processing"], "read_ahead": 0}})
         )
     doc = found.document()["remote"]
-    assert doc["read_ahead"] == 16
+    assert doc["read_ahead"] == ProcessingConfig.read_ahead
     [host] = doc["hosts"]
     assert host["host"] == server.host.replace("127.0.0.1", "localhost")
     assert host["files"] == 4 and host["status"] == 200 and host["latency_ms"] > 0
