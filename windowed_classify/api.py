@@ -153,7 +153,7 @@ def _run(
             "remote_retries": retried + executor.retries,
             "windows": len(journal.windows),
             "workers": n_workers,
-            "engine": engine if n_workers > 1 else "serial",
+            "engine": executor.name,
             "engine_choice": why,
             "memory_mb": cfg.processing.memory_mb,
             "gdal_cache_mb": cache_mb,

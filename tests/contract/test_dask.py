@@ -25,6 +25,7 @@ from httpserver import RangeServer
 from reference import reference_from_config
 
 import windowed_classify
+from windowed_classify.commands.check import check
 from windowed_classify.config import load_config
 from windowed_classify.errors import ConfigError, InputError
 
@@ -115,6 +116,27 @@ def test_dask_output_equals_local_engine_and_reference(
     assert report_local["engine"] == "threads"
     assert_dask_report(report_dask, report_local["windows"], ref.width * ref.height)
     assert report_dask["scheduler"] == address and report_dask["workers"] == 2
+
+
+def test_check_and_the_run_name_the_dask_engine_with_one_worker(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """``workers: 1`` on an existing cluster still runs on Dask: ``check`` says so, with its
+    spill on the workers' disks, and the report agrees."""
+    case = _case(tmp_path, "tiled_threshold")
+    config = with_engine(
+        case, "dask_one", engine="dask", scheduler=cluster.scheduler.address, workers=1
+    )
+    found = check(load_config(config))
+    assert found.ok and found.estimate is not None and found.estimate.spill is not None
+    assert found.estimate.engine == "dask"
+    assert found.estimate.spill.where == "on the Dask workers' own disks"
+    assert run(config)["engine"] == "dask"
+    serial = with_engine(case, "serial", engine="threads", workers=1)
+    found = check(load_config(serial))
+    assert found.estimate is not None and found.estimate.spill is not None
+    assert found.estimate.engine == run(serial)["engine"] == "serial"
+    assert found.estimate.spill.where == "beside the output"
 
 
 def test_scheduler_local_starts_a_cluster_of_the_configured_workers(tmp_path: Path) -> None:

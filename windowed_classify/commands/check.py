@@ -21,6 +21,7 @@ from rasterio.windows import Window
 
 from ..config import Config, load_config
 from ..config_values import is_remote
+from ..engines.factory import executor_class
 from ..inputs.grid import Grid, same_grid
 from ..inputs.hints import nodata_hints
 from ..inputs.layers import Band, Layer
@@ -96,7 +97,8 @@ def check(
     if grid is not None and complete and plan.outputs and not plan.missing:
         windows = _windows(plan, grid, n_workers)
         result.estimate = _estimate(plan, grid, n_workers, windows, result.outputs)
-        result.estimate.spill = _spill(plan, grid, windows, infos, joint, result.estimate.engine)
+        kind = executor_class(cfg.processing.engine, n_workers)
+        result.estimate.spill = _spill(plan, grid, windows, infos, joint, kind.pins)
         _space_warning(result.estimate, result.warnings)
     reads = result.estimate.spill.reads if result.estimate and result.estimate.spill else 1
     engine = result.estimate.engine if result.estimate else cfg.processing.engine
@@ -290,7 +292,8 @@ def _estimate(
     cfg = plan.config
     assert cfg.model is not None and cfg.output is not None
     shape = max(((int(w.height), int(w.width)) for w in windows), key=lambda s: s[0] * s[1])
-    engine = cfg.processing.engine if n_workers > 1 else "serial"
+    asked = cfg.processing.engine
+    engine = asked if asked == "auto" and n_workers > 1 else executor_class(asked, n_workers).name
     model_mb = cfg.model.path.stat().st_size / 2**20 if cfg.model.path.is_file() else 0.0
     peak = LIBRARIES_MB + cfg.processing.memory_mb + model_mb
     if engine == "processes":
@@ -328,13 +331,14 @@ def _spill(
     windows: Sequence[Window],
     infos: Mapping[str, LayerInfo],
     joint: JointNodata,
-    engine: str,
+    on_workers: bool,
 ) -> Spill:
     """What the run will write beside the output while it runs (passes/spill.py's sizes):
     every counted layer's keys near its median, and, at a nodata threshold above 0, the rows
     that wait for a median fill - unless more than ``MAX_DEFERRED`` of the pixels need one (the
-    run then reads the stack twice instead)."""
-    where = "on the Dask workers' own disks" if engine == "dask" else "beside the output"
+    run then reads the stack twice instead). ``on_workers``: the engine pins a window's work to
+    the worker whose own disk holds its spill (Executor.pins)."""
+    where = "on the Dask workers' own disks" if on_workers else "beside the output"
     counted = [la for la in plan.layers if infos[la.name].range_source != CACHED]
     if not counted:
         return Spill("cache", 0, 0.0, 0.0, None, "", where)

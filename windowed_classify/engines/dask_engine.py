@@ -188,6 +188,7 @@ def forget_on_worker(token: str, dask_worker: Any = None) -> None:
 class DaskExecutor(Executor):
     """Runs the passes' jobs on a Dask cluster; this process merges counts and writes."""
 
+    name = "dask"
     pins = True
 
     def __init__(self, model_path: Path, workers: int, scheduler: str = "local"):

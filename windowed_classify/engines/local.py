@@ -31,6 +31,8 @@ LOCAL = "local"  # the worker id of this process
 class SerialExecutor(Executor):
     """In this process and thread; the simplest, and the reference for the others."""
 
+    name = "serial"
+
     def __init__(self, model: Any):
         self.state = WorkerState(LOCAL, model=model)
 
@@ -52,6 +54,8 @@ def _first_done(pending: Collection[cf.Future]) -> set[cf.Future]:
 
 class ThreadExecutor(Executor):
     """Threads share one model and one WorkerState; each thread has its own open rasters."""
+
+    name = "threads"
 
     def __init__(self, model: Any, workers: int):
         self.state = WorkerState(LOCAL, model=model)
@@ -125,6 +129,8 @@ def job_file(job: Job) -> Iterator[JobRef]:
 
 class ProcessExecutor(Executor):
     """Worker processes read and compute; only small results come back."""
+
+    name = "processes"
 
     def __init__(self, model_path: Path, workers: int):
         self.pool = cf.ProcessPoolExecutor(

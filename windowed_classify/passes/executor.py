@@ -83,6 +83,8 @@ def bounded(
 class Executor(ABC):
     """Runs jobs on workers; results come back in any order."""
 
+    #: the engine's name, as the report and ``check`` give it
+    name = ""
     #: workers that run items at once (what the passes size their work by)
     workers = 1
     #: whether items may be pinned to a worker (whose own disk holds their files)
