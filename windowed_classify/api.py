@@ -117,9 +117,7 @@ def _run(
         else:
             source = "journal"
         t2 = time.perf_counter()
-        summary, outputs, _ = predict_windows(  # its retries are among the executor's
-            prep, journal, executor, statistics, shown, resumed
-        )
+        summary, outputs = predict_windows(prep, journal, executor, statistics, shown, resumed)
         t3 = time.perf_counter()
         if source != "journal":  # pass 2 may have counted apart after its guide after all
             source = statistics.mode

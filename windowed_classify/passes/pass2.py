@@ -69,10 +69,10 @@ def predict_windows(
     statistics: Statistics,
     progress: str = "bar",
     resumed: bool = False,
-) -> tuple[OutputSummary, dict[str, str], int]:
-    """Returns what the writer counted (class pixels, statistics), every file written by kind,
-    and the remote reads retried. An error before the outputs take their names leaves nothing
-    under them."""
+) -> tuple[OutputSummary, dict[str, str]]:
+    """Returns what the writer counted (class pixels, statistics) and every file written by
+    kind (the remote reads retried are the executor's count). An error before the outputs take
+    their names leaves nothing under them."""
     cfg = prep.config
     assert cfg.output is not None
     job = predict_job(prep, medians_of(prep, journal.stats))
@@ -81,7 +81,6 @@ def predict_windows(
     every = cfg.processing.checkpoint_seconds
     writer = OutputSet(prep.grid, job.specs, cfg.output, resumed)
     deferred: list[tuple[int, Any, str, int]] = []
-    retries = 0
 
     def checkpoint() -> None:  # the rasters on disk first, then the journal that vouches
         writer.checkpoint()
@@ -94,10 +93,9 @@ def predict_windows(
     last = time.monotonic()
 
     def predict(run: PredictJob, items: list[tuple[int, Any]], bar: Progress) -> None:
-        nonlocal retries, last
+        nonlocal last
         for (index, key), got in executor.run(run, items):
             window = Window(*key)
-            retries += got.retries
             if run.guide:
                 statistics.take_guide(index, key, got)
             elif run.count is not None:
@@ -133,7 +131,7 @@ def predict_windows(
             else:
                 predict(job, todo, bar)
         if deferred:
-            retries += fill_deferred(job, journal, executor, statistics, writer, deferred)
+            fill_deferred(job, journal, executor, statistics, writer, deferred)
             checkpoint()
     except (KeyboardInterrupt, RemoteReadError) as exc:
         try:  # keep what is complete, for --resume
@@ -158,7 +156,7 @@ def predict_windows(
     outputs = {main: str(cfg.output.path)}
     outputs |= {kind: str(path) for kind, path in writer.style.items()}
     outputs |= {spec.key: str(spec.path) for spec in job.specs[1:]}
-    return writer.summary(), outputs, retries
+    return writer.summary(), outputs
 
 
 def fill_deferred(
@@ -168,15 +166,14 @@ def fill_deferred(
     statistics: Statistics,
     writer: OutputSet,
     deferred: list[tuple[int, Any, str, int]],
-) -> int:
+) -> None:
     """The rows that waited for a median fill, filled and predicted by the workers that kept
-    them, written into their windows; returns the remote reads retried."""
+    them, written into their windows."""
     assert journal.stats is not None
     known = replace(job, medians=medians_of_job(job, journal.stats), count=None, defer=False)
     fill = FillJob(known, statistics.folder)
     pin = (lambda item: item[2]) if executor.pins else None
     left = list(deferred)
-    retries = 0
     while left:
         try:
             for (index, key, _, _), got in executor.run(fill, left, pin):
@@ -195,12 +192,10 @@ def fill_deferred(
             refill = replace(known, refill=True)
             for (_, key), got in executor.run(refill, [(i, key) for i, key, _, _ in gone]):
                 window = Window(*key)
-                retries += got.retries
                 assert got.patch is not None
                 writer.patch_where(window, got.result, got.patch)
                 journal.tiles.patched(window)
             left = [d for d in left if d[2] != lost.worker]
-    return retries
 
 
 def medians_of_job(job: PredictJob, stats: dict[str, LayerStats]) -> np.ndarray:
