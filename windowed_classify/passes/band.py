@@ -48,6 +48,9 @@ class Band:
         return max(self.last - self.first + 1, 0)
 
 
+EVERY = Band(0, BINS - 1)  # every high bin: a guide window's band, all its keys kept
+
+
 def band_of(high: np.ndarray, side: float = BAND) -> Band:
     """The band of high bins holding ranks 0.5 - side .. 0.5 + side of a histogram."""
     n = int(high.sum())
@@ -68,7 +71,7 @@ def split(valid: np.ndarray, band: Band) -> tuple[int, np.ndarray]:
     if not valid.size or band.empty:
         return 0, np.empty(0, np.uint32)
     keys = to_keys(valid)
-    if band.first == 0 and band.last == 0xFFFF:  # a guide window's: every key is kept
+    if band == EVERY:  # a guide window's: every key is kept
         return 0, keys
     low, high = band.keys
     below = int(np.count_nonzero(keys < low))

@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..inputs.hints import Summary
 from ..inputs.windows import WindowKey, window_key
 from ..progress import Progress
-from .band import Band, LayerCounts, band_of, locate, median_of, middle_ranks, value_at
+from .band import EVERY, Band, LayerCounts, band_of, locate, median_of, middle_ranks, value_at
 from .counting import Counted, CountJob, CountSpec, RecountJob, SelectJob
 from .executor import Executor, WorkerLost
 from .guide import SAMPLE_PIXELS, GuideJob, grid_sample, guide_windows
@@ -131,8 +131,7 @@ class Statistics:
     @property
     def guide_spec(self) -> CountSpec:
         """Counts of the guide windows: against a band of every bin (all their keys kept)."""
-        every = tuple(Band(0, 0xFFFF) for _ in self.todo)
-        return CountSpec(self.rows, every, self.folder, self.token)
+        return CountSpec(self.rows, tuple(EVERY for _ in self.todo), self.folder, self.token)
 
     def take_guide(self, item: int, window: WindowKey, got: Any) -> None:
         """One guide window's counts (every key's high bin), hints and pixels to fill."""
