@@ -338,10 +338,9 @@ def _spill(
     that wait for a median fill - unless more than ``MAX_DEFERRED`` of the pixels need one (the
     run then reads the stack twice instead). ``on_workers``: the engine pins a window's work to
     the worker whose own disk holds its spill (Executor.pins)."""
-    where = "on the Dask workers' own disks" if on_workers else "beside the output"
     counted = [la for la in plan.layers if infos[la.name].range_source != CACHED]
     if not counted:
-        return Spill("cache", 0, 0.0, 0.0, None, "", where)
+        return Spill("cache", 0, 0.0, 0.0, None, "", on_workers)
     guide = Statistics.guide_items(windows)
     guide_share = sum(int(windows[i].width * windows[i].height) for i in guide) / grid.pixels
     keys = 0
@@ -351,15 +350,15 @@ def _spill(
         keys += keys_bytes(int(grid.pixels * (1 - nodata)), guide_share)
     threshold = plan.config.nodata.threshold
     if threshold == 0:  # no pixel is filled: pass 2 counts them in its own read
-        return Spill("fused", len(counted), keys / 2**20, 0.0, None, "", where)
+        return Spill("fused", len(counted), keys / 2**20, 0.0, None, "", on_workers)
     share = joint.fill_share(len(plan.layers), threshold)
     source = "sample"
     if share is None:  # not known: as many as the run would defer
         share, source = MAX_DEFERRED, "at most"
     if share > MAX_DEFERRED:
-        return Spill("separate", len(counted), keys / 2**20, 0.0, share, source, where)
+        return Spill("separate", len(counted), keys / 2**20, 0.0, share, source, on_workers)
     rows = rows_bytes(int(share * grid.pixels), len(plan.layers))
-    return Spill("deferred", len(counted), keys / 2**20, rows / 2**20, share, source, where)
+    return Spill("deferred", len(counted), keys / 2**20, rows / 2**20, share, source, on_workers)
 
 
 def _space_warning(est: Estimate, warnings: list[str]) -> None:
@@ -370,7 +369,7 @@ def _space_warning(est: Estimate, warnings: list[str]) -> None:
             "are free where they go (compression usually makes them much smaller)"
         )
     spill = est.spill
-    if spill is None or not spill.total_mb or spill.where != "beside the output":
+    if spill is None or not spill.total_mb or spill.on_workers:
         return
     if est.free_mb is not None and need + spill.total_mb > est.free_mb:
         warnings.append(

@@ -71,7 +71,11 @@ class Spill:
     rows_mb: float
     fill_share: float | None  # pixels that need a median fill (None: not known)
     fill_source: str  # where fill_share comes from: "sample", or "at most" (a bound)
-    where: str  # "beside the output", or "on the Dask workers' own disks"
+    on_workers: bool  # on the workers' own disks (an engine that pins work), not the output's
+
+    @property
+    def where(self) -> str:
+        return "on the Dask workers' own disks" if self.on_workers else "beside the output"
 
     @property
     def total_mb(self) -> float:
