@@ -195,7 +195,7 @@ def _unreachable(path: str, reason: str) -> Unreachable:
         return Unreachable(path, 0, reason)
     answer = head(url)
     if answer.status == 0:
-        return Unreachable(path, 0, f"no answer from the server: {answer.error}")
+        return Unreachable(path, 0, answer.unanswered)
     if answer.status >= 400:
         return Unreachable(path, answer.status, failure_text(answer.status, "", 1))
     # the server answers, but the file is not a raster GDAL reads: GDAL's words

@@ -206,7 +206,7 @@ def server_answer(
         if answer.status >= 400:
             return answer.status, reason
         if answer.status == 0:
-            return None, f"no answer from the server: {answer.error}"
+            return None, answer.unanswered
     return None, reason
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from .._version import __version__
 
 HEAD_TIMEOUT = 20.0  # seconds; a HEAD is one small round trip
+USER_AGENT = f"windowed_classify/{__version__}"
 _SCHEMES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/"}
 
 
@@ -54,6 +55,11 @@ class HeadAnswer:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     error: str = ""
 
+    @property
+    def unanswered(self) -> str:
+        """Why the server gave no answer, in words (status 0)."""
+        return f"no answer from the server: {self.error}"
+
 
 def head(url: str, timeout: float = HEAD_TIMEOUT) -> HeadAnswer:
     """HEAD ``url`` (redirects followed); a server that refuses HEAD (405, 501) is asked for its
@@ -65,7 +71,7 @@ def head(url: str, timeout: float = HEAD_TIMEOUT) -> HeadAnswer:
 
 
 def _ask(url: str, method: str, timeout: float, extra: dict[str, str] | None = None) -> HeadAnswer:
-    headers = {"User-Agent": f"windowed_classify/{__version__}", **(extra or {})}
+    headers = {"User-Agent": USER_AGENT, **(extra or {})}
     request = urllib.request.Request(url, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -78,8 +84,13 @@ def _ask(url: str, method: str, timeout: float, extra: dict[str, str] | None = N
     except urllib.error.HTTPError as exc:
         return HeadAnswer(exc.code, {k.lower(): v for k, v in exc.headers.items()})
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return HeadAnswer(0, error=" ".join(str(reason).split()) or type(exc).__name__)
+        return HeadAnswer(0, error=_why(exc))
+
+
+def _why(exc: BaseException) -> str:
+    """Why a request got no answer, on one line (a URLError's reason, else the error's text)."""
+    reason = getattr(exc, "reason", exc)
+    return " ".join(str(reason).split()) or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ def request_latency(url: str, tries: int = 3, timeout: float = HEAD_TIMEOUT) -> 
         else http.client.HTTPConnection
     )
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = {"User-Agent": f"windowed_classify/{__version__}"}
+    headers = {"User-Agent": USER_AGENT}
     conn = kind(parts.netloc, timeout=timeout)
     times: list[float] = []
     status = 0
@@ -119,8 +130,7 @@ def request_latency(url: str, tries: int = 3, timeout: float = HEAD_TIMEOUT) -> 
             if response.will_close:  # no second request on this connection
                 break
     except (http.client.HTTPException, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        error = " ".join(str(reason).split()) or type(exc).__name__
+        error = _why(exc)
     finally:
         conn.close()
     kept = times[1:] or times  # the first opened the connection
